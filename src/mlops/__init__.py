@@ -1,0 +1,1 @@
+"""The HPO engine: async Optuna optimizer, search spaces, model registry, objectives, persistence."""

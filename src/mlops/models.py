@@ -1,0 +1,407 @@
+"""Model registry (F3): each family declares, as data, its estimators, defaults and search space.
+
+``get_model_spec(name)`` returns a :class:`ModelSpec`; ``get_model_class(name, problem_type)`` the
+estimator class. Names are case-insensitive and accept aliases ("XGBoost", "xgb", "lgbm", "rf"...).
+The one generic objective (``objectives.py``) drives every family through the spec; nothing here
+fits or scores.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import UnknownModelError
+from .metrics import ANOMALY, BINARY, MULTICLASS, REGRESSION, normalize_problem_type
+from .search_space import SearchSpace, parse_search_space
+
+__all__ = ["ModelSpec", "get_model_spec", "get_model_class", "list_models", "MODEL_REGISTRY"]
+
+_CLS = (BINARY, MULTICLASS)
+_SUP = (BINARY, MULTICLASS, REGRESSION)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything the engine needs to know about one model family, as data.
+
+    - ``estimators``: problem type -> "module:Class" (imported lazily).
+    - ``defaults``: the params trial 0 evaluates (library defaults, made explicit, plus quiet/seed
+      settings); ``problem_defaults`` adds per-problem ones.
+    - ``space``: the default search space (dict format); ``problem_space`` adds per-problem params.
+    - ``kind``: "lightgbm" | "xgboost" (per-round reports + early stopping), "sklearn", "anomaly".
+    - ``native_categorical``: takes pandas ``category`` columns and NaN as they are; otherwise the
+      preprocessing imputes and one-hot encodes. ``needs_scaling``: standardize numeric columns.
+    """
+
+    name: str
+    aliases: tuple[str, ...]
+    estimators: Mapping[str, str]
+    defaults: Mapping[str, Any]
+    space: Mapping[str, Any]
+    kind: str = "sklearn"
+    native_categorical: bool = False
+    needs_scaling: bool = False
+    seed_param: str | None = "random_state"
+    n_jobs_param: str | None = None
+    problem_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    problem_space: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    description: str = ""
+
+    @property
+    def problem_types(self) -> tuple[str, ...]:
+        return tuple(self.estimators)
+
+    @property
+    def is_boosting(self) -> bool:
+        return self.kind in ("lightgbm", "xgboost")
+
+    def supports(self, problem_type: str) -> bool:
+        return normalize_problem_type(problem_type) in self.estimators
+
+    def _check(self, problem_type: str) -> str:
+        pt = normalize_problem_type(problem_type)
+        if pt not in self.estimators:
+            raise UnknownModelError(
+                f"model {self.name!r} does not support problem type {pt!r}; it supports "
+                f"{list(self.estimators)}. Models for {pt}: {list_models(pt)}"
+            )
+        return pt
+
+    def estimator_class(self, problem_type: str) -> type:
+        module, _, cls = self.estimators[self._check(problem_type)].partition(":")
+        return getattr(importlib.import_module(module), cls)
+
+    def default_params(self, problem_type: str, *, seed: int | None = None) -> dict[str, Any]:
+        """The family's defaults for ``problem_type`` (what trial 0 evaluates)."""
+        pt = self._check(problem_type)
+        params = dict(self.defaults)
+        params.update(self.problem_defaults.get(pt, {}))
+        if self.seed_param and seed is not None:
+            params[self.seed_param] = seed
+        return params
+
+    def search_space(self, problem_type: str) -> SearchSpace:
+        pt = self._check(problem_type)
+        spec = dict(self.space)
+        spec.update(self.problem_space.get(pt, {}))
+        return parse_search_space(spec)
+
+    def build(self, params: Mapping[str, Any], problem_type: str, *, n_threads: int | None = None) -> Any:
+        """An unfitted estimator for ``params`` (already merged with the defaults)."""
+        p = _translate(self, dict(params))
+        if self.n_jobs_param and n_threads is not None and self.n_jobs_param not in params:
+            p[self.n_jobs_param] = n_threads
+        return self.estimator_class(problem_type)(**p)
+
+
+def _translate(spec: ModelSpec, p: dict[str, Any]) -> dict[str, Any]:
+    """Map search-friendly param encodings onto what the estimator accepts."""
+    if spec.kind == "lightgbm" and p.get("boosting_type") == "goss":
+        # LightGBM 4: GOSS is a data-sampling strategy on top of gbdt, and it excludes bagging.
+        p["boosting_type"] = "gbdt"
+        p["data_sample_strategy"] = "goss"
+        p.pop("bagging_fraction", None)
+        p.pop("bagging_freq", None)
+    if "hidden_layer_sizes" in p and isinstance(p["hidden_layer_sizes"], str):
+        p["hidden_layer_sizes"] = tuple(int(x) for x in p["hidden_layer_sizes"].split("-"))
+    return p
+
+
+_LOG_REG = {"type": "float", "low": 1e-8, "high": 10.0, "log": True}
+_CLASS_WEIGHT = {"class_weight": {"type": "categorical", "choices": [None, "balanced"]}}
+_FOREST_SPACE = {
+    "n_estimators": {"type": "int", "low": 50, "high": 500, "step": 50},
+    "max_depth": {"type": "categorical", "choices": [None, 4, 8, 12, 16, 24, 32]},
+    "min_samples_split": {"type": "int", "low": 2, "high": 20},
+    "min_samples_leaf": {"type": "int", "low": 1, "high": 20},
+    "max_features": {"type": "categorical", "choices": ["sqrt", "log2", 0.3, 0.5, 0.7, 1.0]},
+}
+_FOREST_DEFAULTS = {"n_estimators": 100, "max_depth": None, "min_samples_split": 2, "min_samples_leaf": 1}
+
+_SPECS: list[ModelSpec] = [
+    ModelSpec(
+        name="lightgbm",
+        aliases=("lgbm", "lgb", "lightgbm", "light_gbm"),
+        estimators={BINARY: "lightgbm:LGBMClassifier", MULTICLASS: "lightgbm:LGBMClassifier",
+                    REGRESSION: "lightgbm:LGBMRegressor"},
+        kind="lightgbm",
+        native_categorical=True,
+        n_jobs_param="n_jobs",
+        defaults={
+            "boosting_type": "gbdt", "n_estimators": 100, "learning_rate": 0.1, "num_leaves": 31,
+            "max_depth": -1, "min_child_samples": 20, "feature_fraction": 1.0, "bagging_fraction": 1.0,
+            "bagging_freq": 0, "lambda_l1": 0.0, "lambda_l2": 0.0, "min_gain_to_split": 0.0, "max_bin": 255,
+            "verbose": -1,
+        },
+        space={
+            "boosting_type": {"type": "categorical", "choices": ["gbdt", "dart", "goss"]},
+            "n_estimators": {"type": "int", "low": 50, "high": 1000, "step": 50},
+            "num_leaves": {"type": "int", "low": 10, "high": 200},
+            "learning_rate": {"type": "float", "low": 0.01, "high": 0.3, "log": True},
+            "feature_fraction": {"type": "float", "low": 0.5, "high": 1.0},
+            "bagging_fraction": {"type": "float", "low": 0.5, "high": 1.0, "when": {"boosting_type": ["gbdt", "dart"]}},
+            "bagging_freq": {"type": "int", "low": 1, "high": 10, "when": {"boosting_type": ["gbdt", "dart"]}},
+            "min_child_samples": {"type": "int", "low": 5, "high": 100},
+            "lambda_l1": _LOG_REG,
+            "lambda_l2": _LOG_REG,
+            "max_depth": {"type": "int", "low": 3, "high": 12},
+            "min_gain_to_split": {"type": "float", "low": 0.0, "high": 1.0},
+            "max_bin": {"type": "int", "low": 32, "high": 512},
+            "drop_rate": {"type": "float", "low": 0.0, "high": 0.2, "when": {"boosting_type": ["dart"]}},
+            "max_drop": {"type": "int", "low": 3, "high": 50, "when": {"boosting_type": ["dart"]}},
+            "skip_drop": {"type": "float", "low": 0.0, "high": 1.0, "when": {"boosting_type": ["dart"]}},
+        },
+        problem_space={BINARY: _CLASS_WEIGHT, MULTICLASS: _CLASS_WEIGHT},
+        description="LightGBM gradient boosting (gbdt/dart/goss), native categoricals and missing values",
+    ),
+    ModelSpec(
+        name="xgboost",
+        aliases=("xgb", "xgboost", "xgboost_model"),
+        estimators={BINARY: "xgboost:XGBClassifier", MULTICLASS: "xgboost:XGBClassifier",
+                    REGRESSION: "xgboost:XGBRegressor"},
+        kind="xgboost",
+        native_categorical=True,
+        n_jobs_param="n_jobs",
+        defaults={
+            "n_estimators": 100, "learning_rate": 0.3, "max_depth": 6, "subsample": 1.0,
+            "colsample_bytree": 1.0, "reg_alpha": 0.0, "reg_lambda": 1.0, "min_child_weight": 1.0,
+            "tree_method": "hist", "enable_categorical": True, "max_cat_to_onehot": 1, "verbosity": 0,
+        },
+        space={
+            "n_estimators": {"type": "int", "low": 100, "high": 1000, "step": 50},
+            "learning_rate": {"type": "float", "low": 0.01, "high": 0.3, "log": True},
+            "max_depth": {"type": "int", "low": 3, "high": 10},
+            "subsample": {"type": "float", "low": 0.6, "high": 1.0},
+            "colsample_bytree": {"type": "float", "low": 0.6, "high": 1.0},
+            "reg_alpha": _LOG_REG,
+            "reg_lambda": _LOG_REG,
+            "min_child_weight": {"type": "float", "low": 0.5, "high": 20.0, "log": True},
+        },
+        description="XGBoost (hist), native categoricals and missing values",
+    ),
+    ModelSpec(
+        name="random_forest",
+        aliases=("rf", "randomforest", "random_forest", "random-forest"),
+        estimators={BINARY: "sklearn.ensemble:RandomForestClassifier",
+                    MULTICLASS: "sklearn.ensemble:RandomForestClassifier",
+                    REGRESSION: "sklearn.ensemble:RandomForestRegressor"},
+        n_jobs_param="n_jobs",
+        defaults={**_FOREST_DEFAULTS, "bootstrap": True},
+        problem_defaults={BINARY: {"max_features": "sqrt"}, MULTICLASS: {"max_features": "sqrt"},
+                          REGRESSION: {"max_features": 1.0}},
+        space={**_FOREST_SPACE, "bootstrap": {"type": "categorical", "choices": [True, False]}},
+        problem_space={BINARY: {"class_weight": {"type": "categorical", "choices": [None, "balanced", "balanced_subsample"]}},
+                       MULTICLASS: {"class_weight": {"type": "categorical", "choices": [None, "balanced", "balanced_subsample"]}}},
+    ),
+    ModelSpec(
+        name="extra_trees",
+        aliases=("et", "extratrees", "extra_trees", "extra-trees", "extremely_randomized_trees"),
+        estimators={BINARY: "sklearn.ensemble:ExtraTreesClassifier",
+                    MULTICLASS: "sklearn.ensemble:ExtraTreesClassifier",
+                    REGRESSION: "sklearn.ensemble:ExtraTreesRegressor"},
+        n_jobs_param="n_jobs",
+        defaults={**_FOREST_DEFAULTS, "bootstrap": False},
+        problem_defaults={BINARY: {"max_features": "sqrt"}, MULTICLASS: {"max_features": "sqrt"},
+                          REGRESSION: {"max_features": 1.0}},
+        space=_FOREST_SPACE,
+        problem_space={BINARY: _CLASS_WEIGHT, MULTICLASS: _CLASS_WEIGHT},
+    ),
+    ModelSpec(
+        name="hist_gradient_boosting",
+        aliases=("hgb", "histgb", "histgradientboosting", "hist_gradient_boosting", "hist_gbm"),
+        estimators={BINARY: "sklearn.ensemble:HistGradientBoostingClassifier",
+                    MULTICLASS: "sklearn.ensemble:HistGradientBoostingClassifier",
+                    REGRESSION: "sklearn.ensemble:HistGradientBoostingRegressor"},
+        native_categorical=True,
+        defaults={"learning_rate": 0.1, "max_iter": 100, "max_leaf_nodes": 31, "min_samples_leaf": 20,
+                  "l2_regularization": 0.0, "max_features": 1.0, "categorical_features": "from_dtype"},
+        space={
+            "learning_rate": {"type": "float", "low": 0.01, "high": 0.3, "log": True},
+            "max_iter": {"type": "int", "low": 50, "high": 500, "step": 50},
+            "max_leaf_nodes": {"type": "int", "low": 8, "high": 128},
+            "min_samples_leaf": {"type": "int", "low": 5, "high": 100},
+            "l2_regularization": _LOG_REG,
+            "max_features": {"type": "float", "low": 0.3, "high": 1.0},
+        },
+        problem_space={BINARY: _CLASS_WEIGHT, MULTICLASS: _CLASS_WEIGHT},
+    ),
+    ModelSpec(
+        name="logistic_regression",
+        aliases=("logreg", "logistic", "lr", "logistic_regression", "logisticregression"),
+        estimators={BINARY: "sklearn.linear_model:LogisticRegression",
+                    MULTICLASS: "sklearn.linear_model:LogisticRegression"},
+        needs_scaling=True,
+        defaults={"C": 1.0, "max_iter": 2000},
+        space={"C": {"type": "float", "low": 1e-4, "high": 100.0, "log": True}, **_CLASS_WEIGHT},
+    ),
+    ModelSpec(
+        name="ridge",
+        aliases=("ridge", "ridge_regression", "ridgeclassifier"),
+        estimators={BINARY: "sklearn.linear_model:RidgeClassifier",
+                    MULTICLASS: "sklearn.linear_model:RidgeClassifier",
+                    REGRESSION: "sklearn.linear_model:Ridge"},
+        needs_scaling=True,
+        defaults={"alpha": 1.0},
+        space={"alpha": {"type": "float", "low": 1e-4, "high": 100.0, "log": True}},
+        problem_space={BINARY: _CLASS_WEIGHT, MULTICLASS: _CLASS_WEIGHT},
+    ),
+    ModelSpec(
+        name="lasso",
+        aliases=("lasso", "lasso_regression"),
+        estimators={REGRESSION: "sklearn.linear_model:Lasso"},
+        needs_scaling=True,
+        defaults={"alpha": 1.0, "max_iter": 5000},
+        space={"alpha": {"type": "float", "low": 1e-5, "high": 10.0, "log": True}},
+    ),
+    ModelSpec(
+        name="elastic_net",
+        aliases=("elasticnet", "elastic_net", "enet", "elastic-net"),
+        estimators={REGRESSION: "sklearn.linear_model:ElasticNet"},
+        needs_scaling=True,
+        defaults={"alpha": 1.0, "l1_ratio": 0.5, "max_iter": 5000},
+        space={"alpha": {"type": "float", "low": 1e-5, "high": 10.0, "log": True},
+               "l1_ratio": {"type": "float", "low": 0.05, "high": 1.0}},
+    ),
+    ModelSpec(
+        name="svm",
+        aliases=("svm", "svc", "svr", "support_vector_machine"),
+        estimators={BINARY: "sklearn.svm:SVC", MULTICLASS: "sklearn.svm:SVC", REGRESSION: "sklearn.svm:SVR"},
+        needs_scaling=True,
+        seed_param=None,
+        defaults={"C": 1.0, "kernel": "rbf", "gamma": "scale"},
+        space={
+            "C": {"type": "float", "low": 1e-3, "high": 100.0, "log": True},
+            "kernel": {"type": "categorical", "choices": ["rbf", "linear", "poly"]},
+            "gamma": {"type": "categorical", "choices": ["scale", "auto"], "when": {"kernel": ["rbf", "poly"]}},
+            "degree": {"type": "int", "low": 2, "high": 5, "when": {"kernel": ["poly"]}},
+        },
+        problem_space={BINARY: _CLASS_WEIGHT, MULTICLASS: _CLASS_WEIGHT,
+                       REGRESSION: {"epsilon": {"type": "float", "low": 0.01, "high": 1.0, "log": True}}},
+        problem_defaults={REGRESSION: {"epsilon": 0.1}},
+    ),
+    ModelSpec(
+        name="knn",
+        aliases=("knn", "k_nearest_neighbors", "kneighbors", "nearest_neighbors"),
+        estimators={BINARY: "sklearn.neighbors:KNeighborsClassifier",
+                    MULTICLASS: "sklearn.neighbors:KNeighborsClassifier",
+                    REGRESSION: "sklearn.neighbors:KNeighborsRegressor"},
+        needs_scaling=True,
+        seed_param=None,
+        n_jobs_param="n_jobs",
+        defaults={"n_neighbors": 5, "weights": "uniform", "p": 2},
+        space={
+            "n_neighbors": {"type": "int", "low": 1, "high": 50},
+            "weights": {"type": "categorical", "choices": ["uniform", "distance"]},
+            "p": {"type": "categorical", "choices": [1, 2]},
+        },
+    ),
+    ModelSpec(
+        name="mlp",
+        aliases=("mlp", "neural_network", "multilayer_perceptron", "nn"),
+        estimators={BINARY: "sklearn.neural_network:MLPClassifier",
+                    MULTICLASS: "sklearn.neural_network:MLPClassifier",
+                    REGRESSION: "sklearn.neural_network:MLPRegressor"},
+        needs_scaling=True,
+        defaults={"hidden_layer_sizes": "100", "alpha": 1e-4, "learning_rate_init": 1e-3,
+                  "activation": "relu", "max_iter": 300, "early_stopping": True},
+        space={
+            "hidden_layer_sizes": {"type": "categorical", "choices": ["32", "64", "100", "128", "64-32", "128-64", "128-64-32"]},
+            "alpha": {"type": "float", "low": 1e-6, "high": 1e-1, "log": True},
+            "learning_rate_init": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+            "activation": {"type": "categorical", "choices": ["relu", "tanh"]},
+        },
+    ),
+    ModelSpec(
+        name="isolation_forest",
+        aliases=("iforest", "isolation_forest", "isolationforest"),
+        estimators={ANOMALY: "sklearn.ensemble:IsolationForest"},
+        kind="anomaly",
+        n_jobs_param="n_jobs",
+        defaults={"n_estimators": 100, "max_samples": "auto", "max_features": 1.0},
+        space={
+            "n_estimators": {"type": "int", "low": 50, "high": 500, "step": 50},
+            "max_samples": {"type": "categorical", "choices": ["auto", 0.5, 0.8, 1.0]},
+            "max_features": {"type": "float", "low": 0.5, "high": 1.0},
+        },
+    ),
+    ModelSpec(
+        name="one_class_svm",
+        aliases=("ocsvm", "one_class_svm", "oneclasssvm", "one-class-svm"),
+        estimators={ANOMALY: "sklearn.svm:OneClassSVM"},
+        kind="anomaly",
+        needs_scaling=True,
+        seed_param=None,
+        defaults={"nu": 0.5, "kernel": "rbf", "gamma": "scale"},
+        space={
+            "nu": {"type": "float", "low": 0.01, "high": 0.5},
+            "kernel": {"type": "categorical", "choices": ["rbf", "sigmoid", "linear"]},
+            "gamma": {"type": "categorical", "choices": ["scale", "auto"], "when": {"kernel": ["rbf", "sigmoid"]}},
+        },
+    ),
+    ModelSpec(
+        name="local_outlier_factor",
+        aliases=("lof", "local_outlier_factor", "localoutlierfactor"),
+        estimators={ANOMALY: "sklearn.neighbors:LocalOutlierFactor"},
+        kind="anomaly",
+        needs_scaling=True,
+        seed_param=None,
+        n_jobs_param="n_jobs",
+        defaults={"n_neighbors": 20, "p": 2, "novelty": True},
+        space={
+            "n_neighbors": {"type": "int", "low": 5, "high": 100},
+            "p": {"type": "categorical", "choices": [1, 2]},
+        },
+    ),
+]
+
+MODEL_REGISTRY: dict[str, ModelSpec] = {s.name: s for s in _SPECS}
+_ALIASES: dict[str, str] = {}
+for _s in _SPECS:
+    for _a in (_s.name, *_s.aliases):
+        _ALIASES[_a.lower().replace("-", "_").replace(" ", "_")] = _s.name
+
+
+def _key(name: str) -> str:
+    return str(name).strip().lower().replace("-", "_").replace(" ", "_")
+
+
+def list_models(problem_type: str | None = None) -> list[str]:
+    """Registered family names (those supporting ``problem_type`` when given)."""
+    if problem_type is None:
+        return list(MODEL_REGISTRY)
+    pt = normalize_problem_type(problem_type)
+    return [n for n, s in MODEL_REGISTRY.items() if pt in s.estimators]
+
+
+def get_model_spec(algorithm: str | ModelSpec, problem_type: str | None = None) -> ModelSpec:
+    """The :class:`ModelSpec` for ``algorithm`` (case-insensitive, aliases allowed)."""
+    if isinstance(algorithm, ModelSpec):
+        spec = algorithm
+    else:
+        name = _ALIASES.get(_key(algorithm))
+        if name is None:
+            raise UnknownModelError(
+                f"unknown algorithm {algorithm!r}; known algorithms: {list(MODEL_REGISTRY)} "
+                f"(aliases such as 'xgb', 'lgbm', 'rf' work too)"
+            )
+        spec = MODEL_REGISTRY[name]
+    if problem_type is not None:
+        spec._check(problem_type)
+    return spec
+
+
+def get_model_class(algorithm: str, problem_type: str = BINARY) -> type:
+    """The estimator class of ``algorithm`` for ``problem_type`` (e.g. ``LGBMClassifier``)."""
+    return get_model_spec(algorithm).estimator_class(problem_type)
+
+
+def threads_per_trial(n_jobs: int) -> int:
+    """CPU threads one trial may use when ``n_jobs`` trials run at once."""
+    return max(1, (os.cpu_count() or 1) // max(1, n_jobs))
+
+
+ModelFactory = Callable[[Mapping[str, Any], str], Any]

@@ -1,0 +1,139 @@
+"""Public face of the HPO engine.
+
+>>> from src.mlops.optuna_optimizer import run_hyperparameter_optimization
+>>> result = await run_hyperparameter_optimization(
+...     algorithm="lightgbm", problem_type="binary_classification",
+...     X_train=X_tr, y_train=y_tr, X_val=X_va, y_val=y_va, metric="roc_auc", n_trials=30, seed=0)
+>>> result.best_value, result.merged_params   # merged_params = defaults updated by best_params
+
+There is deliberately no parameter for test data anywhere here: tuning sees train and validation
+data only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import optuna
+
+from .errors import StudyFailedError
+from .factories import PrunerFactory, SamplerFactory
+from .fingerprint import dataset_fingerprint
+from .metrics import default_metric, get_metric, normalize_problem_type
+from .models import get_model_class, get_model_spec, list_models
+from .objectives import ModelObjective, TunedModel
+from .optimizer import OptunaOptimizer
+from .search_space import SearchSpace, parse_search_space
+from .types import OptimizationResult, StudyContext, TrialListener
+
+__all__ = [
+    "OptunaOptimizer",
+    "SamplerFactory",
+    "PrunerFactory",
+    "get_model_class",
+    "get_model_spec",
+    "list_models",
+    "run_hyperparameter_optimization",
+    "OptimizationResult",
+    "ModelObjective",
+    "TunedModel",
+    "SearchSpace",
+    "parse_search_space",
+]
+
+
+async def run_hyperparameter_optimization(
+    algorithm: str = "lightgbm",
+    problem_type: str = "binary_classification",
+    X_train: Any = None,
+    y_train: Any = None,
+    X_val: Any = None,
+    y_val: Any = None,
+    metric: str | None = None,
+    n_trials: int | None = 50,
+    timeout: float | None = None,
+    sampler: str | optuna.samplers.BaseSampler = "tpe",
+    pruner: str | optuna.pruners.BasePruner | None = "median",
+    search_space: Mapping[str, Any] | SearchSpace | None = None,
+    cv: int | None = None,
+    seed: int | None = 42,
+    *,
+    study_name: str | None = None,
+    storage: Any = None,
+    n_jobs: int = 1,
+    trial_timeout: float | None = None,
+    max_failures: int | None = None,
+    patience: int | None = None,
+    min_improvement: float = 0.0,
+    cv_strategy: str = "auto",
+    space_overrides: Mapping[str, Any] | None = None,
+    fixed_params: Mapping[str, Any] | None = None,
+    enqueue_defaults: bool = True,
+    enqueue: Iterable[Mapping[str, Any]] = (),
+    early_stopping_rounds: int | None = 50,
+    sampler_options: Mapping[str, Any] | None = None,
+    pruner_options: Mapping[str, Any] | None = None,
+    listeners: Iterable[TrialListener] = (),
+    callbacks: Sequence[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] | None = None,
+    optimizer: OptunaOptimizer | None = None,
+    experiment_name: str | None = None,
+) -> OptimizationResult:
+    """Tune ``algorithm`` on validation data (or CV folds of the training data) and return the result.
+
+    ``metric`` defaults by problem type (roc_auc for binary, log_loss for multiclass, rmse for
+    regression). ``search_space`` replaces the family's default space; ``space_overrides`` patches
+    it (a spec per param, ``None`` removes one). With ``cv`` the validation data is not needed.
+    The model's defaults are trial 0 (``enqueue_defaults``), so ``best_value`` is never worse
+    than the defaults' validation score. A named study in a persistent ``storage`` resumes.
+    Raises :class:`StudyFailedError` when no trial completed (the reasons are in the message).
+    """
+    pt = normalize_problem_type(problem_type)
+    spec = get_model_spec(algorithm, pt)
+    metric_spec = get_metric(metric or default_metric(pt), pt)
+    options = dict(metric=metric_spec.name, search_space=search_space, space_overrides=space_overrides,
+                   fixed_params=fixed_params, seed=seed, early_stopping_rounds=early_stopping_rounds, n_jobs=n_jobs)
+    if pruner_options is None and isinstance(pruner, str) and pruner.lower() in ("median", "percentile"):
+        # Steps are boosting rounds on a validation split (early rounds say little about the final
+        # score, so warm up longer) and folds under CV (prune from the second fold on).
+        pruner_options = {"n_startup_trials": 8, "n_warmup_steps": 1 if cv is not None else 30}
+        if pruner.lower() == "percentile":
+            pruner_options["percentile"] = 25.0
+    opt = optimizer or OptunaOptimizer(listeners=listeners)
+    if cv is not None:
+        objective = opt.create_cv_objective(spec.name, pt, X_train, y_train, cv=cv, cv_strategy=cv_strategy, **options)
+    else:
+        objective = opt.create_validation_objective(spec.name, pt, X_train, y_train, X_val, y_val, **options)
+    fingerprint = dataset_fingerprint(objective.X_train, y_train)
+    name = study_name or f"{spec.name}-{pt}-{metric_spec.name}-{fingerprint}"
+    context = StudyContext(
+        study_name=name, directions=(metric_spec.direction,), algorithm=spec.name, problem_type=pt,
+        metric=metric_spec.name, metric_names=(metric_spec.name,),
+        sampler_name=sampler if isinstance(sampler, str) else type(sampler).__name__,
+        pruner_name=(pruner if isinstance(pruner, str) or pruner is None else type(pruner).__name__) or "none",
+        search_space=objective.search_space.to_dict(), n_trials=n_trials, dataset_fingerprint=fingerprint,
+        experiment_name=experiment_name,
+    )
+    study = await opt.create_study(
+        study_name=name, direction=metric_spec.direction, sampler=sampler, pruner=pruner, storage=storage,
+        seed=seed, search_space=objective.search_space, sampler_options=sampler_options,
+        pruner_options=pruner_options, context=context,
+    )
+    result = await opt.optimize(
+        study, objective, n_trials=n_trials, timeout=timeout, n_jobs=n_jobs, callbacks=callbacks,
+        trial_timeout=trial_timeout, max_failures=max_failures, patience=patience,
+        min_improvement=min_improvement, enqueue_defaults=enqueue_defaults, enqueue=enqueue,
+    )
+    if result.n_completed == 0:
+        reasons = sorted(set(result.failure_reasons.values()))[:3]
+        raise StudyFailedError(
+            f"study {name!r} ended without a COMPLETE trial ({result.n_failed} failed, {result.n_pruned} pruned); "
+            f"failure reasons: {reasons}"
+        )
+    result.algorithm, result.problem_type, result.metric = spec.name, pt, metric_spec.name
+    result.default_params = dict(objective.default_params)
+    result.merged_params = objective.params_for(result.best_params)
+    defaults = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+                if t.user_attrs.get("source") == "defaults"]
+    result.defaults_value = float(defaults[0].value) if defaults else None
+    return result

@@ -1,0 +1,103 @@
+"""Domain types shared by the engine and its adapters (persistence, tracking, agents)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import optuna
+
+__all__ = ["StudyContext", "OptimizationResult", "TrialListener", "FAIL_REASON_ATTR", "WORKER_ATTR", "SOURCE_ATTR"]
+
+#: user attribute of a FAIL trial holding its reason ("timeout", "stale", "cancelled", "exception: ...").
+FAIL_REASON_ATTR = "fail_reason"
+#: user attribute naming the worker (host:pid:token) that owns a trial; used to detect stale trials.
+WORKER_ATTR = "worker_id"
+#: user attribute telling where a trial's params came from ("defaults", "user", "retry", "warm_start").
+SOURCE_ATTR = "source"
+
+
+@dataclass(frozen=True)
+class StudyContext:
+    """What adapters (history database, MLflow) need to know about a study besides Optuna's own data."""
+
+    study_name: str
+    directions: tuple[str, ...]
+    algorithm: str | None = None
+    problem_type: str | None = None
+    metric: str | None = None
+    metric_names: tuple[str, ...] = ()
+    sampler_name: str | None = None
+    pruner_name: str | None = None
+    search_space: dict[str, Any] | None = None
+    n_trials: int | None = None
+    dataset_fingerprint: str | None = None
+    experiment_name: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def direction(self) -> str:
+        return self.directions[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class OptimizationResult:
+    """Outcome of :meth:`OptunaOptimizer.optimize` (and of ``run_hyperparameter_optimization``)."""
+
+    study_name: str
+    directions: tuple[str, ...]
+    best_params: dict[str, Any]
+    best_value: float | None
+    best_values: list[float] | None
+    best_trial_number: int | None
+    n_trials: int
+    n_completed: int
+    n_pruned: int
+    n_failed: int
+    duration_s: float
+    stop_reason: str
+    merged_params: dict[str, Any] = field(default_factory=dict)
+    default_params: dict[str, Any] = field(default_factory=dict)
+    defaults_value: float | None = None
+    best_user_attrs: dict[str, Any] = field(default_factory=dict)
+    pareto_front: list[dict[str, Any]] = field(default_factory=list)
+    algorithm: str | None = None
+    problem_type: str | None = None
+    metric: str | None = None
+    failure_reasons: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def direction(self) -> str:
+        return self.directions[0]
+
+    @property
+    def improvement_over_defaults(self) -> float | None:
+        """best_value - defaults_value, signed so that a positive number is always better."""
+        if self.best_value is None or self.defaults_value is None:
+            return None
+        sign = 1.0 if self.direction == "maximize" else -1.0
+        return sign * (self.best_value - self.defaults_value)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["failure_reasons"] = {str(k): v for k, v in self.failure_reasons.items()}
+        return d
+
+
+@runtime_checkable
+class TrialListener(Protocol):
+    """Observer of a running study. Called on the event loop, after ``study.tell``.
+
+    Adapters (the history repository, the MLflow tracker, progress bars, graph stream writers)
+    implement it. A listener must not raise for operational problems of its own backend
+    (log and count them); an exception it raises is logged and the study goes on.
+    """
+
+    async def on_study_start(self, study: optuna.Study, context: StudyContext) -> None: ...
+
+    async def on_trial_finished(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None: ...
+
+    async def on_study_end(self, study: optuna.Study, result: OptimizationResult) -> None: ...

@@ -1,0 +1,311 @@
+import asyncio
+import inspect
+import math
+import os
+import time
+
+import numpy as np
+import optuna
+import pytest
+
+from src.mlops.errors import DataValidationError, IncompatibleMetricError, StudyFailedError, ConfigurationError
+from src.mlops.models import MODEL_REGISTRY
+from src.mlops.optuna_optimizer import OptunaOptimizer, run_hyperparameter_optimization
+
+_CASES = [(name, pt) for name, spec in MODEL_REGISTRY.items() for pt in spec.problem_types]
+_METRIC = {"binary_classification": "roc_auc", "multiclass_classification": "accuracy",
+           "regression": "rmse", "anomaly_detection": "roc_auc"}
+
+
+@pytest.mark.parametrize("algorithm, problem_type", _CASES, ids=[f"{a}-{p}" for a, p in _CASES])
+async def test_every_family_and_problem_type_tunes(algorithm, problem_type, small_data):
+    X_tr, y_tr, X_va, y_va = small_data[problem_type]
+    fixed = {"n_estimators": 30} if algorithm in ("lightgbm", "xgboost", "random_forest", "extra_trees",
+                                                   "isolation_forest") else None
+    fixed = {"max_iter": 30} if algorithm == "hist_gradient_boosting" else fixed
+    space_overrides = {"n_estimators": None, "max_iter": None} if fixed else None
+    r = await run_hyperparameter_optimization(
+        algorithm, problem_type, X_tr, y_tr, X_va, y_va, metric=_METRIC[problem_type], n_trials=3, seed=0,
+        fixed_params=fixed, space_overrides=space_overrides,
+    )
+    assert r.n_completed >= 1 and r.n_trials == 3
+    assert math.isfinite(r.best_value)
+    assert r.defaults_value is not None
+    better = (lambda a, b: a >= b) if r.direction == "maximize" else (lambda a, b: a <= b)
+    assert better(r.best_value, r.defaults_value)  # defaults are trial 0: never worse
+    assert r.merged_params == {**r.default_params, **r.best_params}
+
+
+async def test_lightgbm_tuning_reports_rounds_and_merges_defaults(binary_data):
+    X_tr, y_tr, X_va, y_va = binary_data
+    r = await run_hyperparameter_optimization("lightgbm", "binary_classification", X_tr, y_tr, X_va, y_va,
+                                              metric="roc_auc", n_trials=12, seed=3)
+    assert r.n_trials == 12 and r.n_completed + r.n_pruned + r.n_failed == 12
+    assert r.best_value >= r.defaults_value
+    assert r.merged_params["verbose"] == -1  # a default the space does not touch
+    for k, v in r.best_params.items():
+        assert r.merged_params[k] == v
+
+
+async def test_intermediate_values_are_reported_per_round(binary_data):
+    X_tr, y_tr, X_va, y_va = binary_data
+    opt = OptunaOptimizer()
+    study = await opt.create_study(study_name="rounds", direction="maximize", pruner="none")
+    obj = opt.create_validation_objective("xgboost", "binary_classification", X_tr, y_tr, X_va, y_va,
+                                          metric="roc_auc", fixed_params={"n_estimators": 100},
+                                          space_overrides={"n_estimators": None})
+    await opt.optimize(study, obj, n_trials=2)
+    t0 = study.trials[0]
+    assert len(t0.intermediate_values) > 5
+    assert t0.user_attrs["source"] == "defaults"
+    assert "best_iteration" in t0.user_attrs
+
+
+async def test_cv_objective_reports_per_fold_and_uses_training_data_only(binary_data):
+    X_tr, y_tr, _, _ = binary_data
+    opt = OptunaOptimizer()
+    study = await opt.create_study(direction="maximize", pruner="none")
+    obj = opt.create_cv_objective("logistic_regression", "binary_classification", X_tr, y_tr, cv=3, metric="roc_auc")
+    assert obj.X_val is None
+    await opt.optimize(study, obj, n_trials=2)
+    for t in study.trials:
+        assert sorted(t.intermediate_values) == [0, 1, 2]
+        assert len(t.user_attrs["fold_scores"]) == 3
+
+
+async def test_time_series_cv(small_data):
+    X_tr, y_tr, _, _ = small_data["regression"]
+    r = await run_hyperparameter_optimization("ridge", "regression", X_tr, y_tr, metric="mae", n_trials=2, cv=3,
+                                              cv_strategy="timeseries")
+    assert r.n_completed == 2
+
+
+def test_the_api_has_no_test_data_parameter():
+    params = set(inspect.signature(run_hyperparameter_optimization).parameters)
+    params |= set(inspect.signature(OptunaOptimizer.create_validation_objective).parameters)
+    assert not [p for p in params if "test" in p.lower()]
+
+
+async def test_messy_frame_with_strings_and_missing_values(messy_frame):
+    X, y = messy_frame
+    X_tr, X_va, y_tr, y_va = X.iloc[:300], X.iloc[300:], y.iloc[:300], y.iloc[300:]
+    for alg in ("lightgbm", "xgboost", "logistic_regression", "random_forest", "hist_gradient_boosting"):
+        r = await run_hyperparameter_optimization(alg, "binary", X_tr, y_tr, X_va, y_va, n_trials=2, seed=0)
+        assert r.n_completed >= 1 and r.best_value > 0.7, alg
+
+
+# --- bad input ------------------------------------------------------------------------------
+@pytest.mark.parametrize("case, fragment", [
+    ("length", "length mismatch"),
+    ("empty", "empty"),
+    ("nan_y", "missing (NaN)"),
+    ("one_class", "only one class"),
+    ("columns", "feature columns differ"),
+])
+async def test_bad_data_is_refused_before_any_trial(case, fragment, binary_data):
+    X_tr, y_tr, X_va, y_va = binary_data
+    if case == "length":
+        y_tr = y_tr.iloc[:-3]
+    elif case == "empty":
+        X_va, y_va = X_va.iloc[:0], y_va.iloc[:0]
+    elif case == "nan_y":
+        y_tr = y_tr.astype(float).copy()
+        y_tr.iloc[5] = np.nan
+    elif case == "one_class":
+        y_tr = y_tr * 0
+    elif case == "columns":
+        X_va = X_va.drop(columns=[X_va.columns[0]])
+    calls = []
+    with pytest.raises(DataValidationError) as e:
+        await run_hyperparameter_optimization("lightgbm", "binary_classification", X_tr, y_tr, X_va, y_va,
+                                              n_trials=3, callbacks=[lambda s, t: calls.append(t)])
+    assert fragment in str(e.value)
+    assert calls == []
+
+
+async def test_metric_problem_mismatch_is_refused_up_front(binary_data):
+    X_tr, y_tr, X_va, y_va = binary_data
+    with pytest.raises(IncompatibleMetricError):
+        await run_hyperparameter_optimization("lightgbm", "binary_classification", X_tr, y_tr, X_va, y_va,
+                                              metric="rmse", n_trials=2)
+    with pytest.raises(IncompatibleMetricError, match="needs class probabilities"):
+        await run_hyperparameter_optimization("ridge", "binary_classification", X_tr, y_tr, X_va, y_va,
+                                              metric="log_loss", n_trials=2)
+
+
+async def test_invalid_search_space_raises_before_any_trial(binary_data):
+    X_tr, y_tr, X_va, y_va = binary_data
+    from src.mlops.errors import SearchSpaceError
+
+    with pytest.raises(SearchSpaceError, match="num_leaves"):
+        await run_hyperparameter_optimization("lightgbm", "binary", X_tr, y_tr, X_va, y_va, n_trials=2,
+                                              search_space={"num_leaves": ("int", 50, 10)})
+
+
+# --- failures, stop rules -------------------------------------------------------------------
+async def test_exceptions_and_nan_become_fail_with_reason_and_max_failures_stops():
+    opt = OptunaOptimizer()
+    study = await opt.create_study(direction="minimize")
+
+    def objective(trial):
+        x = trial.suggest_float("x", 0, 1)
+        if trial.number % 2 == 0:
+            raise ValueError("bad fold")
+        return float("nan")
+
+    r = await opt.optimize(study, objective, n_trials=50, max_failures=4)
+    assert r.stop_reason == "max_failures" and r.n_failed == 4 and r.n_completed == 0
+    reasons = [t.user_attrs["fail_reason"] for t in study.trials]
+    assert any("ValueError: bad fold" in x for x in reasons)
+    assert any(x.startswith("non-finite value") for x in reasons)
+    assert all(t.state == optuna.trial.TrialState.FAIL for t in study.trials)
+
+
+async def test_a_study_without_any_complete_trial_raises(binary_data):
+    X_tr, y_tr, X_va, y_va = binary_data
+    with pytest.raises(StudyFailedError, match="without a COMPLETE trial"):
+        await run_hyperparameter_optimization("lightgbm", "binary", X_tr, y_tr, X_va, y_va, n_trials=2,
+                                              fixed_params={"objective": "no_such_objective"})
+
+
+async def test_patience_stops_a_plateau():
+    opt = OptunaOptimizer()
+    study = await opt.create_study(direction="maximize", sampler="random", seed=0)
+    r = await opt.optimize(study, lambda t: 1.0 + 0 * t.suggest_float("x", 0, 1), n_trials=100, patience=5)
+    assert r.stop_reason == "patience" and r.n_completed == 6
+
+
+async def test_options_are_checked():
+    opt = OptunaOptimizer()
+    study = await opt.create_study()
+    with pytest.raises(ConfigurationError, match="n_jobs"):
+        await opt.optimize(study, lambda t: 0.0, n_trials=2, n_jobs=0)
+    with pytest.raises(ConfigurationError, match="unbounded"):
+        await opt.optimize(study, lambda t: 0.0)
+    with pytest.raises(ConfigurationError, match="direction"):
+        await opt.create_study(direction="up")
+
+
+# --- timeouts, cancellation, the event loop -------------------------------------------------
+async def test_trial_timeout_kills_a_slow_model_fit_and_reclaims_the_worker(binary_data):
+    X_tr, y_tr, X_va, y_va = binary_data
+    X_big = np.tile(X_tr.to_numpy(), (20, 1))
+    y_big = np.tile(y_tr.to_numpy(), 20)
+    opt = OptunaOptimizer()
+    study = await opt.create_study(direction="maximize")
+    obj = opt.create_validation_objective("random_forest", "binary_classification", X_big, y_big,
+                                          X_va.to_numpy(), y_va.to_numpy(), fixed_params={"n_estimators": 5000, "n_jobs": 1},
+                                          space_overrides={"n_estimators": None})
+    t0 = time.monotonic()
+    r = await opt.optimize(study, obj, n_trials=2, trial_timeout=1.5)
+    elapsed = time.monotonic() - t0
+    assert r.n_failed == 2
+    assert {t.user_attrs["fail_reason"] for t in study.trials} == {"timeout"}
+    for t in study.trials:
+        assert t.duration.total_seconds() < 2 * 1.5 + 1
+    assert elapsed < 2 * (2 * 1.5) + 10  # workers start once, each trial ends near its limit
+
+
+async def test_trial_timeout_for_a_plain_callable_fails_the_trial():
+    opt = OptunaOptimizer()
+    study = await opt.create_study()
+
+    def slow(trial):
+        time.sleep(3)
+        return 1.0
+
+    t0 = time.monotonic()
+    r = await opt.optimize(study, slow, n_trials=1, trial_timeout=0.3)
+    assert time.monotonic() - t0 < 1.5
+    assert r.n_failed == 1 and study.trials[0].user_attrs["fail_reason"] == "timeout"
+
+
+async def test_cancelling_optimize_leaves_no_trial_running():
+    opt = OptunaOptimizer()
+    study = await opt.create_study()
+
+    def slow(trial):
+        trial.suggest_float("x", 0, 1)
+        time.sleep(0.4)
+        return 1.0
+
+    task = asyncio.create_task(opt.optimize(study, slow, n_trials=100, n_jobs=2))
+    await asyncio.sleep(1.0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    states = [t.state for t in study.get_trials()]
+    assert optuna.trial.TrialState.RUNNING not in states
+    cancelled = [t for t in study.get_trials() if t.user_attrs.get("fail_reason") == "cancelled"]
+    assert len(cancelled) >= 1
+
+
+async def test_event_loop_stays_responsive_while_two_fits_run(binary_data):
+    X_tr, y_tr, X_va, y_va = binary_data
+    gaps = []
+
+    async def ticker(stop):
+        last = time.perf_counter()
+        while not stop.is_set():
+            await asyncio.sleep(0.01)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    stop = asyncio.Event()
+    tick = asyncio.create_task(ticker(stop))
+    r = await run_hyperparameter_optimization("lightgbm", "binary", X_tr, y_tr, X_va, y_va, n_trials=8, n_jobs=2,
+                                              seed=0, pruner="none")
+    stop.set()
+    await tick
+    assert r.n_completed == 8
+    assert len(gaps) > 20
+    assert max(gaps) < 0.3, f"event loop blocked for {max(gaps):.3f}s"
+
+
+# --- determinism, enqueue, resume -------------------------------------------------------------
+async def test_same_seed_gives_the_same_trial_params(binary_data):
+    X_tr, y_tr, X_va, y_va = binary_data
+
+    async def params():
+        opt = OptunaOptimizer()
+        r = await run_hyperparameter_optimization("lightgbm", "binary", X_tr, y_tr, X_va, y_va, n_trials=6, seed=7,
+                                                  optimizer=opt, study_name="det")
+        return r
+
+    a, b = await params(), await params()
+    assert a.best_params == b.best_params and a.best_value == b.best_value
+
+
+async def test_user_configs_are_enqueued_and_a_named_study_resumes(tmp_path, binary_data):
+    X_tr, y_tr, X_va, y_va = binary_data
+    storage = f"journal:{tmp_path / 'journal.log'}"
+    user = {"boosting_type": "gbdt", "num_leaves": 15, "learning_rate": 0.05}
+    r1 = await run_hyperparameter_optimization("lightgbm", "binary", X_tr, y_tr, X_va, y_va, n_trials=4, seed=1,
+                                               study_name="resume-me", storage=storage, enqueue=[user])
+    assert r1.n_trials == 4
+    r2 = await run_hyperparameter_optimization("lightgbm", "binary", X_tr, y_tr, X_va, y_va, n_trials=7, seed=1,
+                                               study_name="resume-me", storage=storage)
+    assert r2.n_trials == 7
+    study = optuna.load_study(study_name="resume-me", storage=OptunaOptimizer_storage(storage))
+    sources = [t.user_attrs.get("source") for t in study.trials]
+    assert sources.count("defaults") == 1  # not re-enqueued on resume
+    assert sources[1] == "user" and study.trials[1].params["num_leaves"] == 15
+
+
+def OptunaOptimizer_storage(url):
+    from src.mlops.optimizer import resolve_storage
+
+    return resolve_storage(url)
+
+
+async def test_history_dataframe(binary_data):
+    X_tr, y_tr, X_va, y_va = binary_data
+    opt = OptunaOptimizer()
+    study = await opt.create_study(direction="maximize")
+    obj = opt.create_validation_objective("logistic_regression", "binary", X_tr, y_tr, X_va, y_va)
+    await opt.optimize(study, obj, n_trials=4)
+    df = opt.get_optimization_history(study)
+    assert list(df["number"]) == [0, 1, 2, 3]
+    assert {"state", "value", "best_value", "params_C", "source", "fail_reason"} <= set(df.columns)
+    assert df["best_value"].is_monotonic_increasing
