@@ -339,6 +339,12 @@ def _native_metric(spec: ModelSpec, metric: MetricSpec, problem_type: str) -> tu
     return {BINARY: "logloss", MULTICLASS: "mlogloss", REGRESSION: "rmse"}[problem_type], True
 
 
+_LOSS = {
+    "lightgbm": {BINARY: "binary_logloss", MULTICLASS: "multi_logloss", REGRESSION: "l2"},
+    "xgboost": {BINARY: "logloss", MULTICLASS: "mlogloss", REGRESSION: "rmse"},
+}
+
+
 def _to_reported(native: str, value: float, metric: MetricSpec) -> float:
     """A native per-round value on the scale and direction of the study's metric."""
     if native in ("binary_error", "multi_error", "error", "merror"):
@@ -372,6 +378,10 @@ def _fit_boosting(spec: ModelSpec, est: Any, Xt_tr: Any, y_tr: Any, Xt_va: Any, 
                   metric: MetricSpec, problem_type: str, reporter: Reporter, early_stopping_rounds: int | None,
                   report_steps: bool) -> int | None:
     native, _ = _native_metric(spec, metric, problem_type)
+    # Early stopping watches the training loss (a proper scoring rule): stopping on a ranking metric
+    # such as AUC halts while probabilities are still near the prior (bad calibration, worse test
+    # scores). The study's metric is what gets reported per round and scored at the end.
+    loss = _LOSS[spec.kind][problem_type]
     n_rounds = int(est.get_params().get("n_estimators") or 100)
     every = max(1, n_rounds // 40)  # at most ~40 reports per fit: storage writes stay cheap
 
@@ -395,7 +405,7 @@ def _fit_boosting(spec: ModelSpec, est: Any, Xt_tr: Any, y_tr: Any, Xt_va: Any, 
         callbacks = [lgb_callback]
         if early_stopping_rounds and est.get_params().get("boosting_type") != "dart":
             callbacks.insert(0, lgb.early_stopping(early_stopping_rounds, first_metric_only=True, verbose=False))
-        est.set_params(metric=native)
+        est.set_params(metric=[loss, native] if native != loss else native)
         if _LGBM_EVAL_XY:  # LightGBM >= 4.6 deprecates eval_set
             est.fit(Xt_tr, y_tr, eval_X=(Xt_va,), eval_y=(y_va,), callbacks=callbacks)
         else:
@@ -412,10 +422,12 @@ def _fit_boosting(spec: ModelSpec, est: Any, Xt_tr: Any, y_tr: Any, Xt_va: Any, 
                 on_round(epoch, float(hist[-1]))
             return False
 
-    est.set_params(eval_metric=native, callbacks=[_XgbCallback()],
+    # XGBoost stops early on the *last* eval metric.
+    est.set_params(eval_metric=[native, loss] if native != loss else native, callbacks=[_XgbCallback()],
                    early_stopping_rounds=early_stopping_rounds or None)
     est.fit(Xt_tr, y_tr, eval_set=[(Xt_va, y_va)], verbose=False)
-    est.set_params(callbacks=None)  # keep the fitted model picklable without our closure
+    est.callbacks = None  # keep the fitted model picklable without our closure (set_params would
+    # push the eval_metric list into the fitted booster, which XGBoost rejects)
     best = getattr(est, "best_iteration", None)
     return int(best) + 1 if best is not None else n_rounds
 

@@ -35,7 +35,7 @@ Best-effort by construction:
 
 Default store: ``sqlite:///<HPO_HOME>/mlflow.db`` with artifacts under ``<HPO_HOME>/mlartifacts``
 (see :func:`default_tracking_uri`); ``MLFLOW_TRACKING_URI`` overrides it; an explicit
-``tracking_uri`` overrides both. ``HPO_HOME`` defaults to ``~/.hpo``.
+``tracking_uri`` overrides both. ``HPO_HOME`` defaults to ``./.hpo``.
 """
 
 from __future__ import annotations
@@ -140,8 +140,8 @@ def _clean_key(key: Any) -> str:
 
 
 def resolve_hpo_home(hpo_home: str | os.PathLike[str] | None = None) -> Path:
-    """``hpo_home`` if given, else ``$HPO_HOME``, else ``~/.hpo`` — as an absolute path."""
-    raw = hpo_home if hpo_home is not None else os.environ.get("HPO_HOME") or "~/.hpo"
+    """``hpo_home`` if given, else ``$HPO_HOME``, else ``./.hpo`` — as an absolute path."""
+    raw = hpo_home if hpo_home is not None else os.environ.get("HPO_HOME") or ".hpo"
     return Path(raw).expanduser().resolve()
 
 

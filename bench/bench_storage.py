@@ -1,0 +1,180 @@
+"""Optuna storage overhead per trial, side by side in one run (SPEC F18).
+
+Backends: in-memory, JournalStorage on a file, RDBStorage on PostgreSQL (wrapped by
+``optuna.storages.get_storage``, i.e. with its cache), and our JournalStorage on PostgreSQL
+(``create_optuna_storage``). Each runs the same ask/tell loop: TPE (seeded), two float params, a
+trivial objective, one user attribute per trial (as the engine's worker id). The backends advance in
+lockstep (trial i of each, then trial i+1 ...), so other load on the machine affects them alike. Reported: median and p90
+wall time per trial over the last ``--window`` trials (900-1000 by default), the overhead over
+in-memory, and the ratio to it; plus the time to re-open the finished study from a fresh storage.
+PostgreSQL runs on the same machine: on few cores, numpy's idle-spinning BLAS threads (TPE) compete
+with it, which ``OPENBLAS_NUM_THREADS=1`` removes.
+
+    ./run bench bench_storage                      # embedded PostgreSQL in a temporary HPO_HOME
+    DATABASE_URL=postgresql://... ./run bench bench_storage --n-trials 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+from optuna.distributions import FloatDistribution
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from src.mlops.persistence import (  # noqa: E402
+    create_optuna_storage,
+    create_pool,
+    migrate,
+    redact_dsn,
+    resolve_database_url,
+    start_embedded_postgres,
+    to_sqlalchemy_url,
+    with_database,
+)
+
+DISTRIBUTIONS = {"x": FloatDistribution(-10, 10), "y": FloatDistribution(1e-3, 1.0, log=True)}
+
+
+class Runner:
+    """One backend's study, advanced one ask/tell trial at a time."""
+
+    def __init__(self, storage: optuna.storages.BaseStorage | None, seed: int) -> None:
+        self.study = optuna.create_study(
+            study_name=f"bench-{uuid.uuid4().hex[:8]}", storage=storage, sampler=optuna.samplers.TPESampler(seed=seed)
+        )
+        self.times: list[float] = []
+
+    def step(self) -> None:
+        t0 = time.perf_counter()
+        trial = self.study.ask(DISTRIBUTIONS)
+        trial.set_user_attr("worker_id", f"bench:{os.getpid()}")
+        value = (trial.params["x"] - 2) ** 2 + trial.params["y"]
+        self.study.tell(trial, value)
+        self.times.append((time.perf_counter() - t0) * 1e3)
+
+
+def reopen_ms(make: Callable[[], optuna.storages.BaseStorage], study_name: str) -> float:
+    t0 = time.perf_counter()
+    study = optuna.load_study(study_name=study_name, storage=make())
+    len(study.trials)
+    return (time.perf_counter() - t0) * 1e3
+
+
+async def make_database(admin_dsn: str, name: str, *, migrated: bool) -> str:
+    async with await create_pool(admin_dsn, max_size=1) as db:
+        await db.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await db.execute(f'CREATE DATABASE "{name}"')
+    dsn = with_database(admin_dsn, name)
+    if migrated:
+        await migrate(dsn)
+    return dsn
+
+
+async def checkpoint(admin_dsn: str) -> None:
+    async with await create_pool(admin_dsn, max_size=1) as db:
+        try:
+            await db.execute("CHECKPOINT")
+        except Exception as e:  # needs superuser or pg_checkpoint on an external server
+            print(f"  (no CHECKPOINT: {e})")
+
+
+async def drop_database(admin_dsn: str, name: str) -> None:
+    async with await create_pool(admin_dsn, max_size=1) as db:
+        await db.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n-trials", type=int, default=1000)
+    ap.add_argument("--window", type=int, default=100, help="median over the last WINDOW trials")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--backends", default="inmemory,journal-file,journal-postgres,rdb-postgres")
+    ap.add_argument("--hpo-home", default=None, help="HPO_HOME of the embedded server (default: a temporary directory)")
+    args = ap.parse_args()
+    if not 1 <= args.window <= args.n_trials:
+        ap.error(f"1 <= --window <= --n-trials must hold, got window={args.window}, n_trials={args.n_trials}")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    tmp = tempfile.TemporaryDirectory(prefix="hpo-bench-")
+    embedded = None
+    if os.environ.get("DATABASE_URL"):
+        admin_dsn = resolve_database_url()
+    else:
+        embedded = start_embedded_postgres(args.hpo_home or os.path.join(tmp.name, "home"))
+        admin_dsn = embedded.dsn()
+    print(f"PostgreSQL: {redact_dsn(admin_dsn)}")
+    print(f"{args.n_trials} trials per backend, TPE(seed={args.seed}), window = trials "
+          f"{args.n_trials - args.window}-{args.n_trials}, {os.cpu_count()} CPUs, "
+          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}\n")
+
+    created: list[str] = []
+    factories: dict[str, Callable[[], optuna.storages.BaseStorage | None]] = {}
+    for backend in args.backends.split(","):
+        if backend == "inmemory":
+            factories[backend] = lambda: None
+        elif backend == "journal-file":
+            path = os.path.join(tmp.name, "journal.log")
+            factories[backend] = lambda p=path: optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(p))
+        elif backend == "rdb-postgres":
+            name = f"hpo_bench_rdb_{os.getpid()}"
+            dsn = asyncio.run(make_database(admin_dsn, name, migrated=False))
+            created.append(name)
+            url = to_sqlalchemy_url(dsn)
+            optuna.storages.RDBStorage(url)  # create the schema once, before timing
+            factories[backend] = lambda u=url: optuna.storages.get_storage(
+                optuna.storages.RDBStorage(u, engine_kwargs={"pool_pre_ping": True})
+            )
+        elif backend == "journal-postgres":
+            name = f"hpo_bench_journal_{os.getpid()}"
+            dsn = asyncio.run(make_database(admin_dsn, name, migrated=True))
+            created.append(name)
+            factories[backend] = lambda d=dsn: create_optuna_storage(d)
+        else:
+            ap.error(f"unknown backend {backend!r}; choose among inmemory, journal-file, rdb-postgres, journal-postgres")
+
+    results = {}
+    try:
+        for backend in factories:
+            if backend.endswith("-postgres"):
+                asyncio.run(checkpoint(admin_dsn))  # no dirty pages left over from setting up
+        runners = {backend: Runner(make(), args.seed) for backend, make in factories.items()}
+        # lockstep: trial i of every backend runs back to back, so load from elsewhere on the
+        # machine hits all of them alike and the windows compare the same trial numbers
+        for i in range(args.n_trials):
+            for runner in runners.values():
+                runner.step()
+            if (i + 1) % 200 == 0:
+                print(f"  {i + 1} trials", flush=True)
+        for backend, runner in runners.items():
+            window = runner.times[-args.window :]
+            reopen = reopen_ms(factories[backend], runner.study.study_name) if backend != "inmemory" else float("nan")  # type: ignore[arg-type]
+            results[backend] = (statistics.median(window), statistics.quantiles(window, n=10)[-1], sum(runner.times) / 1e3, reopen)
+    finally:
+        for name in created:
+            asyncio.run(drop_database(admin_dsn, name))
+        if embedded is not None:
+            embedded.release()  # stops it unless another process uses it
+
+    base = results.get("inmemory", (float("nan"),))[0]
+    print()
+    header = f"| {'backend':<17} | {'median ms/trial':>15} | {'p90 ms':>7} | {'overhead ms':>11} | {'x in-memory':>11} | {'total s':>7} | {'reopen ms':>9} |"
+    print(header)
+    print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
+    for backend, (med, p90, total, reopen) in results.items():
+        print(f"| {backend:<17} | {med:>15.2f} | {p90:>7.2f} | {med - base:>11.2f} | {med / base:>11.2f} | {total:>7.1f} | {reopen:>9.0f} |")
+    tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()

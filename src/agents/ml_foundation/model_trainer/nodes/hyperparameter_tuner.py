@@ -1,0 +1,235 @@
+"""``hyperparameter_tuner``: validation-only HPO of the chosen model family (SPEC F21).
+
+* Loads the train and validation references only — the test split is never read here, so it
+  cannot reach an objective — and refuses train/validation splits that share rows.
+* ``tuning_enabled=False``: no study; the family's defaults become ``merged_params``.
+* Otherwise :func:`~src.mlops.optuna_optimizer.run_hyperparameter_optimization` runs a study named
+  ``state["study_name"]`` or ``trainer-<run_id>`` in ``ModelTrainerContext.optuna_storage``. The
+  name is stable across a resume (``run_id`` is checkpointed), and a named study in a persistent
+  storage resumes, so a re-executed node continues the same study instead of starting over.
+* Per-trial progress goes to the custom stream (``graph.astream(..., stream_mode="custom")``)::
+
+      {"event": "study_start", "study_name", "n_trials", "n_done", "best_value"}
+      {"event": "trial", "number", "state", "value", "best_value", "n_done", "n_trials", "fail_reason"}
+      {"event": "study_end", "study_name", "best_value", "n_completed", "n_pruned", "n_failed", "stop_reason"}
+
+* Bad input (data, search space, options; a study without a completed trial) ends the run with
+  ``error`` in state; every option is checked before the study is created. An unreachable or timing
+  out database is raised instead (the node is retried, and the run can be resumed later).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import optuna
+import pandas as pd
+from langgraph.runtime import Runtime
+
+from src.mlops.datasets import load_frame_ref
+from src.mlops.errors import DataValidationError
+from src.mlops.metrics import default_metric, get_metric
+from src.mlops.models import get_model_spec
+from src.mlops.optuna_optimizer import run_hyperparameter_optimization
+from src.mlops.types import FAIL_REASON_ATTR, OptimizationResult, StudyContext, TrialListener
+
+from ..context import ModelTrainerContext, get_context
+from ..state import (
+    HPOSummary,
+    ModelTrainerState,
+    TunerUpdate,
+    error_update,
+    is_bad_input,
+    jsonable,
+    setting,
+    validate_settings,
+)
+
+__all__ = ["hyperparameter_tuner", "StreamProgressListener", "study_name_for", "NODE", "TUNING_SPLITS"]
+
+NODE = "hyperparameter_tuner"
+#: The only split references this node reads.
+TUNING_SPLITS = ("train_X", "train_y", "val_X", "val_y")
+
+
+def study_name_for(state: Mapping[str, Any]) -> str:
+    """``state["study_name"]`` or ``trainer-<run_id>``."""
+    return setting(state, "study_name") or f"trainer-{state['run_id']}"
+
+
+#: FAIL reasons of trials that never really ran and are retried: they do not use the budget.
+_FREE_FAIL_REASONS = ("stale", "cancelled")
+
+
+def _uses_budget(trial: optuna.trial.FrozenTrial) -> bool:
+    if trial.state == optuna.trial.TrialState.FAIL:
+        return trial.user_attrs.get(FAIL_REASON_ATTR) not in _FREE_FAIL_REASONS
+    return trial.state.is_finished()
+
+
+class StreamProgressListener:
+    """A :class:`~src.mlops.types.TrialListener` writing progress events to LangGraph's custom stream.
+
+    ``n_done`` counts the finished trials that use the budget (``n_trials`` is the study's total),
+    including those of an earlier run of a resumed study; a trial failed as "cancelled" or "stale"
+    (retried, free) does not count.
+    """
+
+    def __init__(self, writer: Callable[[Any], None], n_trials: int | None) -> None:
+        self.writer = writer
+        self.n_trials = n_trials
+        self.n_done = 0
+        self.best_value: float | None = None
+        self._maximize = True
+
+    def _better(self, value: float) -> bool:
+        return self.best_value is None or (value > self.best_value if self._maximize else value < self.best_value)
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        try:
+            self.writer(event)
+        except Exception:  # noqa: BLE001 - progress reporting must never stop a study
+            pass
+
+    async def on_study_start(self, study: optuna.Study, context: StudyContext) -> None:
+        self._maximize = context.direction == "maximize"
+        trials = await asyncio.to_thread(study.get_trials, False)  # storage I/O off the loop
+        for t in trials:
+            if _uses_budget(t):
+                self.n_done += 1
+                if t.state == optuna.trial.TrialState.COMPLETE and len(study.directions) == 1 and self._better(t.value):
+                    self.best_value = float(t.value)
+        self._emit({"event": "study_start", "study_name": context.study_name, "n_trials": self.n_trials,
+                    "n_done": self.n_done, "best_value": self.best_value})
+
+    async def on_trial_finished(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self.n_done += int(_uses_budget(trial))
+        value = None
+        if trial.state == optuna.trial.TrialState.COMPLETE and trial.values is not None and len(trial.values) == 1:
+            value = float(trial.values[0])
+            if math.isfinite(value) and self._better(value):
+                self.best_value = value
+        self._emit({
+            "event": "trial", "number": trial.number, "state": trial.state.name, "value": value,
+            "best_value": self.best_value, "n_done": self.n_done, "n_trials": self.n_trials,
+            "fail_reason": trial.user_attrs.get(FAIL_REASON_ATTR),
+        })
+
+    async def on_study_end(self, study: optuna.Study, result: OptimizationResult) -> None:
+        self._emit({"event": "study_end", "study_name": result.study_name, "best_value": result.best_value,
+                    "n_completed": result.n_completed, "n_pruned": result.n_pruned, "n_failed": result.n_failed,
+                    "stop_reason": result.stop_reason})
+
+
+def _load_tuning_data(splits: Mapping[str, Any]) -> dict[str, pd.DataFrame | pd.Series]:
+    data = {key: load_frame_ref(splits[key]) for key in TUNING_SPLITS}
+    overlap = data["train_X"].index.intersection(data["val_X"].index)
+    if len(overlap):
+        raise DataValidationError(
+            f"the training and validation splits overlap in {len(overlap)} rows (index labels such as "
+            f"{[str(v) for v in overlap[:5]]}); validation data must be disjoint from training data, "
+            "otherwise tuning scores are optimistic — re-run split_data instead of reusing references"
+        )
+    return data
+
+
+def _summary(result: OptimizationResult, cv: int | None) -> HPOSummary:
+    return jsonable({
+        "enabled": True,
+        "study_name": result.study_name,
+        "algorithm": result.algorithm,
+        "metric": result.metric,
+        "direction": result.direction,
+        "best_params": result.best_params,
+        "best_value": result.best_value,
+        "defaults_value": result.defaults_value,
+        "improvement_over_defaults": result.improvement_over_defaults,
+        "best_trial_number": result.best_trial_number,
+        "best_iteration": result.best_user_attrs.get("best_iteration"),
+        "n_trials": result.n_trials,
+        "n_completed": result.n_completed,
+        "n_pruned": result.n_pruned,
+        "n_failed": result.n_failed,
+        "duration_s": result.duration_s,
+        "stop_reason": result.stop_reason,
+        "failure_reasons": result.to_dict()["failure_reasons"],
+        "scheme": "validation" if cv is None else f"cv={cv}",
+    })
+
+
+async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelTrainerContext]) -> TunerUpdate:
+    """Tune on train/validation only; return the study summary and the merged params."""
+    ctx = get_context(runtime)
+    try:
+        validate_settings(state)
+        problem_type, algorithm = state["problem_type"], setting(state, "algorithm")
+        spec = get_model_spec(algorithm, problem_type)
+        metric = get_metric(setting(state, "metric") or default_metric(problem_type), problem_type)
+        data = await asyncio.to_thread(_load_tuning_data, state["splits"])
+        seed = setting(state, "seed")
+        if not setting(state, "tuning_enabled"):
+            defaults = spec.default_params(problem_type, seed=seed)
+            await _open_tracker_run(ctx, state, spec.name, metric.name, metric.direction)
+            return {
+                "hpo": HPOSummary(enabled=False, algorithm=spec.name, metric=metric.name, direction=metric.direction),
+                "merged_params": jsonable(defaults),
+                "default_params": jsonable(defaults),
+            }
+        n_trials, cv = setting(state, "n_trials"), setting(state, "cv")
+        listeners: list[TrialListener] = [*ctx.listeners]
+        if ctx.tracker is not None:
+            listeners.append(ctx.tracker)
+        listeners.append(StreamProgressListener(runtime.stream_writer, n_trials))
+        result = await run_hyperparameter_optimization(
+            algorithm=spec.name,
+            problem_type=problem_type,
+            X_train=data["train_X"],
+            y_train=data["train_y"],
+            X_val=data["val_X"],
+            y_val=data["val_y"],
+            metric=metric.name,
+            n_trials=n_trials,
+            timeout=setting(state, "timeout"),
+            sampler=setting(state, "sampler"),
+            pruner=setting(state, "pruner"),
+            search_space=setting(state, "search_space"),
+            cv=cv,
+            seed=seed,
+            study_name=study_name_for(state),
+            storage=ctx.optuna_storage,
+            n_jobs=setting(state, "n_jobs"),
+            trial_timeout=setting(state, "trial_timeout"),
+            max_failures=ctx.max_failures,
+            patience=ctx.patience,
+            early_stopping_rounds=ctx.early_stopping_rounds,
+            listeners=listeners,
+            experiment_name=ctx.experiment_name,
+        )
+    except Exception as e:
+        if is_bad_input(e):
+            return error_update(NODE, e)  # type: ignore[return-value]
+        raise
+    return {
+        "hpo": _summary(result, cv),
+        "merged_params": jsonable(result.merged_params),
+        "default_params": jsonable(result.default_params),
+    }
+
+
+async def _open_tracker_run(ctx: ModelTrainerContext, state: Mapping[str, Any], algorithm: str, metric: str,
+                            direction: str) -> None:
+    """Without a study there is no ``on_study_start``: open the tracker's parent run ourselves so
+    ``register_model`` has a run to log the model under."""
+    if ctx.tracker is None or ctx.tracker.parent_run_id is not None:
+        return
+    context = StudyContext(
+        study_name=study_name_for(state), directions=(direction,), algorithm=algorithm,
+        problem_type=state["problem_type"], metric=metric, metric_names=(metric,), n_trials=0,
+        dataset_fingerprint=state.get("dataset_fingerprint"), experiment_name=ctx.experiment_name,
+        tags={"hpo.tuning": "disabled"},
+    )
+    # The tracker does not use the study argument to open the run (there is no study here).
+    await ctx.tracker.on_study_start(None, context)  # type: ignore[arg-type]

@@ -1,0 +1,115 @@
+"""``model_evaluator``: test metrics, computed once, here only.
+
+This is the only node that reads the test references. It scores the tuned model on validation
+and test, and the defaults model on test, with the run's metric first and a few standard ones:
+
+* binary: roc_auc, accuracy, f1, log_loss
+* multiclass: accuracy, f1_macro, log_loss
+* regression: rmse, mae, r2
+* anomaly detection: roc_auc, average_precision, f1
+
+Scores are computed like a trial's (labels encoded to 0..K-1 with the training classes, probability
+metrics with every training class as a column). A metric that cannot be computed on a split (e.g.
+roc_auc when the test split holds a single class) is ``None`` and its reason goes to
+``metric_errors``. The metrics are written into each artifact's ``metadata.json`` too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from src.mlops.datasets import ANOMALY, BINARY, MULTICLASS, REGRESSION, load_frame_ref
+from src.mlops.metrics import get_metric, score_predictions
+
+from ..artifacts import load_model_artifact, update_artifact_metadata
+from ..context import ModelTrainerContext
+from ..state import EvaluatorUpdate, ModelTrainerState, error_update, is_bad_input, setting
+
+__all__ = ["model_evaluator", "STANDARD_METRICS", "score_model", "NODE"]
+
+NODE = "model_evaluator"
+
+STANDARD_METRICS: dict[str, tuple[str, ...]] = {
+    BINARY: ("roc_auc", "accuracy", "f1", "log_loss"),
+    MULTICLASS: ("accuracy", "f1_macro", "log_loss"),
+    REGRESSION: ("rmse", "mae", "r2"),
+    ANOMALY: ("roc_auc", "average_precision", "f1"),
+}
+
+
+async def model_evaluator(state: ModelTrainerState, runtime: Runtime[ModelTrainerContext]) -> EvaluatorUpdate:
+    """Score the tuned and defaults models; the one place the test split is read."""
+    try:
+        return await asyncio.to_thread(_evaluate, state)
+    except Exception as e:
+        if is_bad_input(e):
+            return error_update(NODE, e)  # type: ignore[return-value]
+        raise
+
+
+def score_model(model: Any, X: Any, y: Any, metric_names: Sequence[str], problem_type: str,
+                ) -> tuple[dict[str, float | None], dict[str, str]]:
+    """``({metric: score or None}, {metric: why it is None})`` of a fitted TunedModel on ``(X, y)``."""
+    y_encoded = model.encode_labels(y)
+    labels = list(range(len(model.classes))) if model.classes is not None else None
+    predictions: dict[str, Any] = {}
+    scores: dict[str, float | None] = {}
+    errors: dict[str, str] = {}
+    for name in metric_names:
+        spec = get_metric(name, problem_type)
+        if spec.needs == "proba" and not hasattr(model.estimator, "predict_proba"):
+            scores[spec.name] = None
+            errors[spec.name] = f"{model.algorithm!r} gives no class probabilities"
+            continue
+        try:
+            if spec.needs not in predictions:
+                predictions[spec.needs] = model.predict_for_metric(X, spec)
+            score = score_predictions(spec, y_encoded, predictions[spec.needs], labels=labels)
+        except ValueError as e:  # undefined on this data (one class present, ...)
+            scores[spec.name], errors[spec.name] = None, str(e)
+            continue
+        if math.isfinite(score):
+            scores[spec.name] = float(score)
+        else:
+            scores[spec.name], errors[spec.name] = None, f"not a finite number ({score}) on {len(y_encoded)} rows"
+    return scores, errors
+
+
+def _evaluate(state: Mapping[str, Any]) -> EvaluatorUpdate:
+    problem_type = state["problem_type"]
+    primary = setting(state, "metric")
+    names = list(dict.fromkeys([primary, *STANDARD_METRICS.get(problem_type, ())]))
+    splits = state["splits"]
+    model_path, defaults_path = state["model_path"], state["defaults_model_path"]
+    tuned, _ = load_model_artifact(model_path)
+    baseline = tuned if defaults_path == model_path else load_model_artifact(defaults_path)[0]
+
+    X_val, y_val = load_frame_ref(splits["val_X"]), load_frame_ref(splits["val_y"])
+    X_test, y_test = load_frame_ref(splits["test_X"]), load_frame_ref(splits["test_y"])
+    val_metrics, val_errors = score_model(tuned, X_val, y_val, names, problem_type)
+    test_metrics, test_errors = score_model(tuned, X_test, y_test, names, problem_type)
+    if baseline is tuned:
+        defaults_metrics, defaults_errors = dict(test_metrics), dict(test_errors)
+    else:
+        defaults_metrics, defaults_errors = score_model(baseline, X_test, y_test, names, problem_type)
+    errors = {f"validation.{k}": v for k, v in val_errors.items()}
+    errors.update({f"test.{k}": v for k, v in test_errors.items()})
+    errors.update({f"defaults_test.{k}": v for k, v in defaults_errors.items()})
+
+    update_artifact_metadata(model_path, {
+        "validation_metrics": val_metrics, "test_metrics": test_metrics,
+        "defaults_test_metrics": defaults_metrics,
+    })
+    if defaults_path != model_path:
+        update_artifact_metadata(defaults_path, {"test_metrics": defaults_metrics})
+    return {
+        "validation_metrics": val_metrics,
+        "test_metrics": test_metrics,
+        "defaults_test_metrics": defaults_metrics,
+        "metric_errors": errors,
+    }

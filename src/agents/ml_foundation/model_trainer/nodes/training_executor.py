@@ -1,0 +1,94 @@
+"""``training_executor``: fit the final model with the merged params, and the defaults baseline.
+
+The final model is fitted exactly like a trial (:meth:`ModelObjective.fit_final`, the same
+``fit_model`` code): on the training split, boosting families with early stopping on the
+validation split. The family's defaults are fitted the same way for comparison (once only when
+they equal the merged params). Both are saved as artifacts (``model.joblib`` + ``metadata.json``)
+under ``<hpo_home>/runs/<run_id>/model`` and ``.../defaults_model``; the state keeps the paths.
+Fits run in a worker thread, never on the event loop. The test split is not read here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from src.mlops.datasets import load_frame_ref
+from src.mlops.objectives import FitResult, ModelObjective
+
+from ..artifacts import save_model_artifact
+from ..context import ModelTrainerContext, get_context, run_directory
+from ..state import ModelTrainerState, TrainingUpdate, error_update, is_bad_input, setting
+
+__all__ = ["training_executor", "NODE"]
+
+NODE = "training_executor"
+
+
+async def training_executor(state: ModelTrainerState, runtime: Runtime[ModelTrainerContext]) -> TrainingUpdate:
+    """Fit and save the tuned model and the defaults model."""
+    ctx = get_context(runtime)
+    try:
+        return await asyncio.to_thread(_train, state, ctx)
+    except Exception as e:
+        if is_bad_input(e):
+            return error_update(NODE, e)  # type: ignore[return-value]
+        raise
+
+
+def _metadata(state: Mapping[str, Any], kind: str, params: Mapping[str, Any], fit: FitResult) -> dict[str, Any]:
+    model = fit.model
+    hpo = state.get("hpo") or {}
+    return {
+        "kind": kind,
+        "run_id": state["run_id"],
+        "algorithm": model.algorithm,
+        "problem_type": model.problem_type,
+        "metric": setting(state, "metric"),
+        "target": state.get("target"),
+        "params": dict(params),
+        "best_iteration": fit.best_iteration,
+        "fit_seconds": round(fit.fit_seconds, 4),
+        "feature_names": list(model.feature_names or []),
+        "classes": model.classes,
+        "dataset_fingerprint": state.get("dataset_fingerprint"),
+        "split_sizes": state.get("split_sizes"),
+        "seed": setting(state, "seed"),
+        "study_name": hpo.get("study_name"),
+        "hpo": {k: hpo.get(k) for k in ("enabled", "best_value", "defaults_value", "n_trials", "n_completed",
+                                         "n_pruned", "n_failed", "scheme") if k in hpo},
+    }
+
+
+def _train(state: Mapping[str, Any], ctx: ModelTrainerContext) -> TrainingUpdate:
+    splits = state["splits"]
+    objective = ModelObjective(
+        setting(state, "algorithm"),
+        state["problem_type"],
+        load_frame_ref(splits["train_X"]),
+        load_frame_ref(splits["train_y"]),
+        load_frame_ref(splits["val_X"]),
+        load_frame_ref(splits["val_y"]),
+        metric=setting(state, "metric"),
+        seed=setting(state, "seed"),
+        early_stopping_rounds=ctx.early_stopping_rounds,
+    )
+    merged = dict(state["merged_params"])
+    defaults = dict(state.get("default_params") or objective.default_params)
+    run_dir = run_directory(ctx, state["run_id"])
+
+    tuned = objective.fit_final(merged)
+    model_path = save_model_artifact(tuned.model, run_dir / "model", _metadata(state, "tuned", merged, tuned))
+    training: dict[str, Any] = {"best_iteration": tuned.best_iteration, "fit_seconds": round(tuned.fit_seconds, 4)}
+    if objective.params_for(defaults) == objective.params_for(merged):
+        defaults_path, baseline = model_path, tuned
+    else:
+        baseline = objective.fit_final(defaults)
+        defaults_path = save_model_artifact(baseline.model, run_dir / "defaults_model",
+                                            _metadata(state, "defaults", defaults, baseline))
+    training.update(defaults_best_iteration=baseline.best_iteration,
+                    defaults_fit_seconds=round(baseline.fit_seconds, 4))
+    return {"model_path": str(model_path), "defaults_model_path": str(defaults_path), "training": training}

@@ -1,0 +1,450 @@
+"""State of the model-trainer graph: inputs, outputs and the typed update of every node.
+
+The state travels through checkpoints (in memory or PostgreSQL) that are serialized *without*
+pickle, so it holds JSON values only: ``dict``/``list``/``str``/``int``/``float``/``bool``/``None``.
+Data never lives in the state: ``load_data`` stores it as Parquet under the run directory and the
+state carries :class:`~src.mlops.datasets.DataRef` pointers; models are files (``model_path``).
+
+A thread (``thread_id``) is one run. Re-invoking a failed thread with ``ainvoke(None, config)``
+re-executes the failed node from its start; ``run_id`` and therefore the study name
+(``trainer-<run_id>``) are checkpointed, so a resumed tuner continues the same Optuna study.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, Literal, TypedDict
+
+from src.mlops.datasets import DataRef
+from src.mlops.errors import ConfigurationError, MLOpsError
+
+__all__ = [
+    "ModelTrainerState",
+    "ModelTrainerInput",
+    "ErrorInfo",
+    "SplitRefs",
+    "HPOSummary",
+    "LoadDataUpdate",
+    "SplitDataUpdate",
+    "TunerUpdate",
+    "TrainingUpdate",
+    "EvaluatorUpdate",
+    "RegisterUpdate",
+    "DEFAULTS",
+    "OUTPUT_KEYS",
+    "setting",
+    "error_update",
+    "jsonable",
+    "validate_settings",
+    "is_bad_input",
+]
+
+
+class ErrorInfo(TypedDict):
+    """Why a run ended ``status="failed"``: the node, the exception type and its message."""
+
+    node: str
+    type: str
+    message: str
+
+
+class SplitRefs(TypedDict):
+    """References to the six split files (Parquet under ``<hpo_home>/runs/<run_id>/data/splits``)."""
+
+    train_X: DataRef
+    train_y: DataRef
+    val_X: DataRef
+    val_y: DataRef
+    test_X: DataRef
+    test_y: DataRef
+
+
+class HPOSummary(TypedDict, total=False):
+    """What the tuner reports (a JSON subset of :class:`~src.mlops.types.OptimizationResult`)."""
+
+    #: ``False`` when tuning was disabled (the model defaults are used, no study exists).
+    enabled: bool
+    study_name: str
+    algorithm: str
+    metric: str
+    #: "maximize" | "minimize" (of ``metric``).
+    direction: str
+    best_params: dict[str, Any]
+    #: best validation (or CV) score of the study.
+    best_value: float | None
+    #: validation score of the model defaults (trial 0 of a fresh study).
+    defaults_value: float | None
+    #: ``best_value - defaults_value``, signed so that positive is better.
+    improvement_over_defaults: float | None
+    best_trial_number: int | None
+    #: boosting round count of the best trial (early stopping), when known.
+    best_iteration: int | None
+    #: trials in the study (a resumed study counts earlier trials too).
+    n_trials: int
+    n_completed: int
+    n_pruned: int
+    n_failed: int
+    duration_s: float
+    #: "n_trials", "timeout", "patience", "max_failures", ...
+    stop_reason: str
+    #: trial number (as a string) -> reason, for FAIL trials.
+    failure_reasons: dict[str, str]
+    #: "validation" or "cv=<k>".
+    scheme: str
+
+
+class ModelTrainerState(TypedDict, total=False):
+    """The graph state. Inputs are set by the caller; outputs by the nodes (each documented with its node)."""
+
+    # ------------------------------------------------------------------ inputs: data
+    #: path of a CSV/TSV/TXT (optionally compressed) or Parquet file holding features and target.
+    data_path: str | None
+    #: name of a dataset bundled with scikit-learn ("breast_cancer", "iris", "wine", "diabetes",
+    #: "digits"). Exactly one of ``data_path``, ``dataset_name`` and ``ModelTrainerContext.data``.
+    dataset_name: str | None
+    #: target column; optional for bundled datasets and for files with a single column named
+    #: target/label/class/y. ``load_data`` writes back the resolved name.
+    target: str | None
+    #: "binary_classification" | "multiclass_classification" | "regression" | "anomaly_detection"
+    #: (aliases such as "binary" accepted). Inferred from the target when absent; ``load_data``
+    #: writes back the resolved, canonical name.
+    problem_type: str | None
+    #: a date/time (or numeric order) column: the split becomes time-ordered (oldest rows train,
+    #: newest rows test) and the column is removed from the features.
+    time_column: str | None
+
+    # ------------------------------------------------------------------ inputs: model and tuning
+    #: model family (registry name or alias, case-insensitive); default "lightgbm".
+    #: ``load_data`` writes back the canonical name.
+    algorithm: str
+    #: metric to optimize and report first; ``None`` -> roc_auc (binary), log_loss (multiclass),
+    #: rmse (regression). ``load_data`` writes back the canonical name.
+    metric: str | None
+    #: size of the study (a resumed study counts its earlier trials); default 50.
+    n_trials: int | None
+    #: seconds for the whole study (``None``: no limit). With ``n_trials=None`` the timeout alone bounds it.
+    timeout: float | None
+    #: "tpe" (default), "random", "cmaes", "gp", "qmc", "grid".
+    sampler: str
+    #: "median" (default), "percentile", "successive_halving", "hyperband", "threshold", "patient", "none".
+    pruner: str | None
+    #: search space replacing the family's default (dict format of SPEC F2; JSON only).
+    search_space: dict[str, Any] | None
+    #: number of CV folds drawn from the training split (``None``: score on the validation split).
+    cv: int | None
+    #: trials running at once (default 1).
+    n_jobs: int
+    #: seconds per trial; a trial over it is FAIL "timeout" (trials then run in worker processes).
+    trial_timeout: float | None
+    #: ``False`` skips the study: the model defaults are trained (default ``True``).
+    tuning_enabled: bool
+    #: seed of the split, the sampler and the models (default 42).
+    seed: int
+    #: fraction of rows in the test split (default 0.2).
+    test_size: float
+    #: fraction of rows in the validation split (default 0.2).
+    val_size: float
+    #: Optuna study name; default ``trainer-<run_id>`` (stable across a resume).
+    study_name: str | None
+
+    # ------------------------------------------------------------------ outputs
+    #: id of the run (``load_data`` sets it when absent); names the run directory
+    #: ``<hpo_home>/runs/<run_id>`` and the default study.
+    run_id: str
+    #: prepared data: ``{"X": DataRef, "y": DataRef}`` (load_data).
+    data_ref: dict[str, DataRef]
+    #: fingerprint of the prepared X and y (load_data).
+    dataset_fingerprint: str
+    #: ``{"name", "source", "n_rows", "n_features", "categorical_columns", "class_labels"}`` (load_data).
+    dataset_info: dict[str, Any]
+    #: column -> reason it was dropped (identifier, constant, free text, ...) (load_data).
+    dropped_columns: dict[str, str]
+    #: human-readable cleaning and split notes (load_data, split_data).
+    data_notes: list[str]
+    #: references to the six split files (split_data).
+    splits: SplitRefs
+    #: ``{"train": n, "val": n, "test": n}`` (split_data).
+    split_sizes: dict[str, int]
+    #: "stratified" | "random" | "time" (split_data).
+    split_strategy: str
+    #: what the tuner did (hyperparameter_tuner).
+    hpo: HPOSummary
+    #: model defaults updated by the best params: what the final model is trained with (hyperparameter_tuner).
+    merged_params: dict[str, Any]
+    #: the defaults of the model family (hyperparameter_tuner), for the defaults baseline.
+    default_params: dict[str, Any]
+    #: directory of the tuned model artifact: model.joblib + metadata.json (training_executor).
+    model_path: str
+    #: directory of the defaults model artifact (training_executor; equals ``model_path`` when
+    #: tuning was disabled or the best params are the defaults).
+    defaults_model_path: str
+    #: ``{"best_iteration", "fit_seconds", "defaults_best_iteration", "defaults_fit_seconds"}`` (training_executor).
+    training: dict[str, Any]
+    #: metrics of the tuned model on the validation split (model_evaluator).
+    validation_metrics: dict[str, float | None]
+    #: metrics of the tuned model on the test split, computed once (model_evaluator).
+    test_metrics: dict[str, float | None]
+    #: metrics of the defaults model on the test split (model_evaluator).
+    defaults_test_metrics: dict[str, float | None]
+    #: metric -> why it could not be computed (e.g. a class missing from the test split) (model_evaluator).
+    metric_errors: dict[str, str]
+    #: parent MLflow run of the study (register_model; ``None`` without a tracker).
+    mlflow_run_id: str | None
+    #: URI of the model logged to MLflow (register_model).
+    mlflow_model_uri: str | None
+    #: MLflow writes dropped by the best-effort tracker (register_model).
+    mlflow_dropped_writes: int | None
+    #: set when a node refused its input; the graph then ends.
+    error: ErrorInfo | None
+    #: "running" while the graph runs, then "completed" | "failed".
+    status: Literal["running", "completed", "failed"]
+
+
+class ModelTrainerInput(TypedDict, total=False):
+    """The input keys of :class:`ModelTrainerState` (for type-checking callers)."""
+
+    data_path: str | None
+    dataset_name: str | None
+    target: str | None
+    problem_type: str | None
+    time_column: str | None
+    algorithm: str
+    metric: str | None
+    n_trials: int | None
+    timeout: float | None
+    sampler: str
+    pruner: str | None
+    search_space: dict[str, Any] | None
+    cv: int | None
+    n_jobs: int
+    trial_timeout: float | None
+    tuning_enabled: bool
+    seed: int
+    test_size: float
+    val_size: float
+    study_name: str | None
+    run_id: str
+
+
+# ---------------------------------------------------------------------- node updates
+class LoadDataUpdate(TypedDict, total=False):
+    run_id: str
+    target: str
+    problem_type: str
+    algorithm: str
+    metric: str
+    time_column: str | None
+    data_ref: dict[str, DataRef]
+    dataset_fingerprint: str
+    dataset_info: dict[str, Any]
+    dropped_columns: dict[str, str]
+    data_notes: list[str]
+    splits: SplitRefs | None
+    split_sizes: dict[str, int] | None
+    split_strategy: str | None
+    hpo: HPOSummary | None
+    merged_params: dict[str, Any] | None
+    default_params: dict[str, Any] | None
+    model_path: str | None
+    defaults_model_path: str | None
+    training: dict[str, Any] | None
+    validation_metrics: dict[str, float | None] | None
+    test_metrics: dict[str, float | None] | None
+    defaults_test_metrics: dict[str, float | None] | None
+    metric_errors: dict[str, str] | None
+    mlflow_run_id: str | None
+    mlflow_model_uri: str | None
+    mlflow_dropped_writes: int | None
+    error: ErrorInfo | None
+    status: str
+
+
+class SplitDataUpdate(TypedDict, total=False):
+    splits: SplitRefs
+    split_sizes: dict[str, int]
+    split_strategy: str
+    data_notes: list[str]
+    error: ErrorInfo
+    status: str
+
+
+class TunerUpdate(TypedDict, total=False):
+    hpo: HPOSummary
+    merged_params: dict[str, Any]
+    default_params: dict[str, Any]
+    error: ErrorInfo
+    status: str
+
+
+class TrainingUpdate(TypedDict, total=False):
+    model_path: str
+    defaults_model_path: str
+    training: dict[str, Any]
+    error: ErrorInfo
+    status: str
+
+
+class EvaluatorUpdate(TypedDict, total=False):
+    validation_metrics: dict[str, float | None]
+    test_metrics: dict[str, float | None]
+    defaults_test_metrics: dict[str, float | None]
+    metric_errors: dict[str, str]
+    error: ErrorInfo
+    status: str
+
+
+class RegisterUpdate(TypedDict, total=False):
+    mlflow_run_id: str | None
+    mlflow_model_uri: str | None
+    mlflow_dropped_writes: int | None
+    error: ErrorInfo
+    status: str
+
+
+#: Keys the nodes produce. ``load_data`` resets them at the start of a run.
+OUTPUT_KEYS: tuple[str, ...] = (
+    "splits", "split_sizes", "split_strategy", "hpo", "merged_params", "default_params", "model_path",
+    "defaults_model_path", "training", "validation_metrics", "test_metrics", "defaults_test_metrics",
+    "metric_errors", "mlflow_run_id", "mlflow_model_uri", "mlflow_dropped_writes", "error",
+)
+
+#: Values of the inputs the caller leaves out.
+DEFAULTS: dict[str, Any] = {
+    "algorithm": "lightgbm",
+    "metric": None,
+    "n_trials": 50,
+    "timeout": None,
+    "sampler": "tpe",
+    "pruner": "median",
+    "search_space": None,
+    "cv": None,
+    "n_jobs": 1,
+    "trial_timeout": None,
+    "tuning_enabled": True,
+    "seed": 42,
+    "test_size": 0.2,
+    "val_size": 0.2,
+    "study_name": None,
+    "time_column": None,
+    "problem_type": None,
+    "target": None,
+}
+
+
+def setting(state: Mapping[str, Any], key: str) -> Any:
+    """The input ``key`` of ``state``, or its default. A key set to ``None`` counts as absent, except
+    where ``None`` means something (``n_trials=None``: bounded by ``timeout`` only; ``pruner=None``:
+    no pruning; ``metric=None``: the default metric; ...)."""
+    if key in state and (state[key] is not None or key in _NONE_IS_A_VALUE):
+        return state[key]
+    return DEFAULTS.get(key)
+
+
+_NONE_IS_A_VALUE = frozenset({
+    "n_trials", "timeout", "cv", "trial_timeout", "study_name", "metric", "time_column", "problem_type", "pruner",
+})
+
+
+def error_update(node: str, exc: BaseException) -> dict[str, Any]:
+    """The update of a node that refused its input: ``{"error": {...}, "status": "failed"}``."""
+    return {
+        "error": ErrorInfo(node=node, type=type(exc).__name__, message=str(exc)),
+        "status": "failed",
+    }
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with numpy scalars/arrays, tuples and non-finite floats made JSON-safe.
+
+    Non-finite floats become ``None`` (JSON has no NaN); unknown objects raise ``TypeError``
+    (a bug: only plain data may enter the state).
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    item = getattr(value, "item", None)  # numpy scalar
+    if callable(item) and getattr(value, "shape", None) == ():
+        return jsonable(item())
+    tolist = getattr(value, "tolist", None)  # numpy array
+    if callable(tolist):
+        return jsonable(tolist())
+    raise TypeError(f"{type(value).__name__} is not plain data and cannot enter the graph state: {value!r}")
+
+
+def _positive(name: str, value: Any, *, integer: bool, allow_none: bool = True) -> None:
+    if value is None:
+        if allow_none:
+            return
+        raise ConfigurationError(f"{name} is required")
+    bad = isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and int(value) != value)
+    if bad or value <= 0 or (isinstance(value, float) and not math.isfinite(value)):
+        kind = "a positive integer" if integer else "a positive number of seconds"
+        raise ConfigurationError(f"{name} must be {kind}, but got {value!r}")
+
+
+def validate_settings(state: Mapping[str, Any]) -> None:
+    """Check the tuning inputs before any work is done (no study is created for bad input).
+
+    Raises :class:`~src.mlops.errors.MLOpsError` subclasses with a message naming the input.
+    """
+    from src.mlops.factories import PrunerFactory
+    from src.mlops.models import get_model_spec
+    from src.mlops.search_space import parse_search_space
+
+    get_model_spec(setting(state, "algorithm"))
+    n_trials, timeout = setting(state, "n_trials"), setting(state, "timeout")
+    _positive("n_trials", n_trials, integer=True)
+    _positive("timeout", timeout, integer=False)
+    if setting(state, "tuning_enabled") and n_trials is None and timeout is None:
+        raise ConfigurationError("give n_trials and/or timeout: an unbounded study would never end")
+    _positive("n_jobs", setting(state, "n_jobs"), integer=True, allow_none=False)
+    _positive("trial_timeout", setting(state, "trial_timeout"), integer=False)
+    cv = setting(state, "cv")
+    if cv is not None and (isinstance(cv, bool) or not isinstance(cv, int) or cv < 2):
+        raise ConfigurationError(f"cv must be an integer >= 2 (number of folds) or None, but got {cv!r}")
+    test_size, val_size = setting(state, "test_size"), setting(state, "val_size")
+    for label, value in (("test_size", test_size), ("val_size", val_size)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
+            raise ConfigurationError(f"{label} must be a fraction of the rows with 0 < {label} < 1, but got {value!r}")
+    if test_size + val_size >= 1.0:
+        raise ConfigurationError(
+            f"test_size + val_size must be < 1 to leave rows for training, but got {test_size} + {val_size}"
+        )
+    seed = setting(state, "seed")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigurationError(f"seed must be an integer, but got {seed!r}")
+    if not isinstance(setting(state, "tuning_enabled"), bool):
+        raise ConfigurationError(f"tuning_enabled must be True or False, but got {state.get('tuning_enabled')!r}")
+    space = setting(state, "search_space")
+    if space is not None:
+        if not isinstance(space, Mapping):
+            raise ConfigurationError(
+                f"search_space must be a dict {{param: spec}} (JSON), but got {type(space).__name__}"
+            )
+        parse_search_space(space)
+    sampler = setting(state, "sampler")
+    if not isinstance(sampler, str):
+        raise ConfigurationError(f"sampler must be a sampler name such as 'tpe' or 'random', but got {sampler!r}")
+    pruner = setting(state, "pruner")
+    if pruner is not None and not isinstance(pruner, str):
+        raise ConfigurationError(f"pruner must be a pruner name such as 'median' or 'none', but got {pruner!r}")
+    PrunerFactory.create(pruner)  # unknown names fail here, before any study exists
+    name = setting(state, "study_name")
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise ConfigurationError(f"study_name must be a non-empty string or None, but got {name!r}")
+
+
+def is_bad_input(exc: BaseException) -> bool:
+    """Errors that end a run with ``status="failed"`` (bad input), as opposed to infrastructure
+    failures (database unreachable or timing out), which are raised so the run can be resumed."""
+    from src.mlops.errors import DatabaseTimeoutError, DatabaseUnavailableError
+
+    return isinstance(exc, MLOpsError) and not isinstance(exc, (DatabaseUnavailableError, DatabaseTimeoutError))

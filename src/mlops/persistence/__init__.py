@@ -1,0 +1,86 @@
+"""PostgreSQL persistence of the HPO engine (SPEC F15-F18).
+
+* :func:`resolve_database_url` / :func:`create_pool` -- ``DATABASE_URL`` or the embedded server; an
+  asyncpg pool with timeouts (:class:`Database`).
+* :func:`migrate` -- numbered SQL files in ``database/migrations``.
+* :class:`HistoryRepository` (:class:`PostgresHistoryRepository`, :class:`InMemoryHistoryRepository`),
+  :class:`HistoryRecorder` (a ``TrialListener``) and :func:`save_to_database` -- study history.
+* :func:`create_optuna_storage` -- the Optuna study itself, shared by workers, in the same database.
+"""
+
+from ..fingerprint import dataset_fingerprint
+from .database import (
+    DEFAULT_HPO_HOME,
+    ENV_DATABASE_URL,
+    ENV_HPO_HOME,
+    Database,
+    DsnInfo,
+    EmbeddedPostgres,
+    create_pool,
+    hpo_home,
+    normalize_dsn,
+    parse_dsn,
+    redact_dsn,
+    redact_secrets,
+    resolve_database_url,
+    start_embedded_postgres,
+    to_sqlalchemy_url,
+    with_database,
+)
+from .migrations import DEFAULT_MIGRATIONS_DIR, Migration, MigrationStatus, load_migrations, migrate, migration_status
+from .optuna_storage import PostgresJournalBackend, create_optuna_storage
+from .recorder import HistoryRecorder, RecorderStats, save_to_database, summarize_study
+from .repository import (
+    FINISHED_STATES,
+    STUDY_STATUSES,
+    TRIAL_STATES,
+    BestTrial,
+    HistoryRepository,
+    InMemoryHistoryRepository,
+    PostgresHistoryRepository,
+    StudyRecord,
+    StudySummary,
+    TrialRecord,
+)
+
+__all__ = [
+    "DEFAULT_HPO_HOME",
+    "DEFAULT_MIGRATIONS_DIR",
+    "ENV_DATABASE_URL",
+    "ENV_HPO_HOME",
+    "FINISHED_STATES",
+    "STUDY_STATUSES",
+    "TRIAL_STATES",
+    "BestTrial",
+    "Database",
+    "DsnInfo",
+    "EmbeddedPostgres",
+    "HistoryRecorder",
+    "HistoryRepository",
+    "InMemoryHistoryRepository",
+    "Migration",
+    "MigrationStatus",
+    "PostgresHistoryRepository",
+    "PostgresJournalBackend",
+    "RecorderStats",
+    "StudyRecord",
+    "StudySummary",
+    "TrialRecord",
+    "create_optuna_storage",
+    "create_pool",
+    "dataset_fingerprint",
+    "hpo_home",
+    "load_migrations",
+    "migrate",
+    "migration_status",
+    "normalize_dsn",
+    "parse_dsn",
+    "redact_dsn",
+    "redact_secrets",
+    "resolve_database_url",
+    "save_to_database",
+    "start_embedded_postgres",
+    "summarize_study",
+    "to_sqlalchemy_url",
+    "with_database",
+]

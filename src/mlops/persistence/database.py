@@ -1,0 +1,609 @@
+"""Where the database is and how to talk to it.
+
+* :func:`resolve_database_url` -- ``DATABASE_URL`` if set, else an embedded PostgreSQL (the ``pgserver``
+  package) in ``$HPO_HOME/pgdata`` (``HPO_HOME`` defaults to ``./.hpo``). Every caller gets a plain
+  ``postgresql://`` URL afterwards, so there is one code path for both.
+* :func:`create_pool` -- an asyncpg pool wrapped in :class:`Database`: connect, acquire and command
+  timeouts, driver errors translated to :mod:`src.mlops.errors`, passwords never shown.
+* :func:`redact_dsn`, :func:`parse_dsn`, :func:`with_database`, :func:`to_sqlalchemy_url` -- DSN helpers.
+
+Embedded server lifecycle (cleanup mode). ``pgserver`` keeps, in ``pgdata/.handle_pids.json`` and
+under one inter-process file lock, the pids of the processes using a data directory; start and attach
+happen under that lock, so two processes starting at once share one server. The postmaster is started
+by ``pg_ctl`` in its own session, so it outlives the process that started it. With the default
+``cleanup="stop"`` the *last* process to exit stops the server (a fast shutdown, which checkpoints);
+processes killed with SIGKILL never unregister, so before attaching we drop pids that no longer exist
+(otherwise a dead pid would keep the server running forever -- harmless, but untidy).
+``cleanup="keep"`` leaves the server running after every process exits (faster next start, one
+lingering ``postgres``); the mode of the last process to exit decides. A server whose every user
+was SIGKILLed keeps running until some process attaches and exits again. pgserver puts the unix
+socket in the data directory, or, when that path would exceed the ~107-byte ``AF_UNIX`` limit, in a
+per-user runtime directory keyed by a hash of the data directory path (tested with long paths).
+Run as root, pgserver starts the server as a system user ``pgserver`` and adds o+rx to the parent
+directories of the data directory so that user can reach it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import threading
+import warnings
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+
+from ..errors import ConfigurationError, DatabaseError, DatabaseTimeoutError, DatabaseUnavailableError
+from ._json import json_dumps, json_loads
+
+__all__ = [
+    "ENV_DATABASE_URL",
+    "ENV_HPO_HOME",
+    "DEFAULT_HPO_HOME",
+    "DsnInfo",
+    "normalize_dsn",
+    "parse_dsn",
+    "redact_dsn",
+    "redact_secrets",
+    "with_database",
+    "to_sqlalchemy_url",
+    "hpo_home",
+    "resolve_database_url",
+    "EmbeddedPostgres",
+    "start_embedded_postgres",
+    "Database",
+    "create_pool",
+    "translate_error",
+]
+
+_log = logging.getLogger(__name__)
+
+ENV_DATABASE_URL = "DATABASE_URL"
+ENV_HPO_HOME = "HPO_HOME"
+DEFAULT_HPO_HOME = "./.hpo"
+_SCHEMES = ("postgresql", "postgres")
+_DEFAULT_PORT = 5432
+
+CleanupMode = Literal["stop", "keep"]
+
+# --------------------------------------------------------------------------------------------- DSNs
+
+
+@dataclass(frozen=True)
+class DsnInfo:
+    """The non-secret parts of a DSN, for messages and for building related DSNs."""
+
+    host: str
+    port: int
+    database: str | None
+    user: str | None
+
+    @property
+    def is_unix_socket(self) -> bool:
+        return self.host.startswith("/")
+
+    @property
+    def endpoint(self) -> str:
+        """``host:port``, or the socket file for a unix-socket DSN."""
+        if self.is_unix_socket:
+            return f"unix socket {self.host.rstrip('/')}/.s.PGSQL.{self.port} (port {self.port})"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+_KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"(://[^:/@?#]*:)[^@/?#]*(@)")
+
+
+def redact_dsn(dsn: str) -> str:
+    """``dsn`` with its password (in the user info, a ``password=`` query or key/value) replaced by ``***``."""
+    if not isinstance(dsn, str):
+        return "<not a string>"
+    if "://" not in dsn:
+        return _KV_PASSWORD.sub(r"\1***", dsn)
+    try:
+        parts = urlsplit(dsn)
+        userinfo, at, hostinfo = parts.netloc.rpartition("@")
+        if at and ":" in userinfo:
+            user, _, password = userinfo.partition(":")
+            if password:
+                userinfo = f"{user}:***"
+        netloc = f"{userinfo}@{hostinfo}" if at else parts.netloc
+        query = parts.query
+        if query:
+            pairs = parse_qsl(query, keep_blank_values=True)
+            if any(k.lower() == "password" for k, _ in pairs):
+                query = urlencode(
+                    [(k, "***" if k.lower() == "password" else v) for k, v in pairs], safe="/*"
+                )
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    except ValueError:  # malformed URL: fall back to textual redaction
+        return _KV_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***\2", dsn))
+
+
+def redact_secrets(text: str) -> str:
+    """``text`` with passwords of any URL or ``password=`` pair in it replaced by ``***`` (for log lines)."""
+    return _KV_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***\2", text))
+
+
+def _password(dsn: str) -> str | None:
+    """The password of ``dsn`` if any (used only to scrub it from driver messages)."""
+    try:
+        parts = urlsplit(dsn)
+        userinfo, at, _ = parts.netloc.rpartition("@")
+        if at and ":" in userinfo:
+            pw = unquote(userinfo.partition(":")[2])
+            if pw:
+                return pw
+        for k, v in parse_qsl(parts.query):
+            if k.lower() == "password" and v:
+                return v
+    except ValueError:
+        pass
+    m = _KV_PASSWORD.search(dsn)
+    return m.group(2).strip("'") if m else None
+
+
+def _scrub(text: str, dsn: str) -> str:
+    """``text`` without the password of ``dsn`` (nor the DSN itself)."""
+    text = text.replace(dsn, redact_dsn(dsn))
+    pw = _password(dsn)
+    if pw:
+        text = text.replace(pw, "***").replace(quote(pw, safe=""), "***")
+    return text
+
+
+_DRIVER_SUFFIX = re.compile(r"^(postgres(?:ql)?)\+[A-Za-z0-9_]+://", re.IGNORECASE)
+
+
+def normalize_dsn(dsn: str) -> str:
+    """``dsn`` without a SQLAlchemy driver suffix (``postgresql+psycopg://`` -> ``postgresql://``)."""
+    return _DRIVER_SUFFIX.sub(r"\1://", dsn.strip()) if isinstance(dsn, str) else dsn
+
+
+def parse_dsn(dsn: str) -> DsnInfo:
+    """Host, port, database and user of a ``postgresql://`` URL (the unix-socket ``?host=/dir`` form too).
+
+    Raises :class:`ConfigurationError` for anything else, naming the (redacted) value.
+    """
+    if not isinstance(dsn, str) or not dsn.strip():
+        raise ConfigurationError(
+            f"a database URL must be a non-empty 'postgresql://user:password@host:port/dbname' string, got {dsn!r}"
+        )
+    dsn = normalize_dsn(dsn)
+    scheme, sep, _ = dsn.partition("://")
+    if not sep or scheme.lower() not in _SCHEMES:
+        raise ConfigurationError(
+            f"a database URL must start with 'postgresql://' or 'postgres://', got {redact_dsn(dsn)!r}; "
+            f"set {ENV_DATABASE_URL} to e.g. 'postgresql://user:password@host:5432/dbname'"
+        )
+    try:
+        parts = urlsplit(dsn)
+        query = dict(parse_qsl(parts.query))
+        _, at, hostinfo = parts.netloc.rpartition("@")
+        if not at:
+            hostinfo = parts.netloc
+        userinfo = parts.netloc.rpartition("@")[0] if at else ""
+        first = hostinfo.split(",")[0]
+        if first.startswith("["):
+            host, _, rest = first[1:].partition("]")
+            port_s = rest.lstrip(":")
+        elif ":" in first:
+            host, _, port_s = first.rpartition(":")
+        else:
+            host, port_s = first, ""
+        host = unquote(host) or query.get("host", "").split(",")[0] or os.environ.get("PGHOST", "localhost")
+        port_s = port_s or query.get("port", "").split(",")[0] or os.environ.get("PGPORT", "")
+        port = int(port_s) if port_s else _DEFAULT_PORT
+        database = unquote(parts.path.lstrip("/")) or query.get("dbname") or query.get("database") or None
+        user = unquote(userinfo.partition(":")[0]) or query.get("user") or None
+    except ValueError as e:
+        raise ConfigurationError(
+            f"cannot parse database URL {redact_dsn(dsn)!r}: {_scrub(str(e), dsn)}; expected "
+            "'postgresql://user:password@host:port/dbname'"
+        ) from None
+    return DsnInfo(host=host, port=port, database=database, user=user)
+
+
+def with_database(dsn: str, database: str) -> str:
+    """``dsn`` pointing at another database on the same server (path replaced, ``dbname`` query dropped)."""
+    dsn = normalize_dsn(dsn)
+    parse_dsn(dsn)
+    if not database or "/" in database:
+        raise ConfigurationError(f"database name must be non-empty and contain no '/', got {database!r}")
+    parts = urlsplit(dsn)
+    pairs = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in ("dbname", "database")]
+    return urlunsplit((parts.scheme, parts.netloc, "/" + quote(database, safe=""), urlencode(pairs, safe="/"), ""))
+
+
+def to_sqlalchemy_url(dsn: str) -> str:
+    """The SQLAlchemy URL (psycopg 3 driver) of ``dsn``, e.g. for Optuna's ``RDBStorage``."""
+    dsn = normalize_dsn(dsn)
+    parse_dsn(dsn)
+    return "postgresql+psycopg://" + dsn.partition("://")[2]
+
+
+# ---------------------------------------------------------------------------------- embedded server
+
+
+def hpo_home(env: Mapping[str, str] | None = None) -> Path:
+    """``$HPO_HOME`` (default ``./.hpo``) as an absolute path."""
+    env = os.environ if env is None else env
+    return Path(env.get(ENV_HPO_HOME) or DEFAULT_HPO_HOME).expanduser().resolve()
+
+
+def _pgserver() -> Any:
+    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        warnings.simplefilter("ignore")
+        import pgserver
+        import pgserver.postgres_server
+    return pgserver
+
+
+class EmbeddedPostgres:
+    """This process's handle on the embedded server of one data directory (shared with other processes)."""
+
+    def __init__(self, server: Any, *, cleanup: CleanupMode) -> None:
+        self._server = server
+        self.pgdata: Path = Path(server.pgdata)
+        self.cleanup: CleanupMode = cleanup
+
+    def _info(self) -> Any:
+        pg = _pgserver()
+        info = pg.postgres_server.PostmasterInfo.read_from_pgdata(self.pgdata)
+        return info if info is not None else self._server.get_postmaster_info()
+
+    def dsn(self, database: str = "postgres") -> str:
+        """URL of ``database`` on this server (unix socket; no password: the server trusts local users)."""
+        info = self._info()
+        if info.socket_dir is not None:
+            host = quote(str(info.socket_dir), safe="/")
+            return f"postgresql://postgres@/{quote(database, safe='')}?host={host}&port={info.port}"
+        return f"postgresql://postgres@{info.hostname}:{info.port}/{quote(database, safe='')}"
+
+    @property
+    def pid(self) -> int | None:
+        """Pid of the running postmaster, or None."""
+        pg = _pgserver()
+        info = pg.postgres_server.PostmasterInfo.read_from_pgdata(self.pgdata)
+        return info.pid if info is not None and info.is_running() else None
+
+    def is_running(self) -> bool:
+        return self.pid is not None
+
+    def stop(self, *, mode: Literal["smart", "fast", "immediate"] = "fast", timeout: float = 60) -> None:
+        """Stop the server now, whoever uses it (operations and tests; see :meth:`start`)."""
+        pg = _pgserver()
+        pg.pg_ctl(
+            ["-w", "-m", mode, "-t", str(int(timeout)), "stop"],
+            pgdata=self.pgdata,
+            user=self._server.system_user,
+            timeout=timeout + 5,
+        )
+
+    def start(self) -> None:
+        """Start the server again after :meth:`stop` (no-op when it runs)."""
+        pg = _pgserver()
+        with pg.postgres_server.PostgresServer._lock:
+            self._server.ensure_postgres_running()
+
+    def release(self) -> None:
+        """This process no longer uses the server; with ``cleanup="stop"`` the last user stops it."""
+        with _EMBEDDED_LOCK:
+            _EMBEDDED.pop(self.pgdata, None)
+        self._server.cleanup()
+
+    def __repr__(self) -> str:
+        return f"EmbeddedPostgres(pgdata={str(self.pgdata)!r}, pid={self.pid}, cleanup={self.cleanup!r})"
+
+
+_EMBEDDED: dict[Path, EmbeddedPostgres] = {}
+_EMBEDDED_LOCK = threading.Lock()
+
+
+def _prune_dead_handles(pgdata: Path, lock: Any) -> None:
+    """Drop pids of processes that died without unregistering (SIGKILL) from pgserver's handle list."""
+    import psutil
+
+    path = pgdata / ".handle_pids.json"
+    with lock:
+        try:
+            pids = json.loads(path.read_text())
+        except (FileNotFoundError, ValueError):
+            return
+        alive = [p for p in pids if isinstance(p, int) and psutil.pid_exists(p)]
+        if alive != pids:
+            _log.info("embedded PostgreSQL %s: dropping handles of exited processes %s", pgdata, sorted(set(pids) - set(alive)))
+            path.write_text(json.dumps(alive))
+
+
+def start_embedded_postgres(home: str | os.PathLike[str], *, cleanup: CleanupMode = "stop") -> EmbeddedPostgres:
+    """Start (or attach to) the embedded PostgreSQL whose data directory is ``home/pgdata``.
+
+    Safe to call from several processes at once: they share one server. See the module docstring
+    for ``cleanup``.
+    """
+    if cleanup not in ("stop", "keep"):
+        raise ConfigurationError(f"cleanup must be 'stop' or 'keep', got {cleanup!r}")
+    home_path = Path(home).expanduser().resolve()
+    pgdata = home_path / "pgdata"
+    with _EMBEDDED_LOCK:
+        handle = _EMBEDDED.get(pgdata)
+        if handle is not None:
+            if not handle.is_running():
+                handle.start()
+            return handle
+        pg = _pgserver()
+        try:
+            # pgserver's own mkdir(exist_ok=False) races when two processes start a new home at once
+            pgdata.mkdir(parents=True, exist_ok=True)
+            _prune_dead_handles(pgdata, pg.postgres_server.PostgresServer._lock)
+            server = pg.get_server(pgdata, cleanup_mode="stop" if cleanup == "stop" else None)
+        except Exception as e:  # pgserver raises CalledProcessError, RuntimeError, OSError...
+            log_path = pgdata / "log"
+            raise DatabaseUnavailableError(
+                f"cannot start the embedded PostgreSQL in {pgdata} ({type(e).__name__}: {e}); "
+                f"see its log {log_path}, or set {ENV_DATABASE_URL} to use an external server"
+            ) from e
+        handle = EmbeddedPostgres(server, cleanup=cleanup)
+        _EMBEDDED[pgdata] = handle
+        _log.info("embedded PostgreSQL ready: %r", handle)
+        return handle
+
+
+def resolve_database_url(env: Mapping[str, str] | None = None, *, cleanup: CleanupMode = "stop") -> str:
+    """The database URL to use: ``DATABASE_URL`` if set (validated, not connected), else the embedded
+    server in ``$HPO_HOME/pgdata``, started or attached to (``env`` defaults to ``os.environ``)."""
+    env = os.environ if env is None else env
+    url = normalize_dsn(env.get(ENV_DATABASE_URL) or "")
+    if url:
+        parse_dsn(url)
+        return url
+    return start_embedded_postgres(hpo_home(env), cleanup=cleanup).dsn()
+
+
+# --------------------------------------------------------------------------------------------- pool
+
+_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.InvalidPasswordError,
+    asyncpg.exceptions.InvalidAuthorizationSpecificationError,
+    asyncpg.exceptions.InvalidCatalogNameError,
+    asyncpg.exceptions.TooManyConnectionsError,
+)
+
+
+def _describe(dsn: str) -> str:
+    try:
+        info = parse_dsn(dsn)
+    except ConfigurationError:
+        return repr(redact_dsn(dsn))
+    return f"{info.endpoint} (database {info.database or '<default>'!r}, user {info.user or '<default>'!r})"
+
+
+def translate_error(exc: BaseException, dsn: str, *, what: str = "query") -> DatabaseError:
+    """A :class:`DatabaseError` (or subclass) for a driver error, with no password in its message."""
+    if isinstance(exc, DatabaseError):
+        return exc
+    detail = _scrub(f"{type(exc).__name__}: {exc}".rstrip(": "), dsn)
+    where = _describe(dsn)
+    if isinstance(exc, asyncpg.exceptions.InvalidCatalogNameError):
+        return DatabaseUnavailableError(f"PostgreSQL at {where}: the database does not exist ({detail}); create it or fix the URL")
+    if isinstance(exc, (asyncpg.exceptions.InvalidPasswordError, asyncpg.exceptions.InvalidAuthorizationSpecificationError)):
+        return DatabaseUnavailableError(f"PostgreSQL at {where} refused the credentials ({detail}); check the user and password in {ENV_DATABASE_URL}")
+    if isinstance(exc, _UNAVAILABLE_ERRORS):
+        return DatabaseUnavailableError(
+            f"PostgreSQL at {where} is unreachable during {what} ({detail}); check {ENV_DATABASE_URL} and that the server is running"
+        )
+    if isinstance(exc, asyncpg.exceptions.QueryCanceledError):
+        return DatabaseTimeoutError(f"{what} on PostgreSQL at {where} was cancelled by the server ({detail})")
+    if isinstance(exc, asyncpg.PostgresError):
+        sqlstate = getattr(exc, "sqlstate", "?")
+        return DatabaseError(f"{what} failed on PostgreSQL at {where}: [{sqlstate}] {detail}")
+    return DatabaseError(f"{what} failed on PostgreSQL at {where}: {detail}")
+
+
+async def _init_connection(con: asyncpg.Connection) -> None:
+    for typename in ("jsonb", "json"):
+        await con.set_type_codec(typename, encoder=json_dumps, decoder=json_loads, schema="pg_catalog")
+
+
+class Database:
+    """An asyncpg pool with timeouts and translated errors. Create it with :func:`create_pool`.
+
+    Every method raises :class:`DatabaseUnavailableError` when the server cannot be reached,
+    :class:`DatabaseTimeoutError` when a connection or a command takes longer than its limit, and
+    :class:`DatabaseError` for other driver errors. Use it as ``async with await create_pool(...) as db``.
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        dsn: str,
+        max_size: int,
+        acquire_timeout: float,
+        command_timeout: float | None,
+    ) -> None:
+        self._pool = pool
+        self._dsn = dsn
+        self.max_size = max_size
+        self.acquire_timeout = acquire_timeout
+        self.command_timeout = command_timeout
+
+    # -- introspection -------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        """The DSN with its password redacted."""
+        return redact_dsn(self._dsn)
+
+    @property
+    def info(self) -> DsnInfo:
+        return parse_dsn(self._dsn)
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The underlying asyncpg pool (errors raised through it are not translated)."""
+        return self._pool
+
+    def reveal_dsn(self) -> str:
+        """The DSN with its password, for opening related clients (e.g. the Optuna storage). Never log it."""
+        return self._dsn
+
+    @property
+    def closed(self) -> bool:
+        return self._pool.is_closing()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"size={self._pool.get_size()}/{self.max_size}"
+        return f"Database({self.url!r}, {state})"
+
+    # -- connections ---------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def acquire(self, *, timeout: float | None = None) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection for at most ``timeout`` (default ``acquire_timeout``) seconds of waiting.
+
+        The connection goes back to the pool even when the caller is cancelled.
+        """
+        limit = self.acquire_timeout if timeout is None else timeout
+        try:
+            con = await self._pool.acquire(timeout=limit)
+        except TimeoutError:
+            raise DatabaseTimeoutError(
+                f"no connection to PostgreSQL at {_describe(self._dsn)} became free within "
+                f"acquire_timeout={limit:g} s (pool max_size={self.max_size}); release connections sooner "
+                "or raise max_size/acquire_timeout"
+            ) from None
+        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as e:
+            raise translate_error(e, self._dsn, what="connect") from None
+        try:
+            yield con
+        finally:
+            await self._pool.release(con)
+
+    @contextlib.asynccontextmanager
+    async def _translated(self, what: str) -> AsyncIterator[None]:
+        try:
+            yield
+        except DatabaseError:
+            raise
+        except TimeoutError:
+            raise DatabaseTimeoutError(
+                f"{what} on PostgreSQL at {_describe(self._dsn)} exceeded command_timeout={self.command_timeout} s"
+            ) from None
+        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as e:
+            err = translate_error(e, self._dsn, what=what)
+            pw = _password(self._dsn)
+            if pw and pw in str(e):  # never chain a driver message that quotes the password
+                raise err from None
+            raise err from e
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection inside a transaction (committed on success, rolled back on error)."""
+        async with self._translated("transaction"), self.acquire() as con, con.transaction():
+            yield con
+
+    # -- queries (values always bound as $n parameters) -----------------------------------------
+    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
+        async with self._translated("execute"), self.acquire() as con:
+            return await con.execute(query, *args, timeout=timeout)
+
+    async def executemany(self, query: str, args: Iterable[Sequence[Any]], *, timeout: float | None = None) -> None:
+        async with self._translated("executemany"), self.acquire() as con:
+            await con.executemany(query, args, timeout=timeout)
+
+    async def fetch(self, query: str, *args: Any, timeout: float | None = None) -> list[asyncpg.Record]:
+        async with self._translated("fetch"), self.acquire() as con:
+            return await con.fetch(query, *args, timeout=timeout)
+
+    async def fetchrow(self, query: str, *args: Any, timeout: float | None = None) -> asyncpg.Record | None:
+        async with self._translated("fetchrow"), self.acquire() as con:
+            return await con.fetchrow(query, *args, timeout=timeout)
+
+    async def fetchval(self, query: str, *args: Any, column: int = 0, timeout: float | None = None) -> Any:
+        async with self._translated("fetchval"), self.acquire() as con:
+            return await con.fetchval(query, *args, column=column, timeout=timeout)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def close(self, *, timeout: float = 10.0) -> None:
+        """Close every connection, waiting at most ``timeout`` s for borrowed ones before terminating them."""
+        if self._pool.is_closing():
+            return
+        try:
+            await asyncio.wait_for(self._pool.close(), timeout)
+        except TimeoutError:
+            _log.warning("closing %r: connections still borrowed after %g s, terminating them", self, timeout)
+            self._pool.terminate()
+        except asyncio.CancelledError:
+            self._pool.terminate()
+            raise
+
+    async def __aenter__(self) -> Database:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+async def create_pool(
+    dsn: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    connect_timeout: float = 5.0,
+    command_timeout: float | None = 30.0,
+    acquire_timeout: float = 10.0,
+    application_name: str = "hpo",
+) -> Database:
+    """Open a pool on ``dsn`` and check the server answers; fails within about ``connect_timeout`` s.
+
+    Raises :class:`DatabaseUnavailableError` naming host and port (never the password) when the
+    server cannot be reached, and :class:`ConfigurationError` for invalid options.
+    """
+    dsn = normalize_dsn(dsn)
+    parse_dsn(dsn)
+    if not 0 <= min_size <= max_size or max_size < 1:
+        raise ConfigurationError(f"0 <= min_size <= max_size and max_size >= 1 must hold, got min_size={min_size}, max_size={max_size}")
+    for name, value in (("connect_timeout", connect_timeout), ("acquire_timeout", acquire_timeout), ("command_timeout", command_timeout)):
+        if value is not None and not value > 0:
+            raise ConfigurationError(f"{name} must be > 0 seconds, got {value!r}")
+    pool: asyncpg.Pool | None = None
+    try:
+        async with asyncio.timeout(connect_timeout + 1.0):
+            pool = await asyncpg.create_pool(
+                dsn,
+                min_size=min_size,
+                max_size=max_size,
+                timeout=connect_timeout,
+                command_timeout=command_timeout,
+                init=_init_connection,
+                server_settings={"application_name": application_name},
+            )
+            async with pool.acquire(timeout=connect_timeout) as con:
+                await con.fetchval("SELECT 1")
+    except BaseException as e:
+        if pool is not None:
+            pool.terminate()
+        if isinstance(e, TimeoutError):
+            raise DatabaseUnavailableError(
+                f"PostgreSQL at {_describe(dsn)} did not answer within connect_timeout={connect_timeout:g} s; "
+                f"check {ENV_DATABASE_URL} and that the server is running and reachable"
+            ) from None
+        if isinstance(e, (asyncpg.PostgresError, OSError, asyncpg.InterfaceError, ValueError)):
+            raise translate_error(e, dsn, what="connect") from None
+        raise
+    return Database(pool, dsn=dsn, max_size=max_size, acquire_timeout=acquire_timeout, command_timeout=command_timeout)

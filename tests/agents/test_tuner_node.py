@@ -1,0 +1,137 @@
+"""The hyperparameter_tuner node on its own: test-set guard, bad input, idempotent resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.runtime import Runtime
+
+from src.agents.ml_foundation.model_trainer import ModelTrainerContext, build_model_trainer_graph
+from src.agents.ml_foundation.model_trainer.nodes import (
+    hyperparameter_tuner,
+    load_data,
+    model_evaluator,
+    split_data,
+    training_executor,
+)
+
+
+async def _prepared_state(context: ModelTrainerContext, **inputs) -> dict:
+    """Run load_data and split_data directly (no graph) and return the merged state."""
+    runtime = Runtime(context=context)
+    state: dict = {"dataset_name": "breast_cancer", "n_trials": 3, **inputs}
+    state.update(await load_data(state, runtime))
+    assert state["error"] is None, state["error"]
+    state.update(await split_data(state, runtime))
+    assert "error" not in state or state["error"] is None
+    return state
+
+
+async def test_tuner_refuses_overlapping_train_and_validation(context: ModelTrainerContext) -> None:
+    state = await _prepared_state(context)
+    splits = dict(state["splits"])
+    splits["val_X"], splits["val_y"] = splits["train_X"], splits["train_y"]
+    update = await hyperparameter_tuner({**state, "splits": splits}, Runtime(context=context))
+    assert update["status"] == "failed"
+    assert update["error"]["node"] == "hyperparameter_tuner"
+    assert update["error"]["type"] == "DataValidationError"
+    assert "overlap" in update["error"]["message"]
+    assert set(update) == {"error", "status"}  # no half result
+
+
+async def test_tuner_and_training_never_read_the_test_split(context: ModelTrainerContext) -> None:
+    state = await _prepared_state(context)
+    for key in ("test_X", "test_y"):
+        Path(state["splits"][key]["path"]).unlink()
+    runtime = Runtime(context=context)
+
+    update = await hyperparameter_tuner(state, runtime)
+    assert "error" not in update, update
+    assert update["hpo"]["n_trials"] == 3
+    state.update(update)
+    update = await training_executor(state, runtime)
+    assert "error" not in update, update
+    state.update(update)
+
+    # the evaluator is the one node that reads them
+    update = await model_evaluator(state, runtime)
+    assert update["status"] == "failed"
+    assert update["error"]["node"] == "model_evaluator"
+    assert "test_X" in update["error"]["message"] and "missing" in update["error"]["message"]
+
+
+async def test_bad_tuner_input_leaves_no_study(tmp_path: Path, context: ModelTrainerContext) -> None:
+    log = tmp_path / "optuna.log"
+    context.optuna_storage = f"journal:{log}"
+    state = await _prepared_state(context)
+    cases = [
+        {"search_space": {"learning_rate": {"type": "float", "low": 0.0, "high": 0.1, "log": True}}},
+        {"n_trials": 0},
+        {"pruner": "sometimes"},
+        {"cv": 1},
+        {"n_trials": None, "timeout": None},
+    ]
+    for bad in cases:
+        update = await hyperparameter_tuner({**state, **bad}, Runtime(context=context))
+        assert update.get("status") == "failed", (bad, update)
+        assert update["error"]["message"], bad
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(log)))
+    assert optuna.get_all_study_names(storage=storage) == []
+
+
+async def test_resumed_run_continues_the_same_study(tmp_path: Path, hpo_home: Path) -> None:
+    """Interrupt the run inside the tuner, then resume the thread: same study, budget respected."""
+    log = tmp_path / "optuna.log"
+    graph = build_model_trainer_graph(InMemorySaver())
+    config = {"configurable": {"thread_id": "resume-1"}}
+
+    def context() -> ModelTrainerContext:  # a resumed run gets its dependencies anew
+        return ModelTrainerContext(hpo_home=hpo_home, optuna_storage=f"journal:{log}")
+
+    first = []
+    async for event in graph.astream({"dataset_name": "breast_cancer", "n_trials": 5}, config,
+                                     context=context(), stream_mode="custom"):
+        first.append(event)
+        if event["event"] == "trial" and event["n_done"] == 2:
+            break  # closing the stream cancels the run mid-study
+    snapshot = await graph.aget_state(config)
+    assert snapshot.next == ("hyperparameter_tuner",)
+    study_name = f"trainer-{snapshot.values['run_id']}"
+    assert first[0]["study_name"] == study_name
+
+    second = [e async for e in graph.astream(None, config, context=context(), stream_mode="custom")]
+    assert second[0]["event"] == "study_start" and second[0]["study_name"] == study_name
+    assert second[0]["n_done"] == 2  # the trials of the first run are kept
+    final = (await graph.aget_state(config)).values
+    assert final["status"] == "completed", final.get("error")
+    assert final["hpo"]["study_name"] == study_name
+    assert final["hpo"]["n_completed"] + final["hpo"]["n_pruned"] == 5
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(log)))
+    assert optuna.get_all_study_names(storage=storage) == [study_name]
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+
+
+async def test_new_input_on_a_finished_thread_starts_a_new_run(context: ModelTrainerContext) -> None:
+    graph = build_model_trainer_graph(InMemorySaver())
+    config = {"configurable": {"thread_id": "reuse"}}
+    failed = await graph.ainvoke({"dataset_name": "breast_cancer", "algorithm": "nope"}, config, context=context)
+    assert failed["status"] == "failed"
+    final = await graph.ainvoke({"dataset_name": "breast_cancer", "algorithm": "lightgbm", "tuning_enabled": False},
+                                config, context=context)
+    assert final["status"] == "completed" and final["error"] is None
+    assert final["run_id"] != failed["run_id"]
+
+
+async def test_tuning_disabled_creates_no_study(tmp_path: Path, context: ModelTrainerContext) -> None:
+    log = tmp_path / "optuna.log"
+    context.optuna_storage = f"journal:{log}"
+    state = await _prepared_state(context, tuning_enabled=False)
+    update = await hyperparameter_tuner(state, Runtime(context=context))
+    assert update["hpo"]["enabled"] is False
+    assert update["merged_params"] == update["default_params"]
+    assert update["merged_params"]["random_state"] == 42
+    assert not log.exists() or optuna.get_all_study_names(
+        storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(log)))) == []

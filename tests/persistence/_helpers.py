@@ -1,0 +1,60 @@
+"""Helpers shared by the persistence tests (databases, subprocess workers)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from src.mlops.persistence import with_database
+
+WORKER = Path(__file__).with_name("_worker.py")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def admin_sql(dsn: str, sql: str) -> None:
+    """Run one statement outside a transaction (CREATE/DROP DATABASE)."""
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as con:
+        con.execute(sql)
+
+
+def create_database(admin_dsn: str, *, template: str | None = None) -> tuple[str, str]:
+    """A new database (optionally cloned from ``template``): its name and DSN."""
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    admin_sql(admin_dsn, f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    return name, with_database(admin_dsn, name)
+
+
+def drop_database(admin_dsn: str, name: str) -> None:
+    admin_sql(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def spawn(command: str, args: dict[str, Any]) -> subprocess.Popen[str]:
+    """Run ``_worker.py COMMAND ARGS`` in a new Python process."""
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), command, json.dumps(args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=str(REPO_ROOT),
+        env=dict(os.environ),
+    )
+
+
+def result_of(proc: subprocess.Popen[str], timeout: float = 60) -> dict[str, Any]:
+    """The last JSON line a worker printed (fails the test with its stderr if it failed)."""
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, f"worker failed (rc={proc.returncode}):\n{err[-3000:]}"
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def soon(seconds: float = 1.5) -> float:
+    """A start time a little in the future, so subprocesses begin their work together."""
+    return time.time() + seconds

@@ -1,0 +1,153 @@
+"""Subprocess side of the multi-process persistence tests (run as ``python _worker.py COMMAND JSON``).
+
+Each command prints one JSON line on stdout with what the test needs to check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import optuna  # noqa: E402
+from optuna.distributions import FloatDistribution  # noqa: E402
+
+from src.mlops.persistence import (  # noqa: E402
+    HistoryRecorder,
+    PostgresHistoryRepository,
+    create_optuna_storage,
+    create_pool,
+    migrate,
+    resolve_database_url,
+    start_embedded_postgres,
+)
+from src.mlops.types import FAIL_REASON_ATTR, SOURCE_ATTR, WORKER_ATTR, StudyContext  # noqa: E402
+
+SPACE = {"x": FloatDistribution(-5, 5), "y": FloatDistribution(0, 1)}
+
+
+def _wait_until(t: float) -> None:
+    while time.time() < t:
+        time.sleep(0.001)
+
+
+def cmd_migrate(a: dict) -> dict:
+    _wait_until(a["start_at"])
+    return {"applied": asyncio.run(migrate(a["dsn"], migrations_dir=a.get("migrations_dir")))}
+
+
+def cmd_embedded(a: dict) -> dict:
+    """Start or attach to the embedded default, write rows; optionally keep using it until told to stop."""
+    _wait_until(a["start_at"])
+    env = {"HPO_HOME": a["home"]}
+    dsn = resolve_database_url(env)
+    handle = start_embedded_postgres(a["home"])
+
+    async def work() -> dict:
+        async with await create_pool(dsn, max_size=1) as db:
+            await db.execute("CREATE TABLE IF NOT EXISTS share_test (who TEXT, n INT)")
+            await db.executemany("INSERT INTO share_test VALUES ($1, $2)", [(a["name"], i) for i in range(a["rows"])])
+            if a.get("hold_until_file"):
+                print(json.dumps({"ready": True, "server_pid": handle.pid}), flush=True)
+                while not os.path.exists(a["hold_until_file"]):
+                    await asyncio.sleep(0.02)
+                # the other process has exited by now: the server must still serve us
+                await db.executemany("INSERT INTO share_test VALUES ($1, $2)", [(a["name"] + "-late", i) for i in range(a["rows"])])
+            n = await db.fetchval("SELECT count(*) FROM share_test")
+        return {"server_pid": handle.pid, "rows_seen": n}
+
+    return asyncio.run(work())
+
+
+def _objective(params: dict) -> float:
+    return (params["x"] - 1) ** 2 + params["y"]
+
+
+def cmd_journal_worker(a: dict) -> dict:
+    """Run exactly ``n`` ask/tell trials on a shared study."""
+    _wait_until(a["start_at"])
+    storage = create_optuna_storage(a["dsn"])
+    study = optuna.create_study(study_name=a["study"], storage=storage, load_if_exists=True,
+                                sampler=optuna.samplers.TPESampler(seed=a["seed"]))
+    numbers = []
+    for _ in range(a["n"]):
+        trial = study.ask(SPACE)
+        trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
+        study.tell(trial, _objective(trial.params))
+        numbers.append(trial.number)
+    return {"numbers": numbers}
+
+
+def _worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+async def _run_until(study: optuna.Study, recorder: HistoryRecorder, context: StudyContext, n_trials: int, delay: float) -> None:
+    """Ask/tell until the study has ``n_trials`` COMPLETE trials, recording each (a minimal engine)."""
+    await recorder.on_study_start(study, context)
+    while len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))) < n_trials:
+        trial = await asyncio.to_thread(study.ask, SPACE)
+        await asyncio.to_thread(trial.set_user_attr, WORKER_ATTR, _worker_id())
+        await asyncio.sleep(delay)  # "training"
+        frozen = await asyncio.to_thread(study.tell, trial, _objective(trial.params))
+        await recorder.on_trial_finished(study, frozen)
+    await recorder.flush(timeout=30)
+
+
+def _reap_stale(study: optuna.Study) -> list[int]:
+    """What the engine does on resume: FAIL trials of dead workers (reason "stale"), retry their params once."""
+    reaped = []
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        owner = str(t.user_attrs.get(WORKER_ATTR, ""))
+        host, _, pid = owner.rpartition(":")
+        # no owner: killed between ask and set_user_attr (this test runs a single worker at a time)
+        if not owner or (host == socket.gethostname() and pid.isdigit() and not _alive(int(pid))):
+            study._storage.set_trial_user_attr(t._trial_id, FAIL_REASON_ATTR, "stale")
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+            if t.user_attrs.get(SOURCE_ATTR) != "retry":
+                study.enqueue_trial(t.params, user_attrs={SOURCE_ATTR: "retry"})
+            reaped.append(t.number)
+    return reaped
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def cmd_kill_worker(a: dict) -> dict:
+    """Study with journal storage + history recorder; resumable; optionally reaps stale trials first."""
+
+    async def main() -> dict:
+        storage = create_optuna_storage(a["dsn"])
+        study = optuna.create_study(study_name=a["study"], storage=storage, load_if_exists=True,
+                                    sampler=optuna.samplers.TPESampler(seed=a["seed"]))
+        reaped = _reap_stale(study) if a.get("reap") else []
+        context = StudyContext(study_name=a["study"], directions=("minimize",), algorithm="toy",
+                               problem_type="regression", dataset_fingerprint="fp", n_trials=a["n_trials"])
+        async with await create_pool(a["dsn"], max_size=2) as db:
+            recorder = HistoryRecorder(PostgresHistoryRepository(db))
+            print(json.dumps({"started": True, "pid": os.getpid()}), flush=True)
+            await _run_until(study, recorder, context, a["n_trials"], a["delay"])
+            await recorder.aclose()
+        return {"reaped": reaped}
+
+    return asyncio.run(main())
+
+
+if __name__ == "__main__":
+    command, args = sys.argv[1], json.loads(sys.argv[2])
+    out = {"cmd_migrate": cmd_migrate, "cmd_embedded": cmd_embedded, "cmd_journal_worker": cmd_journal_worker,
+           "cmd_kill_worker": cmd_kill_worker}["cmd_" + command.replace("-", "_")](args)
+    print(json.dumps(out), flush=True)
