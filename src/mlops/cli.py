@@ -202,8 +202,10 @@ async def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
             raise BadInput(f"thread {thread_id!r} already finished with status {snapshot.values['status']!r}")
         final: dict[str, Any] = {}
         try:
+            # durability="sync": every checkpoint is on disk before the next node starts, so a
+            # killed run resumes from the node it was in (the tuner then continues its study).
             async for mode, chunk in graph.astream(None if resume else inputs, config, context=context,
-                                                   stream_mode=["custom", "values"]):
+                                                   stream_mode=["custom", "values"], durability="sync"):
                 if mode == "custom" and isinstance(chunk, dict) and chunk.get("event") == "trial":
                     progress.update(chunk)
                 elif mode == "values":
@@ -375,6 +377,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # noqa: BLE001 - a failure at run time: say what, exit 1
+        from .persistence import redact_secrets
+
+        logging.getLogger("hpo").debug("run failed", exc_info=True)
+        print(f"error: run failed: {type(e).__name__}: {redact_secrets(str(e))}", file=sys.stderr)
+        return EXIT_FAILURE
     if args.command in ("train", "tune"):
         if args.command == "tune":
             out.setdefault("hpo", {k: out.get(k) for k in ("study_name", "best_value", "defaults_value", "n_completed",
@@ -384,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if out.get("status") != "completed":
             err = out.get("error") or {}
             print(f"\nerror in {err.get('node', '?')}: {err.get('message', 'unknown error')}", file=sys.stderr)
-            return EXIT_BAD_INPUT if err.get("kind", "bad_input") == "bad_input" else EXIT_FAILURE
+            return EXIT_BAD_INPUT
     return EXIT_OK
 
 

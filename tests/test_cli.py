@@ -1,0 +1,115 @@
+"""The ``hpo`` command line, run as a real subprocess (embedded PostgreSQL under a temporary HPO_HOME)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import psycopg
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env(home: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["HPO_HOME"] = str(home)
+    env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    return env
+
+
+def hpo(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "src.mlops.cli", *args], cwd=str(ROOT), env=_env(home),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("case, fragment", [
+    ("missing_target", "target column 'nope'"),
+    ("unknown_algorithm", "unknown algorithm 'catboostx'"),
+    ("one_class", "single distinct value"),
+    ("empty_file", "empty"),
+    ("no_source", "exactly one of --data FILE or --dataset NAME"),
+])
+def test_bad_input_exits_2_with_the_reason(tmp_path, case, fragment):
+    csv = tmp_path / "data.csv"
+    args = ["train", "--no-db", "--no-mlflow", "--n-trials", "2", "--quiet"]
+    if case == "missing_target":
+        csv.write_text("a,b,y\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n")
+        args += ["--data", str(csv), "--target", "nope"]
+    elif case == "unknown_algorithm":
+        args += ["--dataset", "breast_cancer", "--algorithm", "catboostx"]
+    elif case == "one_class":
+        csv.write_text("a,b,y\n" + "".join(f"{i},{i * 2},1\n" for i in range(30)))
+        args += ["--data", str(csv), "--target", "y"]
+    elif case == "empty_file":
+        csv.write_text("")
+        args += ["--data", str(csv), "--target", "y"]
+    r = hpo(tmp_path / "home", *args)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert fragment.lower() in (r.stdout + r.stderr).lower(), r.stdout + r.stderr
+
+
+def _dsn(home: Path) -> str:
+    from src.mlops.persistence import resolve_database_url
+
+    return resolve_database_url({"HPO_HOME": str(home)}, cleanup="keep")
+
+
+@pytest.mark.slow
+def test_train_killed_mid_tuning_resumes_with_its_thread_id(tmp_path):
+    """kill -9 during tuning, then the same command with --thread-id: the study continues."""
+    home, n = tmp_path / "home", 16
+    args = ["train", "--dataset", "breast_cancer", "--n-trials", str(n), "--pruner", "none", "--no-mlflow",
+            "--thread-id", "resume-me", "--output-json", str(tmp_path / "run.json")]
+    proc = subprocess.Popen([sys.executable, "-m", "src.mlops.cli", *args], cwd=str(ROOT), env=_env(home),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    seen = ""
+    while time.monotonic() < deadline:  # progress lines look like "tuning [###...] 6/16 ..."
+        line = proc.stderr.readline()
+        seen += line
+        if " tuning [" in line and int(line.split("]")[1].split("/")[0]) >= 5:
+            break
+        assert proc.poll() is None or line, f"run ended before tuning got far:\n{seen}\n{proc.stdout.read()}"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "run.json").exists()
+
+    r = hpo(home, *args)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads((tmp_path / "run.json").read_text())
+    assert out["status"] == "completed" and out["thread_id"] == "resume-me"
+    study_name = out["hpo"]["study_name"]
+
+    dsn = _dsn(home)
+    from src.mlops.optimizer import resolve_storage
+
+    study = optuna.load_study(study_name=study_name, storage=resolve_storage(dsn))
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == n
+    assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+    assert [t.user_attrs.get("source") for t in trials].count("defaults") == 1
+    assert len([t for t in trials if t.user_attrs.get("fail_reason") == "stale"]) <= 1
+    with psycopg.connect(dsn) as con:
+        numbers = [r[0] for r in con.execute(
+            "SELECT t.trial_number FROM ml_hpo_trials t JOIN ml_hpo_studies s ON s.id = t.study_id "
+            "WHERE s.study_name = %s AND t.state = 'COMPLETE'", (study_name,)).fetchall()]
+    assert sorted(numbers) == sorted(t.number for t in complete)  # each once, none repeated
+    assert out["test_metrics"] and out["model_path"]
+
+
+@pytest.mark.slow
+def test_tune_command_prints_a_summary(tmp_path):
+    r = hpo(tmp_path / "home", "tune", "--dataset", "wine", "--algorithm", "random_forest", "--n-trials", "4",
+            "--no-mlflow", "--output-json", str(tmp_path / "tune.json"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads((tmp_path / "tune.json").read_text())
+    assert out["n_trials"] == 4 and out["best_value"] is not None
+    assert "val log_loss" in r.stdout
