@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -64,7 +65,9 @@ def _dsn(home: Path) -> str:
 @pytest.mark.slow
 def test_train_killed_mid_tuning_resumes_with_its_thread_id(tmp_path):
     """kill -9 during tuning, then the same command with --thread-id: the study continues."""
-    home, n = tmp_path / "home", 16
+    # not under tmp_path: pgserver runs PostgreSQL as its own user, and pytest makes its
+    # base temp directory private (0700) when another session starts
+    home, n = Path(tempfile.mkdtemp(prefix="hpo-cli-")), 16
     args = ["train", "--dataset", "breast_cancer", "--n-trials", str(n), "--pruner", "none", "--no-mlflow",
             "--thread-id", "resume-me", "--output-json", str(tmp_path / "run.json")]
     proc = subprocess.Popen([sys.executable, "-m", "src.mlops.cli", *args], cwd=str(ROOT), env=_env(home),

@@ -54,6 +54,7 @@ __all__ = [
     "TrialCancelled",
     "fit_model",
     "validate_training_data",
+    "check_metric_supported",
     "LabelCodec",
 ]
 
@@ -467,6 +468,20 @@ def fit_model(spec: ModelSpec, problem_type: str, params: Mapping[str, Any], X_t
     return FitResult(model, best_iteration, time.perf_counter() - t0)
 
 
+def check_metric_supported(spec: ModelSpec, problem_type: str, metric: MetricSpec,
+                           params: Mapping[str, Any] | None = None) -> None:
+    """Refuse a metric that needs class probabilities from a model that cannot give them."""
+    pt = normalize_problem_type(problem_type)
+    if pt == ANOMALY or metric.needs != "proba":
+        return
+    est = spec.build(params if params is not None else spec.default_params(pt), pt)
+    if not hasattr(est, "predict_proba"):
+        raise IncompatibleMetricError(
+            f"metric {metric.name!r} needs class probabilities, which {spec.name!r} does not "
+            "provide; choose a metric such as 'roc_auc' or 'accuracy', or another algorithm"
+        )
+
+
 # ---------------------------------------------------------------------------------------------
 # the objective
 # ---------------------------------------------------------------------------------------------
@@ -557,14 +572,7 @@ class ModelObjective:
         self._lock = threading.Lock()
 
     def _check_metric_supported(self) -> None:
-        if self.problem_type == ANOMALY or self.metric.needs == "label":
-            return
-        est = self.spec.build(self.default_params, self.problem_type)
-        if self.metric.needs == "proba" and not hasattr(est, "predict_proba"):
-            raise IncompatibleMetricError(
-                f"metric {self.metric.name!r} needs class probabilities, which {self.spec.name!r} does not "
-                "provide; choose a metric such as 'roc_auc' or 'accuracy', or another algorithm"
-            )
+        check_metric_supported(self.spec, self.problem_type, self.metric, self.default_params)
 
     @property
     def direction(self) -> str:

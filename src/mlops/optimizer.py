@@ -15,6 +15,7 @@ attribute, never a fake score. Cancelling the awaiting task fails the in-flight 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 import math
 import threading
@@ -35,7 +36,7 @@ from .objectives import ModelObjective, TrialCancelled, TrialReporter
 from .search_space import SearchSpace, parse_search_space
 from .types import FAIL_REASON_ATTR, SOURCE_ATTR, WORKER_ATTR, OptimizationResult, StudyContext, TrialListener
 
-__all__ = ["OptunaOptimizer", "resolve_storage"]
+__all__ = ["OptunaOptimizer", "resolve_storage", "uses_budget"]
 
 log = logging.getLogger("src.mlops.optimizer")
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -45,13 +46,15 @@ _DIRECTIONS = ("maximize", "minimize")
 _FREE_FAIL_REASONS = ("stale", "cancelled")
 
 
+def uses_budget(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` counts towards ``n_trials``: finished or running, except stale/cancelled fails."""
+    if trial.state == TrialState.FAIL:
+        return trial.user_attrs.get(FAIL_REASON_ATTR) not in _FREE_FAIL_REASONS
+    return trial.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+
+
 def _budget_used(study: optuna.Study) -> int:
-    """Trials that count towards ``n_trials``: finished or running, except stale/cancelled fails."""
-    return sum(
-        1 for t in study.get_trials(deepcopy=False)
-        if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
-        or (t.state == TrialState.FAIL and t.user_attrs.get(FAIL_REASON_ATTR) not in _FREE_FAIL_REASONS)
-    )
+    return sum(1 for t in study.get_trials(deepcopy=False) if uses_budget(t))
 
 
 def resolve_storage(storage: Any) -> optuna.storages.BaseStorage | None:
@@ -106,10 +109,11 @@ class OptunaOptimizer:
     """
 
     def __init__(self, *, listeners: Iterable[TrialListener] = (), storage: Any = None,
-                 stale_check_every: int = 10) -> None:
+                 stale_check_every: int = 10, ownerless_grace_s: float = 600.0) -> None:
         self.listeners: list[TrialListener] = list(listeners)
         self.storage = storage
         self.stale_check_every = max(1, int(stale_check_every))
+        self.ownerless_grace_s = float(ownerless_grace_s)
         self.worker_id = current_worker_id()
         self._contexts: dict[str, StudyContext] = {}
         self._stop_requested = False
@@ -442,7 +446,14 @@ class OptunaOptimizer:
             if t.number in own:
                 continue
             owner = t.user_attrs.get(WORKER_ATTR)
-            if owner is None or owner == self.worker_id or worker_is_alive(owner) is not False:
+            if owner is None:
+                # ask() and tagging the owner are two writes: a worker killed between them leaves an
+                # ownerless RUNNING trial. Such a trial is stale once it is older than the grace period.
+                started = t.datetime_start
+                age = (datetime.datetime.now() - started).total_seconds() if started else 0.0
+                if age < self.ownerless_grace_s:
+                    continue
+            elif owner == self.worker_id or worker_is_alive(owner) is not False:
                 continue
             try:
                 self._tell(study, t.number, TrialState.FAIL, None, "stale")

@@ -309,3 +309,27 @@ async def test_history_dataframe(binary_data):
     assert list(df["number"]) == [0, 1, 2, 3]
     assert {"state", "value", "best_value", "params_C", "source", "fail_reason"} <= set(df.columns)
     assert df["best_value"].is_monotonic_increasing
+
+
+async def test_stale_trials_of_dead_or_missing_owners_are_failed_and_retried_once():
+    opt = OptunaOptimizer(ownerless_grace_s=0.0)
+    study = await opt.create_study(direction="maximize", sampler="random", seed=0)
+    dead = study.ask()
+    dead.suggest_float("x", 0, 1)
+    dead.set_user_attr("worker_id", "somehost-that-is-gone:1:1")  # another host: liveness unknown, kept
+    local_dead = study.ask()
+    x_dead = local_dead.suggest_float("x", 0, 1)
+    import socket
+
+    local_dead.set_user_attr("worker_id", f"{socket.gethostname()}:999999:1")  # no such pid here
+    ownerless = study.ask()
+    ownerless.suggest_float("x", 0, 1)
+    r = await opt.optimize(study, lambda t: t.suggest_float("x", 0, 1), n_trials=4)
+    by_number = {t.number: t for t in study.get_trials()}
+    assert by_number[dead.number].state.name == "RUNNING"  # owner on another host: not ours to judge
+    assert by_number[local_dead.number].user_attrs["fail_reason"] == "stale"
+    assert by_number[ownerless.number].user_attrs["fail_reason"] == "stale"
+    retries = [t for t in study.get_trials() if t.user_attrs.get("source") == "retry"]
+    assert {t.user_attrs["retry_of"] for t in retries} == {local_dead.number, ownerless.number}
+    assert any(t.params["x"] == x_dead for t in retries)
+    assert r.n_completed == 3  # 4 budget slots, one held by the foreign RUNNING trial

@@ -32,10 +32,11 @@ from src.mlops.datasets import (
     prepare_features,
     save_frame_ref,
 )
-from src.mlops.errors import ConfigurationError, DataValidationError, IncompatibleMetricError
+from src.mlops.errors import ConfigurationError, DataValidationError
 from src.mlops.fingerprint import dataset_fingerprint
 from src.mlops.metrics import default_metric, get_metric, normalize_problem_type
 from src.mlops.models import get_model_spec
+from src.mlops.objectives import check_metric_supported
 from src.mlops.preprocessing import as_frame
 
 from ..context import ModelTrainerContext, get_context, run_directory
@@ -181,11 +182,7 @@ def _load(state: Mapping[str, Any], ctx: ModelTrainerContext, run_id: str) -> di
     pt = prepared.problem_type
     spec = get_model_spec(setting(state, "algorithm"), pt)
     metric = get_metric(setting(state, "metric") or default_metric(pt), pt)
-    if metric.needs == "proba" and not hasattr(spec.build(spec.default_params(pt), pt), "predict_proba"):
-        raise IncompatibleMetricError(
-            f"metric {metric.name!r} needs class probabilities, which {spec.name!r} does not provide; "
-            "choose a metric such as 'roc_auc' or 'accuracy', or another algorithm"
-        )
+    check_metric_supported(spec, pt, metric)
 
     X, y = prepared.X, prepared.y
     notes = prepared.describe()

@@ -30,6 +30,7 @@ import pandas as pd
 from langgraph.runtime import Runtime
 
 from src.mlops.datasets import load_frame_ref
+from src.mlops.optimizer import uses_budget
 from src.mlops.errors import DataValidationError
 from src.mlops.metrics import default_metric, get_metric
 from src.mlops.models import get_model_spec
@@ -60,14 +61,8 @@ def study_name_for(state: Mapping[str, Any]) -> str:
     return setting(state, "study_name") or f"trainer-{state['run_id']}"
 
 
-#: FAIL reasons of trials that never really ran and are retried: they do not use the budget.
-_FREE_FAIL_REASONS = ("stale", "cancelled")
-
-
-def _uses_budget(trial: optuna.trial.FrozenTrial) -> bool:
-    if trial.state == optuna.trial.TrialState.FAIL:
-        return trial.user_attrs.get(FAIL_REASON_ATTR) not in _FREE_FAIL_REASONS
-    return trial.state.is_finished()
+def _finished_in_budget(trial: optuna.trial.FrozenTrial) -> bool:
+    return trial.state.is_finished() and uses_budget(trial)
 
 
 class StreamProgressListener:
@@ -98,7 +93,7 @@ class StreamProgressListener:
         self._maximize = context.direction == "maximize"
         trials = await asyncio.to_thread(study.get_trials, False)  # storage I/O off the loop
         for t in trials:
-            if _uses_budget(t):
+            if _finished_in_budget(t):
                 self.n_done += 1
                 if t.state == optuna.trial.TrialState.COMPLETE and len(study.directions) == 1 and self._better(t.value):
                     self.best_value = float(t.value)
@@ -106,7 +101,7 @@ class StreamProgressListener:
                     "n_done": self.n_done, "best_value": self.best_value})
 
     async def on_trial_finished(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        self.n_done += int(_uses_budget(trial))
+        self.n_done += int(_finished_in_budget(trial))
         value = None
         if trial.state == optuna.trial.TrialState.COMPLETE and trial.values is not None and len(trial.values) == 1:
             value = float(trial.values[0])
