@@ -358,6 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("DO_NOT_TRACK", "true")
     args = build_parser().parse_args(argv)
     from .errors import DatabaseUnavailableError, MLOpsError
