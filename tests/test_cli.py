@@ -68,7 +68,8 @@ def test_train_killed_mid_tuning_resumes_with_its_thread_id(tmp_path):
     # not under tmp_path: pgserver runs PostgreSQL as its own user, and pytest makes its
     # base temp directory private (0700) when another session starts
     home, n = Path(tempfile.mkdtemp(prefix="hpo-cli-")), 16
-    args = ["train", "--dataset", "breast_cancer", "--n-trials", str(n), "--pruner", "none", "--no-mlflow",
+    args = ["train", "--dataset", "breast_cancer", "--algorithm", "random_forest", "--n-trials", str(n),
+            "--pruner", "none", "--no-mlflow",
             "--thread-id", "resume-me", "--output-json", str(tmp_path / "run.json")]
     proc = subprocess.Popen([sys.executable, "-m", "src.mlops.cli", *args], cwd=str(ROOT), env=_env(home),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -92,7 +92,7 @@ def _runs(uri: str, experiment_id: str) -> tuple[object, list]:
 
 
 async def test_parent_and_nested_runs(store_uri):
-    tracker = MLflowTracker(store_uri, "test-runs")
+    tracker = MLflowTracker(store_uri, "test-runs", log_intermediate=True)
     study = await _drive(tracker, "study-runs")
     await tracker.aclose()
     assert tracker.state == "active" and tracker.dropped_writes == 0 and tracker.last_error is None

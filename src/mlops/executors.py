@@ -27,7 +27,7 @@ import optuna
 
 from .objectives import Evaluation, ModelObjective, TrialCancelled
 
-__all__ = ["run_in_thread", "ProcessTrialRunner", "TrialTimeout", "TrialError"]
+__all__ = ["run_in_thread", "ProcessTrialRunner", "TrialTimeout", "TrialError", "start_process"]
 
 
 class TrialTimeout(Exception):
@@ -95,11 +95,39 @@ def _worker_main(conn: Any, payload: bytes) -> None:  # pragma: no cover - runs 
 # ---------------------------------------------------------------------------------------------
 # parent side
 # ---------------------------------------------------------------------------------------------
+_START_LOCK = threading.Lock()
+
+
+def start_process(proc: Any) -> None:
+    """``proc.start()`` without the child re-running the caller's ``__main__`` script.
+
+    multiprocessing's spawn/forkserver children import the main module (as ``__mp_main__``), so a
+    user script without an ``if __name__ == "__main__":`` guard would run again in every worker.
+    Our workers only need importable ``src.mlops`` code, so the main module's path is hidden while
+    the process (and, on first use, the forkserver) starts.
+    """
+    import sys
+
+    main = sys.modules.get("__main__")
+    with _START_LOCK:
+        saved = {a: main.__dict__[a] for a in ("__file__", "__spec__") if main is not None and a in main.__dict__}
+        try:
+            if main is not None:
+                main.__dict__.pop("__file__", None)
+                main.__dict__["__spec__"] = None
+            proc.start()
+        finally:
+            if main is not None:
+                main.__dict__.update(saved)
+                if "__spec__" not in saved:
+                    main.__dict__.pop("__spec__", None)
+
+
 class _Worker:
     def __init__(self, ctx: Any, payload: bytes) -> None:
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_worker_main, args=(child, payload), daemon=True, name="hpo-trial-worker")
-        self.proc.start()
+        start_process(self.proc)
         child.close()
 
     def kill(self) -> None:

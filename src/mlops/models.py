@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -399,9 +399,14 @@ def get_model_class(algorithm: str, problem_type: str = BINARY) -> type:
     return get_model_spec(algorithm).estimator_class(problem_type)
 
 
-def threads_per_trial(n_jobs: int) -> int:
-    """CPU threads one trial may use when ``n_jobs`` trials run at once."""
+#: Below this many training rows a fit is single-threaded: OpenMP threads on small data spend more
+#: time synchronizing (and spin-waiting whenever another process holds a core) than computing.
+SMALL_DATA_ROWS = 10_000
+
+
+def threads_per_trial(n_jobs: int, n_rows: int | None = None) -> int:
+    """CPU threads one trial may use when ``n_jobs`` trials run at once on ``n_rows`` rows."""
+    if n_rows is not None and n_rows < SMALL_DATA_ROWS:
+        return 1
     return max(1, (os.cpu_count() or 1) // max(1, n_jobs))
 
-
-ModelFactory = Callable[[Mapping[str, Any], str], Any]

@@ -646,7 +646,7 @@ class ModelObjective:
             fitted = fit_model(
                 self.spec, self.problem_type, params, f.X_train, f.y_train, f.X_val, f.y_val,
                 metric=self.metric, reporter=reporter, early_stopping_rounds=self.early_stopping_rounds,
-                n_threads=threads_per_trial(self.n_jobs), preprocessor=f.preprocessor, codec=self.codec,
+                n_threads=threads_per_trial(self.n_jobs, len(f.X_train)), preprocessor=f.preprocessor, codec=self.codec,
                 report_steps=self.cv is None,
             )
             pred = fitted.model.predict_for_metric(f.X_val, self.metric)
@@ -676,4 +676,4 @@ class ModelObjective:
         X_val = self.X_val
         return fit_model(self.spec, self.problem_type, params, self.X_train, self.y_train, X_val, self.y_val,
                          metric=self.metric, early_stopping_rounds=self.early_stopping_rounds if X_val is not None else None,
-                         n_threads=threads_per_trial(1), codec=self.codec)
+                         n_threads=threads_per_trial(1, len(self.X_train)), codec=self.codec)

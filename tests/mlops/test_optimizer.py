@@ -333,3 +333,26 @@ async def test_stale_trials_of_dead_or_missing_owners_are_failed_and_retried_onc
     assert {t.user_attrs["retry_of"] for t in retries} == {local_dead.number, ownerless.number}
     assert any(t.params["x"] == x_dead for t in retries)
     assert r.n_completed == 3  # 4 budget slots, one held by the foreign RUNNING trial
+
+
+def test_worker_processes_do_not_rerun_an_unguarded_main_script(tmp_path):
+    """A user script without `if __name__ == "__main__":` must not run again in trial workers."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "user_script.py"
+    script.write_text(
+        "import asyncio\n"
+        "print('top-level ran', flush=True)\n"
+        "from sklearn.datasets import load_breast_cancer\n"
+        "from src.mlops.optuna_optimizer import run_hyperparameter_optimization\n"
+        "X, y = load_breast_cancer(return_X_y=True, as_frame=True)\n"
+        "r = asyncio.run(run_hyperparameter_optimization('logistic_regression', 'binary', X[:300], y[:300],\n"
+        "    X[300:], y[300:], n_trials=2, trial_timeout=30))\n"
+        "print('completed', r.n_completed, flush=True)\n"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180, cwd=root)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.count("top-level ran") == 1
+    assert "completed 2" in out.stdout
