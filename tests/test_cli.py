@@ -57,9 +57,13 @@ def test_bad_input_exits_2_with_the_reason(tmp_path, case, fragment):
 
 
 def _dsn(home: Path) -> str:
+    """The database the CLI used: DATABASE_URL when set, else the embedded server under ``home``."""
     from src.mlops.persistence import resolve_database_url
 
-    return resolve_database_url({"HPO_HOME": str(home)}, cleanup="keep")
+    env = {"HPO_HOME": str(home)}
+    if os.environ.get("DATABASE_URL"):
+        env["DATABASE_URL"] = os.environ["DATABASE_URL"]
+    return resolve_database_url(env, cleanup="keep")
 
 
 @pytest.mark.slow
