@@ -121,3 +121,13 @@ def test_tune_command_prints_a_summary(tmp_path):
     out = json.loads((tmp_path / "tune.json").read_text())
     assert out["n_trials"] == 4 and out["best_value"] is not None
     assert "val log_loss" in r.stdout
+
+
+def test_timeout_without_n_trials_bounds_the_study_by_time(tmp_path):
+    r = hpo(tmp_path / "home", "tune", "--dataset", "breast_cancer", "--timeout", "4", "--no-db", "--no-mlflow",
+            "--quiet", "--output-json", str(tmp_path / "t.json"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads((tmp_path / "t.json").read_text())
+    assert out["stop_reason"] == "timeout"
+    assert out["n_trials"] > 3  # not capped by the default of 50 either way: bounded by time
+    assert out["duration_s"] < 4 + 15

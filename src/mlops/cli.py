@@ -49,7 +49,8 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 def _add_tuning_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--algorithm", default="lightgbm", help="model family (default lightgbm)")
     p.add_argument("--metric", help="metric to optimize (default by problem: roc_auc, log_loss, rmse)")
-    p.add_argument("--n-trials", type=int, default=50)
+    p.add_argument("--n-trials", type=int, default=None,
+                   help="trials in the study (default 50; with --timeout and no --n-trials: as many as fit)")
     p.add_argument("--timeout", type=float, help="study time budget in seconds")
     p.add_argument("--trial-timeout", type=float, help="per-trial limit in seconds (trials run in worker processes)")
     p.add_argument("--cv", type=int, help="tune on K folds of the training data instead of the validation split")
@@ -184,6 +185,7 @@ async def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
         "val_size": args.val_size, "study_name": args.study_name,
     }
     inputs = {k: v for k, v in inputs.items() if v is not None}
+    inputs["n_trials"] = args.n_trials  # None (with --timeout): the time budget alone bounds the study
     thread_id = args.thread_id or uuid.uuid4().hex[:12]
     config = {"configurable": {"thread_id": thread_id}}
     progress = _Progress(args.n_trials, enabled=not args.quiet)
@@ -361,6 +363,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("DO_NOT_TRACK", "true")
     args = build_parser().parse_args(argv)
+    if hasattr(args, "n_trials") and args.n_trials is None and getattr(args, "timeout", None) is None:
+        args.n_trials = 50
     from .errors import DatabaseUnavailableError, MLOpsError
 
     commands = {"train": cmd_train, "tune": cmd_tune, "studies": cmd_studies, "db": cmd_db}
