@@ -332,7 +332,7 @@ def print_summary(out: dict[str, Any]) -> None:
     if hpo:
         print(f"  study {hpo.get('study_name')}: {hpo.get('n_completed')} complete, {hpo.get('n_pruned')} pruned, "
               f"{hpo.get('n_failed')} failed in {_fmt(hpo.get('duration_s'))} s")
-    tm, dm, vm = out.get("test_metrics") or {}, out.get("defaults_test_metrics") or {}, out.get("validation_metrics") or {}
+    tm, dm = out.get("test_metrics") or {}, out.get("defaults_test_metrics") or {}
     if tm or hpo:
         print()
         print(f"  {'metric':18s} {'defaults':>10s} {'tuned':>10s}")

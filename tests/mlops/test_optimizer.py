@@ -148,7 +148,7 @@ async def test_exceptions_and_nan_become_fail_with_reason_and_max_failures_stops
     study = await opt.create_study(direction="minimize")
 
     def objective(trial):
-        x = trial.suggest_float("x", 0, 1)
+        trial.suggest_float("x", 0, 1)
         if trial.number % 2 == 0:
             raise ValueError("bad fold")
         return float("nan")
