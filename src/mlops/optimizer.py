@@ -259,6 +259,12 @@ class OptunaOptimizer:
             raise ConfigurationError(f"min_improvement must be >= 0, got {min_improvement}")
         self._stop_requested = False
         multi = len(study.directions) > 1
+        if isinstance(objective, ModelObjective) and not multi and study.direction.name.lower() != objective.direction:
+            raise ConfigurationError(
+                f"study {study.study_name!r} has direction {study.direction.name.lower()!r} but metric "
+                f"{objective.metric.name!r} must be {objective.direction}d; create the study with "
+                f"direction={objective.direction!r}"
+            )
         if multi and patience:
             raise ConfigurationError("patience applies to single-objective studies only")
 

@@ -356,3 +356,13 @@ def test_worker_processes_do_not_rerun_an_unguarded_main_script(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.count("top-level ran") == 1
     assert "completed 2" in out.stdout
+
+
+async def test_study_direction_must_match_the_metric(small_data):
+    X_tr, y_tr, X_va, y_va = small_data["regression"]
+    opt = OptunaOptimizer()
+    study = await opt.create_study(direction="maximize")
+    obj = opt.create_validation_objective("ridge", "regression", X_tr, y_tr, X_va, y_va, metric="rmse")
+    with pytest.raises(ConfigurationError, match="must be minimized"):
+        await opt.optimize(study, obj, n_trials=2)
+    assert study.trials == []
