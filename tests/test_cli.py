@@ -131,3 +131,16 @@ def test_timeout_without_n_trials_bounds_the_study_by_time(tmp_path):
     assert out["stop_reason"] == "timeout"
     assert out["n_trials"] > 3  # not capped by the default of 50 either way: bounded by time
     assert out["duration_s"] < 4 + 15
+
+
+def test_db_status_then_migrate(tmp_path):
+    home = Path(tempfile.mkdtemp(prefix="hpo-db-"))
+    env_has_db = bool(os.environ.get("DATABASE_URL"))
+    status = hpo(home, "db", "status")
+    assert status.returncode == 0, status.stderr[-2000:]
+    if not env_has_db:  # a fresh embedded database: nothing applied yet
+        assert "pending" in status.stdout.lower() or "not applied" in status.stdout.lower(), status.stdout
+    migrate = hpo(home, "db", "migrate")
+    assert migrate.returncode == 0, migrate.stderr[-2000:]
+    again = hpo(home, "db", "status")
+    assert "pending" not in again.stdout.lower(), again.stdout

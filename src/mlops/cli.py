@@ -96,7 +96,7 @@ def _hpo_home() -> Path:
 
 
 @contextlib.asynccontextmanager
-async def _database(enabled: bool) -> AsyncIterator[tuple[Any, str | None]]:
+async def _database(enabled: bool, *, apply_migrations: bool = True) -> AsyncIterator[tuple[Any, str | None]]:
     """(Database, dsn) with migrations applied, or (None, None) when disabled."""
     if not enabled:
         yield None, None
@@ -108,7 +108,10 @@ async def _database(enabled: bool) -> AsyncIterator[tuple[Any, str | None]]:
     dsn = await asyncio.to_thread(resolve_database_url, env)
     db = await create_pool(dsn, min_size=1, max_size=4)
     try:
-        await migrate(db)
+        if apply_migrations:
+            applied = await migrate(db)
+            if applied:
+                print(f"  applied migrations: {applied}", file=sys.stderr)
         yield db, dsn
     finally:
         await db.close()
@@ -304,10 +307,14 @@ async def cmd_studies(args: argparse.Namespace) -> dict[str, Any]:
 async def cmd_db(args: argparse.Namespace) -> dict[str, Any]:
     from .persistence import migration_status
 
-    async with _database(True) as (db, _):
+    async with _database(True, apply_migrations=args.action == "migrate") as (db, _):
         status = await migration_status(db)
     for s in status:
-        print(f"  {s}")
+        if s.applied_at is None:
+            state = "pending"
+        else:
+            state = f"applied {s.applied_at:%Y-%m-%d %H:%M:%S}" + ("" if s.checksum_ok else " (FILE CHANGED SINCE)")
+        print(f"  {s.version:03d} {s.filename:40s} {state}")
     return {"status": "completed"}
 
 
