@@ -299,8 +299,8 @@ async def cmd_studies(args: argparse.Namespace) -> dict[str, Any]:
         studies = await PostgresHistoryRepository(db).list_studies(limit=args.limit)
     rows = [s.to_dict() if hasattr(s, "to_dict") else dict(s.__dict__) for s in studies]
     for r in rows:
-        print(f"{str(r.get('study_name')):50s} {str(r.get('algorithm')):22s} {str(r.get('status')):10s} "
-              f"trials={r.get('n_completed')}/{r.get('n_trials')} best={r.get('best_value')}")
+        print(f"{str(r.get('study_name')):50s} {_fmt(r.get('algorithm')):22s} {_fmt(r.get('status')):10s} "
+              f"complete={_fmt(r.get('n_completed'))} budget={_fmt(r.get('n_trials'))} best={_fmt(r.get('best_value'))}")
     return {"studies": rows, "status": "completed"}
 
 
