@@ -448,3 +448,15 @@ def is_bad_input(exc: BaseException) -> bool:
     from src.mlops.errors import DatabaseTimeoutError, DatabaseUnavailableError
 
     return isinstance(exc, MLOpsError) and not isinstance(exc, (DatabaseUnavailableError, DatabaseTimeoutError))
+
+
+async def run_blocking(node: str, fn: Any, *args: Any) -> Any:
+    """Run a node's blocking work off the event loop; bad input becomes the node's error update."""
+    import asyncio
+
+    try:
+        return await asyncio.to_thread(fn, *args)
+    except Exception as e:
+        if is_bad_input(e):
+            return error_update(node, e)
+        raise

@@ -8,7 +8,6 @@ references. The split is deterministic (``seed``), so a re-executed node writes 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,7 +17,7 @@ from langgraph.runtime import Runtime
 from src.mlops.datasets import ANOMALY, load_frame_ref, save_frame_ref, split_dataset
 
 from ..context import ModelTrainerContext, get_context, run_directory
-from ..state import ModelTrainerState, SplitDataUpdate, error_update, is_bad_input, setting
+from ..state import ModelTrainerState, SplitDataUpdate, run_blocking, setting
 
 __all__ = ["split_data", "NODE", "SPLIT_KEYS"]
 
@@ -29,12 +28,7 @@ SPLIT_KEYS = ("train_X", "train_y", "val_X", "val_y", "test_X", "test_y")
 async def split_data(state: ModelTrainerState, runtime: Runtime[ModelTrainerContext]) -> SplitDataUpdate:
     """Split the prepared data into train/validation/test and store the six references."""
     ctx = get_context(runtime)
-    try:
-        return await asyncio.to_thread(_split, state, ctx)
-    except Exception as e:
-        if is_bad_input(e):
-            return error_update(NODE, e)  # type: ignore[return-value]
-        raise
+    return await run_blocking(NODE, _split, state, ctx)  # type: ignore[no-any-return]
 
 
 def _check_disjoint(parts: Mapping[str, pd.DataFrame]) -> None:

@@ -16,7 +16,6 @@ roc_auc when the test split holds a single class) is ``None`` and its reason goe
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -28,7 +27,7 @@ from src.mlops.metrics import get_metric, score_predictions
 
 from ..artifacts import load_model_artifact, update_artifact_metadata
 from ..context import ModelTrainerContext
-from ..state import EvaluatorUpdate, ModelTrainerState, error_update, is_bad_input, setting
+from ..state import EvaluatorUpdate, ModelTrainerState, run_blocking, setting
 
 __all__ = ["model_evaluator", "STANDARD_METRICS", "score_model", "NODE"]
 
@@ -44,12 +43,7 @@ STANDARD_METRICS: dict[str, tuple[str, ...]] = {
 
 async def model_evaluator(state: ModelTrainerState, runtime: Runtime[ModelTrainerContext]) -> EvaluatorUpdate:
     """Score the tuned and defaults models; the one place the test split is read."""
-    try:
-        return await asyncio.to_thread(_evaluate, state)
-    except Exception as e:
-        if is_bad_input(e):
-            return error_update(NODE, e)  # type: ignore[return-value]
-        raise
+    return await run_blocking(NODE, _evaluate, state)  # type: ignore[no-any-return]
 
 
 def score_model(model: Any, X: Any, y: Any, metric_names: Sequence[str], problem_type: str,

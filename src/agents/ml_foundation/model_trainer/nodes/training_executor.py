@@ -10,7 +10,6 @@ Fits run in a worker thread, never on the event loop. The test split is not read
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,7 +20,7 @@ from src.mlops.objectives import FitResult, ModelObjective
 
 from ..artifacts import save_model_artifact
 from ..context import ModelTrainerContext, get_context, run_directory
-from ..state import ModelTrainerState, TrainingUpdate, error_update, is_bad_input, setting
+from ..state import ModelTrainerState, TrainingUpdate, run_blocking, setting
 
 __all__ = ["training_executor", "NODE"]
 
@@ -31,12 +30,7 @@ NODE = "training_executor"
 async def training_executor(state: ModelTrainerState, runtime: Runtime[ModelTrainerContext]) -> TrainingUpdate:
     """Fit and save the tuned model and the defaults model."""
     ctx = get_context(runtime)
-    try:
-        return await asyncio.to_thread(_train, state, ctx)
-    except Exception as e:
-        if is_bad_input(e):
-            return error_update(NODE, e)  # type: ignore[return-value]
-        raise
+    return await run_blocking(NODE, _train, state, ctx)  # type: ignore[no-any-return]
 
 
 def _metadata(state: Mapping[str, Any], kind: str, params: Mapping[str, Any], fit: FitResult) -> dict[str, Any]:
