@@ -168,8 +168,13 @@ def test_worker_detects_logs_lost_in_a_postgres_crash(server_home: Callable[[], 
         server.stop(mode="immediate")  # a crash: unflushed WAL is gone
         server.start()
         b = PostgresJournalBackend(dsn)
-        if len(b.read_logs(0)) != 1:
-            pytest.skip("the asynchronous commit was flushed before the crash; nothing to detect")
+        if len(b.read_logs(0)) == 2:
+            # The lazy WAL writer flushed anyway: nothing was lost, and the first worker goes on
+            # reading a log that agrees with what it saw (both outcomes are checked, none skipped).
+            b.append_logs([{"op_code": 8, "trial_id": 0, "worker_id": "b"}])
+            assert [log["worker_id"] for log in a.read_logs(2)] == ["b"]
+            return
+        assert len(b.read_logs(0)) == 1
         b.append_logs([{"op_code": 8, "trial_id": 0, "worker_id": "b"}])  # someone else takes number 1
         with pytest.raises(DatabaseError, match="no longer holds log 1"):
             a.read_logs(2)
