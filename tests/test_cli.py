@@ -101,8 +101,9 @@ def test_train_killed_mid_tuning_resumes_with_its_thread_id(tmp_path):
     study = optuna.load_study(study_name=study_name, storage=resolve_storage(dsn))
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert len(complete) == n
-    assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+    states = [(t.number, t.state.name, t.user_attrs.get("fail_reason"), t.user_attrs.get("worker_id")) for t in trials]
+    assert len(complete) == n, states
+    assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING], states
     assert [t.user_attrs.get("source") for t in trials].count("defaults") == 1
     assert len([t for t in trials if t.user_attrs.get("fail_reason") == "stale"]) <= 1
     with psycopg.connect(dsn) as con:

@@ -44,6 +44,8 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 _DIRECTIONS = ("maximize", "minimize")
 #: FAIL reasons that do not use the budget: the trial never really ran (or is retried).
 _FREE_FAIL_REASONS = ("stale", "cancelled")
+#: returned by ``_reserve`` when the budget is held by a trial that may become stale soon
+_WAIT = object()
 
 
 def uses_budget(trial: FrozenTrial) -> bool:
@@ -93,6 +95,7 @@ class _Run:
     best: float | None = None
     since_improvement: int = 0
     stop_reason: str | None = None
+    waited: bool = False
 
     def stop(self, reason: str) -> None:
         if self.stop_reason is None:
@@ -109,7 +112,7 @@ class OptunaOptimizer:
     """
 
     def __init__(self, *, listeners: Iterable[TrialListener] = (), storage: Any = None,
-                 stale_check_every: int = 10, ownerless_grace_s: float = 600.0) -> None:
+                 stale_check_every: int = 10, ownerless_grace_s: float = 30.0) -> None:
         self.listeners: list[TrialListener] = list(listeners)
         self.storage = storage
         self.stale_check_every = max(1, int(stale_check_every))
@@ -310,6 +313,14 @@ class OptunaOptimizer:
             trial = await self._reserve(run)
             if trial is None:
                 return
+            if trial is _WAIT:
+                if not run.waited:
+                    log.info("study %s: the last budget slot is held by a RUNNING trial without an owner; "
+                             "waiting up to %.0f s before failing it as stale", run.study.study_name,
+                             self.ownerless_grace_s)
+                run.waited = True
+                await asyncio.sleep(min(1.0, max(0.05, self.ownerless_grace_s / 10)))
+                continue
             cancel = threading.Event()
             run.inflight[trial.number] = (trial, cancel)
             try:
@@ -329,8 +340,9 @@ class OptunaOptimizer:
             if run.n_finished % self.stale_check_every == 0:
                 await asyncio.to_thread(self._reap_stale, run.study, set(run.inflight))
 
-    async def _reserve(self, run: _Run) -> optuna.Trial | None:
-        """Atomically (per process) check the budget and ask for a trial; None when the run is over."""
+    async def _reserve(self, run: _Run) -> optuna.Trial | None | object:
+        """Atomically (per process) check the budget and ask for a trial; None when the run is over,
+        ``_WAIT`` when the last slot is held by an ownerless trial that is not stale yet."""
         async with run.lock:
             if run.stop_reason is not None:
                 return None
@@ -341,9 +353,16 @@ class OptunaOptimizer:
                 run.stop("timeout")
                 return None
 
-            def ask() -> optuna.Trial | None:
+            def ask() -> optuna.Trial | None | object:
                 if run.n_trials is not None and _budget_used(run.study) >= run.n_trials:
-                    return None
+                    # The last slots may be held by trials of a dead worker: reap, then look again.
+                    own = set(run.inflight)
+                    self._reap_stale(run.study, own)
+                    if _budget_used(run.study) >= run.n_trials:
+                        # An ownerless RUNNING trial (a worker died between ask and tagging it)
+                        # cannot be judged before its grace period ends: wait for it, so the
+                        # study still ends with n_trials finished trials.
+                        return _WAIT if self._ownerless_running(run.study, own) else None
                 trial = run.study.ask()
                 trial.set_user_attr(WORKER_ATTR, self.worker_id)
                 return trial
@@ -354,12 +373,17 @@ class OptunaOptimizer:
             except asyncio.CancelledError:
                 # ask() runs on in its thread; a trial it creates must not stay RUNNING.
                 late = await task
-                if late is not None:
+                if isinstance(late, optuna.Trial):
                     self._tell(run.study, late, TrialState.FAIL, None, "cancelled")
                 raise
             if trial is None:
                 run.stop("n_trials")
             return trial
+
+    @staticmethod
+    def _ownerless_running(study: optuna.Study, own: set[int]) -> list[int]:
+        return [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                if t.number not in own and t.user_attrs.get(WORKER_ATTR) is None]
 
     async def _run_trial(self, trial: optuna.Trial, objective: Any, runner: ProcessTrialRunner | None,
                          trial_timeout: float | None, cancel: threading.Event) -> tuple[TrialState, Any, str | None]:

@@ -340,6 +340,21 @@ async def test_stale_trials_of_dead_or_missing_owners_are_failed_and_retried_onc
     assert r.n_completed == 3  # 4 budget slots, one held by the foreign RUNNING trial
 
 
+async def test_a_fresh_ownerless_trial_holding_the_last_slot_is_waited_for_then_reaped():
+    """A worker killed between ``ask`` and tagging the trial leaves an ownerless RUNNING trial.
+    Resuming right away must still end with n_trials COMPLETE trials, none left RUNNING."""
+    opt = OptunaOptimizer(ownerless_grace_s=1.5)
+    study = await opt.create_study(direction="maximize", sampler="random", seed=0)
+    ownerless = study.ask()  # the killed worker's trial: RUNNING, no owner, brand new
+    t0 = time.monotonic()
+    r = await opt.optimize(study, lambda t: t.suggest_float("x", 0, 1), n_trials=4)
+    states = {t.number: (t.state.name, t.user_attrs.get("fail_reason")) for t in study.get_trials()}
+    assert states[ownerless.number] == ("FAIL", "stale")
+    assert [s for s, _ in states.values()].count("COMPLETE") == 4 == r.n_completed
+    assert "RUNNING" not in [s for s, _ in states.values()]
+    assert time.monotonic() - t0 >= 1.0  # it waited for the grace period instead of stopping short
+
+
 def test_worker_processes_do_not_rerun_an_unguarded_main_script(tmp_path):
     """A user script without `if __name__ == "__main__":` must not run again in trial workers."""
     import subprocess
