@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tuning_args(train)
     train.add_argument("--thread-id", help="graph thread id; give the id of an interrupted run to resume it")
     train.add_argument("--no-tuning", action="store_true", help="train with the model defaults only")
+    train.add_argument("--refit", choices=["train+val", "train"], default="train+val",
+                       help="rows the final model is fitted on (default train+val: all but the test split)")
     train.add_argument("--test-size", type=float, default=0.2)
     train.add_argument("--val-size", type=float, default=0.2)
     tune = sub.add_parser("tune", help="hyperparameter search only (train/validation split)")
@@ -185,7 +187,7 @@ async def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
         "sampler": args.sampler, "pruner": args.pruner, "search_space": _load_space(args.search_space),
         "cv": args.cv, "n_jobs": args.n_jobs, "trial_timeout": args.trial_timeout,
         "tuning_enabled": not args.no_tuning, "seed": args.seed, "test_size": args.test_size,
-        "val_size": args.val_size, "study_name": args.study_name,
+        "val_size": args.val_size, "study_name": args.study_name, "refit": args.refit,
     }
     inputs = {k: v for k, v in inputs.items() if v is not None}
     inputs["n_trials"] = args.n_trials  # None (with --timeout): the time budget alone bounds the study

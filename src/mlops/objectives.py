@@ -27,7 +27,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.model_selection import KFold, StratifiedKFold, TimeSeriesSplit
 
-from .errors import DataValidationError, IncompatibleMetricError
+from .errors import ConfigurationError, DataValidationError, IncompatibleMetricError
 from .metrics import (
     ANOMALY,
     BINARY,
@@ -52,6 +52,8 @@ __all__ = [
     "NullReporter",
     "TunedModel",
     "TrialCancelled",
+    "REFIT_MODES",
+    "concat_rows",
     "fit_model",
     "validate_training_data",
     "check_metric_supported",
@@ -371,8 +373,35 @@ _LGBM_EVAL_XY = _lgbm_has_eval_xy()
 @dataclass
 class FitResult:
     model: TunedModel
+    #: boosting rounds chosen by early stopping on validation (None: not a boosting fit / no validation)
     best_iteration: int | None
     fit_seconds: float
+    #: boosting rounds the fitted model has
+    n_rounds: int | None = None
+    #: rows the model was fitted on: "train" or "train+val"
+    refit: str = "train"
+
+
+#: how the final model is fitted: ``train`` (like the trials) or ``train+val`` (all non-test rows)
+REFIT_MODES = ("train+val", "train")
+
+
+def _uses_early_stopping(params: Mapping[str, Any], early_stopping_rounds: int | None) -> bool:
+    return bool(early_stopping_rounds) and params.get("boosting_type") != "dart"
+
+
+def concat_rows(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """``a`` then ``b`` (same columns); categorical columns keep a ``category`` dtype with the union
+    of both sides' categories (plain ``pd.concat`` turns differing categories into ``object``)."""
+    b = b[list(a.columns)]
+    a, b = a.copy(), b.copy()
+    for col in a.columns:
+        if isinstance(a[col].dtype, pd.CategoricalDtype) or isinstance(b[col].dtype, pd.CategoricalDtype):
+            a_cat, b_cat = a[col].astype("category"), b[col].astype("category")
+            cats = list(a_cat.cat.categories) + [c for c in b_cat.cat.categories if c not in set(a_cat.cat.categories)]
+            a[col] = a_cat.cat.set_categories(cats)
+            b[col] = b_cat.cat.set_categories(cats)
+    return pd.concat([a, b], axis=0, ignore_index=True)
 
 
 def _fit_boosting(spec: ModelSpec, est: Any, Xt_tr: Any, y_tr: Any, Xt_va: Any, y_va: Any, *,
@@ -550,7 +579,14 @@ class ModelObjective:
         self.seed = seed
         self.early_stopping_rounds = early_stopping_rounds
         self.n_jobs = max(1, int(n_jobs))
-        space = parse_search_space(search_space) if search_space is not None else self.spec.search_space(self.problem_type)
+        if search_space is not None:
+            space = parse_search_space(search_space)
+        else:
+            space = self.spec.search_space(self.problem_type)
+            if self.metric.needs in ("score", "proba") and "class_weight" in space.names:
+                # Reweighting classes cannot improve a ranking (roc_auc) and it distorts the
+                # probabilities (log loss, calibration): not searched for these metrics.
+                space = space.with_overrides({"class_weight": None})
         if space_overrides:
             space = space.with_overrides(space_overrides)
         self.search_space = space
@@ -670,10 +706,40 @@ class ModelObjective:
             trial.set_user_attr(k, v)
         return ev.value
 
-    def fit_final(self, sampled_or_merged: Mapping[str, Any]) -> FitResult:
-        """The final model: fit ``defaults | params`` on the training data (early stopping on validation)."""
+    def fit_final(self, sampled_or_merged: Mapping[str, Any], *, refit: str = "train",
+                  n_rounds: int | None = None) -> FitResult:
+        """The final model with ``defaults | params``.
+
+        ``refit="train"``: fitted like a trial, on the training data (boosting: early stopping on
+        validation). ``refit="train+val"``: fitted on the training and validation rows together,
+        which uses all the data the study was allowed to see. Boosting then needs its round count
+        up front: ``n_rounds`` (the best trial's early-stopped count) or, when unknown, the count
+        of an early-stopped fit on the training data first; it is scaled by the growth of the data.
+        ``dart`` (no early stopping) keeps its ``n_estimators``. ``FitResult.best_iteration`` is
+        the round count found on validation; ``FitResult.n_rounds`` what the final model has.
+        """
+        if refit not in REFIT_MODES:
+            raise ConfigurationError(f"refit must be one of {list(REFIT_MODES)}, got {refit!r}")
         params = self.params_for(sampled_or_merged)
+        threads = threads_per_trial(1, len(self.X_train))
         X_val = self.X_val
-        return fit_model(self.spec, self.problem_type, params, self.X_train, self.y_train, X_val, self.y_val,
-                         metric=self.metric, early_stopping_rounds=self.early_stopping_rounds if X_val is not None else None,
-                         n_threads=threads_per_trial(1, len(self.X_train)), codec=self.codec)
+        if refit == "train" or X_val is None:
+            fitted = fit_model(self.spec, self.problem_type, params, self.X_train, self.y_train, X_val, self.y_val,
+                               metric=self.metric, early_stopping_rounds=self.early_stopping_rounds if X_val is not None else None,
+                               n_threads=threads, codec=self.codec)
+            fitted.n_rounds = fitted.best_iteration
+            return fitted
+        t0 = time.perf_counter()
+        best_iteration = n_rounds
+        if self.spec.is_boosting and _uses_early_stopping(params, self.early_stopping_rounds):
+            if best_iteration is None:
+                best_iteration = self.fit_final(params, refit="train").best_iteration
+            grown = (len(self.X_train) + len(X_val)) / len(self.X_train)
+            params["n_estimators"] = max(1, int(round(best_iteration * grown)))
+        X_all = concat_rows(self.X_train, X_val)
+        y_all = np.concatenate([np.asarray(self.y_train), np.asarray(self.y_val)])
+        fitted = fit_model(self.spec, self.problem_type, params, X_all, y_all, n_threads=threads_per_trial(1, len(X_all)),
+                           codec=self.codec)
+        rounds = int(params["n_estimators"]) if self.spec.is_boosting else None
+        return FitResult(fitted.model, best_iteration if self.spec.is_boosting else None,
+                         time.perf_counter() - t0, n_rounds=rounds, refit="train+val")

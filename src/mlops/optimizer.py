@@ -6,9 +6,15 @@ the outcome, then notify listeners (history database, MLflow, progress) on the l
 never blocked by a fit, so other tasks keep running.
 
 Budget: ``n_trials`` is the number of trials the *study* should hold (a resumed study only runs
-what is missing). Trials failed as "stale" (their process died) or "cancelled" are retried and do
-not use the budget; every other trial does, so a study whose trials all fail still ends. Failures are FAIL states with a reason in the trial's ``fail_reason`` user
-attribute, never a fake score. Cancelling the awaiting task fails the in-flight trials with reason
+what is missing). Trials failed as "stale" (their process died), "cancelled" or "deadline" do not
+use the budget (stale ones are retried once); every other trial does, so a study whose trials all
+fail still ends. Failures are FAIL states with a reason in the trial's ``fail_reason`` user
+attribute, never a fake score.
+
+Timeout: no trial starts after the study's ``timeout``, and trials still running then are stopped
+(boosting fits at their next round, worker processes killed, other threads abandoned after a short
+grace) and failed as "deadline" -- unless no trial has completed yet, in which case the first
+completion is awaited, so a study always has a result. Cancelling the awaiting task fails the in-flight trials with reason
 "cancelled" before the cancellation propagates, so no trial stays RUNNING.
 """
 
@@ -43,9 +49,22 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 _DIRECTIONS = ("maximize", "minimize")
 #: FAIL reasons that do not use the budget: the trial never really ran (or is retried).
-_FREE_FAIL_REASONS = ("stale", "cancelled")
+_FREE_FAIL_REASONS = ("stale", "cancelled", "deadline")
+#: seconds an interrupted trial gets to stop by itself (boosting fits stop at the next round)
+#: before its thread is abandoned
+_DEADLINE_GRACE_S = 2.0
 #: returned by ``_reserve`` when the budget is held by a trial that may become stale soon
 _WAIT = object()
+
+
+class _DeadlinePassed(Exception):
+    """The study's timeout passed while a trial ran (it is failed as "deadline", free)."""
+
+
+def _retrieve(fut: asyncio.Future) -> None:
+    """Done-callback of an abandoned trial future: consume its outcome (no 'never retrieved' noise)."""
+    if not fut.cancelled():
+        fut.exception()
 
 
 def uses_budget(trial: FrozenTrial) -> bool:
@@ -96,6 +115,9 @@ class _Run:
     since_improvement: int = 0
     stop_reason: str | None = None
     waited: bool = False
+    #: a COMPLETE trial exists (this run's or an earlier one's): trials running at the deadline may
+    #: then be interrupted; before that the first completion is awaited, so a study always has a result.
+    has_complete: bool = False
 
     def stop(self, reason: str) -> None:
         if self.stop_reason is None:
@@ -246,7 +268,9 @@ class OptunaOptimizer:
         ``trial_timeout`` (seconds) fails a trial with reason "timeout"; for a ``ModelObjective``
         trials then run in worker processes that are killed and replaced at the deadline. For any
         other callable the trial runs in a thread that is abandoned at the deadline (a thread
-        cannot be killed). ``patience``: stop after that many COMPLETE trials without an
+        cannot be killed). ``timeout`` (seconds) bounds the whole call: trials still running when it
+        passes are stopped and failed as "deadline" once some trial has completed (see the module
+        docstring). ``patience``: stop after that many COMPLETE trials without an
         improvement larger than ``min_improvement``. ``max_failures``: stop after that many FAIL
         trials in this call.
         """
@@ -280,6 +304,7 @@ class OptunaOptimizer:
 
         run = _Run(study, n_trials, None if timeout is None else time.monotonic() + timeout,
                    max_failures, patience, min_improvement)
+        run.has_complete = any(t.state == TrialState.COMPLETE for t in existing)
         if not multi:
             done = [t.value for t in existing if t.state == TrialState.COMPLETE and _finite(t.value)]
             if done:
@@ -324,7 +349,7 @@ class OptunaOptimizer:
             cancel = threading.Event()
             run.inflight[trial.number] = (trial, cancel)
             try:
-                state, value, reason = await self._run_trial(trial, objective, runner, trial_timeout, cancel)
+                state, value, reason = await self._run_trial(run, trial, objective, runner, trial_timeout, cancel)
             except BaseException:
                 cancel.set()
                 raise
@@ -385,7 +410,7 @@ class OptunaOptimizer:
         return [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
                 if t.number not in own and t.user_attrs.get(WORKER_ATTR) is None]
 
-    async def _run_trial(self, trial: optuna.Trial, objective: Any, runner: ProcessTrialRunner | None,
+    async def _run_trial(self, run: _Run, trial: optuna.Trial, objective: Any, runner: ProcessTrialRunner | None,
                          trial_timeout: float | None, cancel: threading.Event) -> tuple[TrialState, Any, str | None]:
         def execute() -> Any:
             if isinstance(objective, ModelObjective):
@@ -404,7 +429,9 @@ class OptunaOptimizer:
         # catches a runner that could not (e.g. stuck in suggest). Threads rely on the guard.
         guard = None if trial_timeout is None else (trial_timeout * 2 + 5 if runner else trial_timeout)
         try:
-            value = await asyncio.wait_for(fut, guard)
+            value = await self._await_trial(run, fut, guard, cancel)
+        except _DeadlinePassed:
+            return TrialState.FAIL, None, "deadline"
         except (TimeoutError, asyncio.TimeoutError, TrialTimeout):
             cancel.set()
             return TrialState.FAIL, None, "timeout"
@@ -431,6 +458,35 @@ class OptunaOptimizer:
         return TrialState.COMPLETE, values if len(values) > 1 else values[0], None
 
     @staticmethod
+    async def _await_trial(run: _Run, fut: asyncio.Future, guard: float | None, cancel: threading.Event) -> Any:
+        """The trial's value. Raises TimeoutError past ``guard`` seconds, and :class:`_DeadlinePassed`
+        when the study's deadline passes while a COMPLETE trial exists: the trial is asked to stop
+        (``cancel``), and its thread is abandoned if it has not stopped within a short grace."""
+        start = time.monotonic()
+        while True:
+            now = time.monotonic()
+            waits = [] if guard is None else [start + guard - now]
+            if run.deadline is not None and run.has_complete:
+                waits.append(run.deadline - now)
+            elif run.deadline is not None:
+                waits.append(1.0)  # no result yet: look again for a completion elsewhere
+            timeout = max(0.0, min(waits)) if waits else None
+            done, _ = await asyncio.wait({fut}, timeout=timeout)
+            if done:
+                return fut.result()
+            now = time.monotonic()
+            if guard is not None and now >= start + guard:
+                fut.cancel()
+                raise TimeoutError
+            if run.deadline is not None and run.has_complete and now >= run.deadline:
+                cancel.set()
+                done, _ = await asyncio.wait({fut}, timeout=_DEADLINE_GRACE_S)
+                if done and not fut.cancelled() and fut.exception() is None:
+                    return fut.result()  # it finished after all: keep its result
+                fut.add_done_callback(_retrieve)
+                raise _DeadlinePassed
+
+    @staticmethod
     def _tell(study: optuna.Study, trial: optuna.Trial | int, state: TrialState, value: Any,
               reason: str | None) -> FrozenTrial:
         number = trial if isinstance(trial, int) else trial.number
@@ -442,6 +498,7 @@ class OptunaOptimizer:
 
     def _account(self, run: _Run, frozen: FrozenTrial) -> None:
         run.n_finished += 1
+        run.has_complete = run.has_complete or frozen.state == TrialState.COMPLETE
         if frozen.state == TrialState.FAIL:
             run.n_failed += 1
             if run.max_failures is not None and run.n_failed >= run.max_failures:

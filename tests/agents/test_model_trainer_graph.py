@@ -33,7 +33,7 @@ async def test_breast_cancer_end_to_end_with_mlflow(tmp_path: Path, context: Mod
     context.tracker = tracker
     graph = build_model_trainer_graph()
     try:
-        final = await graph.ainvoke({"dataset_name": "breast_cancer", "n_trials": 5}, context=context)
+        final = await graph.ainvoke({"dataset_name": "breast_cancer", "n_trials": 5, "refit": "train"}, context=context)
     finally:
         await tracker.aclose()
 
@@ -54,7 +54,7 @@ async def test_breast_cancer_end_to_end_with_mlflow(tmp_path: Path, context: Mod
         assert set(final[key]) == {"roc_auc", "accuracy", "f1", "log_loss"}
         assert all(v is not None for v in final[key].values())
     assert 0.9 < final["test_metrics"]["roc_auc"] <= 1.0
-    # the final model is fitted exactly like the best trial: same validation score
+    # refit="train": the final model is fitted exactly like the best trial: same validation score
     assert final["validation_metrics"]["roc_auc"] == pytest.approx(hpo["best_value"], abs=1e-9)
     assert final["split_sizes"] == {"train": 343, "val": 113, "test": 113}
 
@@ -83,6 +83,25 @@ async def test_breast_cancer_end_to_end_with_mlflow(tmp_path: Path, context: Mod
                                   filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
     assert sorted(int(r.data.tags["hpo.trial_number"]) for r in children) == [0, 1, 2, 3, 4]
     assert final["mlflow_model_uri"]
+
+
+async def test_default_refit_uses_train_and_validation_rows(context: ModelTrainerContext) -> None:
+    """By default the final model is fitted on train+val, with the best trial's rounds scaled up;
+    its validation score is the study's (it has seen the validation rows)."""
+    space = {"learning_rate": {"type": "float", "low": 0.03, "high": 0.3, "log": True}}  # gbdt: early stopping
+    final = await build_model_trainer_graph().ainvoke({"dataset_name": "breast_cancer", "n_trials": 4,
+                                                       "search_space": space}, context=context)
+    assert final["status"] == "completed", final.get("error")
+    training, hpo, sizes = final["training"], final["hpo"], final["split_sizes"]
+    assert training["refit"] == "train+val"
+    assert training["best_iteration"] == hpo["best_iteration"]
+    grown = (sizes["train"] + sizes["val"]) / sizes["train"]
+    assert training["n_rounds"] == max(1, round(hpo["best_iteration"] * grown)) > hpo["best_iteration"]
+    assert final["validation_metrics"] == {"roc_auc": hpo["best_value"]}
+    model, _ = load_model_artifact(final["model_path"])
+    assert model.estimator.n_estimators == training["n_rounds"]
+    assert set(final["test_metrics"]) == {"roc_auc", "accuracy", "f1", "log_loss"}
+    assert final["test_metrics"]["roc_auc"] > 0.9
 
 
 async def test_trial_progress_is_streamed(context: ModelTrainerContext) -> None:

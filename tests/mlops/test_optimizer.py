@@ -340,6 +340,69 @@ async def test_stale_trials_of_dead_or_missing_owners_are_failed_and_retried_onc
     assert r.n_completed == 3  # 4 budget slots, one held by the foreign RUNNING trial
 
 
+async def test_timeout_stops_running_trials_but_never_before_a_first_result():
+    """A slow trial still running at the study's timeout is failed as "deadline" (free), promptly;
+    the first trial is always awaited so the study has a result."""
+    import threading
+
+    opt = OptunaOptimizer()
+    study = await opt.create_study(direction="maximize", sampler="random", seed=0)
+    release = threading.Event()
+
+    def objective(trial):
+        x = trial.suggest_float("x", 0, 1)
+        if trial.number == 0:
+            time.sleep(1.5)  # longer than the whole timeout: still awaited, the study needs a result
+            return x
+        release.wait(60)  # a trial that would run far past the deadline
+        return x
+
+    t0 = time.monotonic()
+    r = await opt.optimize(study, objective, timeout=1.0)
+    elapsed = time.monotonic() - t0
+    release.set()
+    states = [(t.number, t.state.name, t.user_attrs.get("fail_reason")) for t in study.get_trials()]
+    assert states[0][1] == "COMPLETE" and r.n_completed == 1
+    assert r.stop_reason == "timeout"
+    assert len(states) == 1, states  # trial 0 ended after the timeout: nothing else started
+    assert elapsed < 3.0
+
+    def first_fast_then_stuck(trial):
+        x = trial.suggest_float("x", 0, 1)
+        if trial.number > 0:
+            release.wait(60)
+        return x
+
+    study2 = await opt.create_study(direction="maximize", sampler="random", seed=0)
+    release.clear()
+    t0 = time.monotonic()
+    r = await opt.optimize(study2, first_fast_then_stuck, timeout=1.0)
+    elapsed = time.monotonic() - t0
+    release.set()
+    states = [(t.state.name, t.user_attrs.get("fail_reason")) for t in study2.get_trials()]
+    assert states[0] == ("COMPLETE", None)
+    assert states[-1] == ("FAIL", "deadline") and "RUNNING" not in [s for s, _ in states]
+    assert elapsed < 1.0 + 2.0 + 1.0  # the deadline plus the abandon grace, not the 60 s trial
+    assert r.n_completed == 1
+
+
+async def test_timeout_stops_a_boosting_fit_at_its_next_round(binary_data):
+    X_tr, y_tr, X_va, y_va = binary_data
+    opt = OptunaOptimizer()
+    study = await opt.create_study(direction="maximize", pruner="none", seed=0)
+    obj = opt.create_validation_objective("lightgbm", "binary", X_tr, y_tr, X_va, y_va, early_stopping_rounds=None,
+                                          space_overrides={"n_estimators": {"type": "int", "low": 50, "high": 10**6}})
+    slow = {"n_estimators": 10**6, "learning_rate": 0.01, "num_leaves": 31, "boosting_type": "gbdt"}
+    t0 = time.monotonic()
+    r = await opt.optimize(study, obj, timeout=2.0, enqueue=[slow])
+    elapsed = time.monotonic() - t0
+    states = [(t.state.name, t.user_attrs.get("fail_reason")) for t in study.get_trials()]
+    assert states[0] == ("COMPLETE", None)  # the defaults
+    assert ("FAIL", "deadline") in states
+    assert elapsed < 2.0 + 1.5  # stopped at a round boundary, well within the abandon grace
+    assert r.best_value is not None
+
+
 async def test_a_fresh_ownerless_trial_holding_the_last_slot_is_waited_for_then_reaped():
     """A worker killed between ``ask`` and tagging the trial leaves an ownerless RUNNING trial.
     Resuming right away must still end with n_trials COMPLETE trials, none left RUNNING."""

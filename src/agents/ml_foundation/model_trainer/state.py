@@ -18,6 +18,7 @@ from typing import Any, Literal, TypedDict
 
 from src.mlops.datasets import DataRef
 from src.mlops.errors import ConfigurationError, MLOpsError
+from src.mlops.objectives import REFIT_MODES
 
 __all__ = [
     "ModelTrainerState",
@@ -139,6 +140,10 @@ class ModelTrainerState(TypedDict, total=False):
     trial_timeout: float | None
     #: ``False`` skips the study: the model defaults are trained (default ``True``).
     tuning_enabled: bool
+    #: rows the final (and the defaults) model is fitted on: "train+val" (default: every row but the
+    #: test split; boosting rounds come from early stopping on validation, scaled to the larger data)
+    #: or "train" (exactly like the trials, early stopping on validation).
+    refit: str
     #: seed of the split, the sampler and the models (default 42).
     seed: int
     #: fraction of rows in the test split (default 0.2).
@@ -179,7 +184,9 @@ class ModelTrainerState(TypedDict, total=False):
     #: directory of the defaults model artifact (training_executor; equals ``model_path`` when
     #: tuning was disabled or the best params are the defaults).
     defaults_model_path: str
-    #: ``{"best_iteration", "fit_seconds", "defaults_best_iteration", "defaults_fit_seconds"}`` (training_executor).
+    #: ``{"refit", "best_iteration", "n_rounds", "fit_seconds", "defaults_best_iteration",
+    #: "defaults_n_rounds", "defaults_fit_seconds"}`` (training_executor): ``best_iteration`` is the
+    #: round count found on validation, ``n_rounds`` the count of the saved model.
     training: dict[str, Any]
     #: metrics of the tuned model on the validation split (model_evaluator).
     validation_metrics: dict[str, float | None]
@@ -220,6 +227,7 @@ class ModelTrainerInput(TypedDict, total=False):
     n_jobs: int
     trial_timeout: float | None
     tuning_enabled: bool
+    refit: str
     seed: int
     test_size: float
     val_size: float
@@ -322,6 +330,7 @@ DEFAULTS: dict[str, Any] = {
     "n_jobs": 1,
     "trial_timeout": None,
     "tuning_enabled": True,
+    "refit": "train+val",
     "seed": 42,
     "test_size": 0.2,
     "val_size": 0.2,
@@ -433,6 +442,8 @@ def validate_settings(state: Mapping[str, Any]) -> None:
     sampler = setting(state, "sampler")
     if not isinstance(sampler, str):
         raise ConfigurationError(f"sampler must be a sampler name such as 'tpe' or 'random', but got {sampler!r}")
+    if setting(state, "refit") not in REFIT_MODES:
+        raise ConfigurationError(f"refit must be one of {list(REFIT_MODES)}, but got {state.get('refit')!r}")
     pruner = setting(state, "pruner")
     if pruner is not None and not isinstance(pruner, str):
         raise ConfigurationError(f"pruner must be a pruner name such as 'median' or 'none', but got {pruner!r}")

@@ -1,7 +1,11 @@
 """``model_evaluator``: test metrics, computed once, here only.
 
-This is the only node that reads the test references. It scores the tuned model on validation
-and test, and the defaults model on test, with the run's metric first and a few standard ones:
+This is the only node that reads the test references. It scores the tuned model on test, and
+the defaults model on test, with the run's metric first and a few standard ones. Validation
+metrics: when the final model was fitted on the training split only (``refit="train"``) it is
+scored on validation too; when it was fitted on train+val (the default), scoring it on rows it
+has seen would flatter it, so ``validation_metrics`` holds the study's best validation score
+(a fit on train, scored on validation) of the run's metric only. The standard metrics:
 
 * binary: roc_auc, accuracy, f1, log_loss
 * multiclass: accuracy, f1_macro, log_loss
@@ -83,9 +87,14 @@ def _evaluate(state: Mapping[str, Any]) -> EvaluatorUpdate:
     tuned, _ = load_model_artifact(model_path)
     baseline = tuned if defaults_path == model_path else load_model_artifact(defaults_path)[0]
 
-    X_val, y_val = load_frame_ref(splits["val_X"]), load_frame_ref(splits["val_y"])
     X_test, y_test = load_frame_ref(splits["test_X"]), load_frame_ref(splits["test_y"])
-    val_metrics, val_errors = score_model(tuned, X_val, y_val, names, problem_type)
+    if (state.get("training") or {}).get("refit", "train") == "train":
+        X_val, y_val = load_frame_ref(splits["val_X"]), load_frame_ref(splits["val_y"])
+        val_metrics, val_errors = score_model(tuned, X_val, y_val, names, problem_type)
+    else:  # the final model has seen the validation rows: only the study's score is honest
+        hpo = state.get("hpo") or {}
+        val_metrics = {primary: hpo.get("best_value")} if hpo.get("enabled") else {}
+        val_errors = {}
     test_metrics, test_errors = score_model(tuned, X_test, y_test, names, problem_type)
     if baseline is tuned:
         defaults_metrics, defaults_errors = dict(test_metrics), dict(test_errors)

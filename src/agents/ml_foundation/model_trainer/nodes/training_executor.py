@@ -1,9 +1,12 @@
 """``training_executor``: fit the final model with the merged params, and the defaults baseline.
 
-The final model is fitted exactly like a trial (:meth:`ModelObjective.fit_final`, the same
-``fit_model`` code): on the training split, boosting families with early stopping on the
-validation split. The family's defaults are fitted the same way for comparison (once only when
-they equal the merged params). Both are saved as artifacts (``model.joblib`` + ``metadata.json``)
+The final model is fitted with the same ``fit_model`` code as a trial
+(:meth:`ModelObjective.fit_final`). With ``refit="train+val"`` (the default) it is fitted on the
+training and validation splits together -- every row but the test split, as FLAML and most AutoML
+tools do; boosting families take their round count from early stopping on validation (the best
+trial's, scaled to the larger data). With ``refit="train"`` it is fitted exactly like a trial: on
+the training split, with early stopping on the validation split. The family's defaults are fitted
+the same way for comparison (once only when they equal the merged params). Both are saved as artifacts (``model.joblib`` + ``metadata.json``)
 under ``<hpo_home>/runs/<run_id>/model`` and ``.../defaults_model``; the state keeps the paths.
 Fits run in a worker thread, never on the event loop. The test split is not read here.
 """
@@ -74,15 +77,18 @@ def _train(state: Mapping[str, Any], ctx: ModelTrainerContext) -> TrainingUpdate
     defaults = dict(state.get("default_params") or objective.default_params)
     run_dir = run_directory(ctx, state["run_id"])
 
-    tuned = objective.fit_final(merged)
+    refit = setting(state, "refit")
+    hpo = state.get("hpo") or {}
+    tuned = objective.fit_final(merged, refit=refit, n_rounds=hpo.get("best_iteration") if hpo.get("enabled") else None)
     model_path = save_model_artifact(tuned.model, run_dir / "model", _metadata(state, "tuned", merged, tuned))
-    training: dict[str, Any] = {"best_iteration": tuned.best_iteration, "fit_seconds": round(tuned.fit_seconds, 4)}
+    training: dict[str, Any] = {"refit": refit, "best_iteration": tuned.best_iteration, "n_rounds": tuned.n_rounds,
+                                "fit_seconds": round(tuned.fit_seconds, 4)}
     if objective.params_for(defaults) == objective.params_for(merged):
         defaults_path, baseline = model_path, tuned
     else:
-        baseline = objective.fit_final(defaults)
+        baseline = objective.fit_final(defaults, refit=refit)
         defaults_path = save_model_artifact(baseline.model, run_dir / "defaults_model",
                                             _metadata(state, "defaults", defaults, baseline))
-    training.update(defaults_best_iteration=baseline.best_iteration,
+    training.update(defaults_best_iteration=baseline.best_iteration, defaults_n_rounds=baseline.n_rounds,
                     defaults_fit_seconds=round(baseline.fit_seconds, 4))
     return {"model_path": str(model_path), "defaults_model_path": str(defaults_path), "training": training}

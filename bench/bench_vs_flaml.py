@@ -1,0 +1,390 @@
+"""Our model-trainer graph vs FLAML vs hand-written Optuna, at equal time budgets, on messy tables.
+
+Run:  ./run bench bench_vs_flaml [--budget 30] [--datasets churn segments] [--seeds 0 1]
+                                 [--arms ours flaml flaml_lgbm optuna] [--out results.json]
+
+Datasets (bench/messy_data.py, generated, fixed seed): churn (binary, 9 % positives, id/constant/
+100-level city/NaNs), segments (4 string classes, money as text), house_prices (skewed regression),
+noisy_signup (weak signal, label noise, date as text). Each is split once per bench seed into dev
+(80 %) and test (20 %, stratified for classification). Every arm sees dev only and is scored on the
+same test rows:
+
+* ours        build_model_trainer_graph().ainvoke with context.data = dev frame, timeout=budget,
+              n_trials=None, lightgbm, in-memory Optuna storage, no MLflow. The graph makes its own
+              train/val/test split of dev; the bench scores the saved artifacts (state["model_path"]
+              and state["defaults_model_path"]) on its own test rows. Wall = ainvoke end to end.
+* flaml       flaml.AutoML().fit(X_dev, y_dev, time_budget=budget, default estimator list).
+* flaml_lgbm  the same with estimator_list=["lgbm"].
+* optuna      LGBM with a typical space, TPE, fit on 75 % of dev / score on 25 %, study.optimize(
+              timeout=budget), refit of the best params on all of dev.
+
+The baselines get the raw frame as a typical user passes it: object columns cast to pandas
+``category`` (test rows with the dev categories), nothing dropped. Everything runs on one thread
+(n_jobs=1) and sequentially. Metrics: binary ROC-AUC (+ log loss), multiclass log loss (+ accuracy),
+regression RMSE (+ R^2).
+"""
+
+from __future__ import annotations
+
+import sys
+
+try:
+    import flaml  # noqa: F401
+    from flaml import AutoML
+except ImportError:
+    print("FLAML is not installed. Install it into the project's venv with:\n"
+          "    .venv/bin/pip install 'flaml>=2,<3'\n"
+          "(flaml's [automl] extra pins xgboost<3 and installs the 'xgboost' wheel over the project's "
+          "xgboost-cpu 3.x; lightgbm, xgboost-cpu, scipy, pandas and scikit-learn are already there.)",
+          file=sys.stderr)
+    sys.exit(2)
+
+import argparse
+import asyncio
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+import traceback
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb  # noqa: E402
+import numpy as np  # noqa: E402
+import optuna  # noqa: E402
+import pandas as pd  # noqa: E402
+from sklearn.metrics import accuracy_score, log_loss, mean_squared_error, r2_score, roc_auc_score  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
+
+if __package__ in (None, ""):  # run as a script (./run bench ...): make `src` and `bench` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.messy_data import DATASETS, make_dataset  # noqa: E402
+
+_t0 = time.perf_counter()
+from src.agents.ml_foundation.model_trainer import ModelTrainerContext, build_model_trainer_graph  # noqa: E402
+from src.agents.ml_foundation.model_trainer.artifacts import load_model_artifact  # noqa: E402
+from src.mlops.datasets import prepare_features  # noqa: E402
+
+OURS_IMPORT_S = time.perf_counter() - _t0
+
+warnings.filterwarnings("ignore")
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+logging.getLogger("flaml").setLevel(logging.ERROR)
+logging.getLogger("flaml.automl.logger").setLevel(logging.ERROR)
+
+ARMS = ("ours", "flaml", "flaml_lgbm", "optuna")
+PRIMARY = {  # problem type -> (metric name, higher is better)
+    "binary_classification": ("roc_auc", True),
+    "multiclass_classification": ("log_loss", False),
+    "regression": ("rmse", False),
+}
+FLAML_TASK = {"binary_classification": ("classification", "roc_auc"),
+              "multiclass_classification": ("classification", "log_loss"),
+              "regression": ("regression", "rmse")}
+
+
+# --------------------------------------------------------------------------------------------- data
+def dev_test_split(name: str, seed: int) -> dict[str, Any]:
+    frame, target, pt = make_dataset(name, seed=0)  # the data is fixed; the bench seed moves the split
+    X, y = frame.drop(columns=[target]), frame[target]
+    strat = y if pt != "regression" else None
+    X_dev, X_te, y_dev, y_te = train_test_split(X, y, test_size=0.2, random_state=1000 + seed, stratify=strat)
+    return {"frame": frame, "target": target, "problem_type": pt,
+            "X_dev": X_dev, "y_dev": y_dev, "X_test": X_te, "y_test": y_te}
+
+
+def as_categories(X_dev: pd.DataFrame, X_test: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What a typical user does: object columns -> pandas category (test with the dev categories)."""
+    X_dev, X_test = X_dev.copy(), X_test.copy()
+    for c in X_dev.columns:
+        if pd.api.types.is_object_dtype(X_dev[c]) or pd.api.types.is_string_dtype(X_dev[c]):
+            X_dev[c] = X_dev[c].astype("category")
+            X_test[c] = pd.Categorical(X_test[c], categories=X_dev[c].cat.categories)
+    return X_dev, X_test
+
+
+def score(pt: str, y_true: Any, classes: Any, proba: np.ndarray | None = None,
+          pred: np.ndarray | None = None) -> dict[str, float]:
+    y_true = np.asarray(y_true)
+    if pt == "regression":
+        pred = np.asarray(pred, dtype=float)
+        return {"rmse": float(math.sqrt(mean_squared_error(y_true, pred))), "r2": float(r2_score(y_true, pred))}
+    classes = list(classes)
+    proba = np.clip(np.asarray(proba, dtype=float), 1e-15, 1 - 1e-15)
+    proba = proba / proba.sum(axis=1, keepdims=True)
+    # compare labels as strings: classes may come back as numpy/object/str from different libraries
+    y_s = np.asarray([str(v) for v in y_true])
+    cls_s = [str(c) for c in classes]
+    out = {"log_loss": float(log_loss(y_s, proba, labels=cls_s))}
+    if pt == "binary_classification":
+        out["roc_auc"] = float(roc_auc_score(y_s == cls_s[1], proba[:, 1]))
+    else:
+        out["accuracy"] = float(accuracy_score(y_s, np.asarray(cls_s)[proba.argmax(axis=1)]))
+    return out
+
+
+# --------------------------------------------------------------------------------------------- ours
+def ours_test_features(d: dict[str, Any], feature_names: list[str]) -> pd.DataFrame:
+    """The test rows cleaned the way load_data cleans its input (the artifact holds only the fitted
+    CategoryEncoder + estimator, not prepare_features): prepare_features over dev+test rows, keep
+    the test rows and the model's feature columns."""
+    prepared = prepare_features(d["frame"], d["target"], problem_type=d["problem_type"])
+    X = prepared.X.loc[d["X_test"].index]
+    return X.loc[:, feature_names]
+
+
+def _predict_ours(model: Any, X: pd.DataFrame, pt: str) -> dict[str, float]:
+    if pt == "regression":
+        return {"pred": model.predict(X)}  # type: ignore[dict-item]
+    return {"proba": model.predict_proba(X)}  # type: ignore[dict-item]
+
+
+async def run_ours(d: dict[str, Any], budget: float, seed: int) -> dict[str, Any]:
+    pt = d["problem_type"]
+    dev = d["X_dev"].copy()
+    dev[d["target"]] = d["y_dev"]
+    with tempfile.TemporaryDirectory(prefix="bench-ours-") as home:
+        t0 = time.perf_counter()
+        graph = build_model_trainer_graph()
+        build_s = time.perf_counter() - t0
+        ctx = ModelTrainerContext(hpo_home=Path(home), optuna_storage=None, tracker=None, data=dev)
+        inputs = {"target": d["target"], "algorithm": "lightgbm", "timeout": float(budget), "n_trials": None,
+                  "seed": seed}
+        node_s: dict[str, float] = {}
+        state: dict[str, Any] = {}
+        t0 = time.perf_counter()
+        last = t0
+        async for mode, chunk in graph.astream(inputs, context=ctx, stream_mode=["updates", "values"]):
+            now = time.perf_counter()
+            if mode == "updates":
+                for node in chunk:
+                    node_s[node] = round(now - last, 3)
+                last = now
+            else:
+                state = chunk
+        wall = time.perf_counter() - t0
+        out: dict[str, Any] = {"wall_s": wall, "graph_build_s": build_s, "node_s": node_s,
+                               "status": state.get("status"), "error": state.get("error")}
+        if state.get("status") != "completed":
+            out["failed"] = f"graph status {state.get('status')}: {state.get('error')}"
+            return out
+        hpo = state.get("hpo") or {}
+        model, meta = load_model_artifact(state["model_path"])
+        dmodel, _ = load_model_artifact(state["defaults_model_path"])
+        t1 = time.perf_counter()
+        X_te = ours_test_features(d, list(model.feature_names))
+        prep_s = time.perf_counter() - t1
+        test = score(pt, d["y_test"], model.classes_, **_predict_ours(model, X_te, pt))
+        dtest = score(pt, d["y_test"], dmodel.classes_, **_predict_ours(dmodel, X_te.loc[:, dmodel.feature_names], pt))
+        raw_error, raw_test = None, None
+        try:  # can the saved artifact score the raw rows a user has (without prepare_features)?
+            raw_test = score(pt, d["y_test"], model.classes_, **_predict_ours(model, d["X_test"], pt))
+        except Exception as e:  # noqa: BLE001
+            raw_error = f"{type(e).__name__}: {str(e)[:160]}"
+        out.update({
+            "test": test, "defaults_test": dtest, "test_prep_s": prep_s,
+            "study_s": hpo.get("duration_s"), "n_trials": hpo.get("n_trials"), "n_completed": hpo.get("n_completed"),
+            "n_pruned": hpo.get("n_pruned"), "n_failed": hpo.get("n_failed"), "stop_reason": hpo.get("stop_reason"),
+            "best_val": hpo.get("best_value"), "defaults_val": hpo.get("defaults_value"),
+            "best_params": hpo.get("best_params"), "internal_test_metrics": state.get("test_metrics"),
+            "internal_defaults_test_metrics": state.get("defaults_test_metrics"),
+            "split_sizes": state.get("split_sizes"), "dropped_columns": state.get("dropped_columns"),
+            "problem_type": state.get("problem_type"), "training": state.get("training"),
+            "n_features": len(model.feature_names or []), "raw_rows_predict_error": raw_error,
+            "raw_rows_test": raw_test,
+            "failure_reasons": hpo.get("failure_reasons"),
+        })
+        return out
+
+
+# -------------------------------------------------------------------------------------------- flaml
+def run_flaml(d: dict[str, Any], budget: float, seed: int, estimators: list[str] | None) -> dict[str, Any]:
+    pt = d["problem_type"]
+    X_dev, X_te = as_categories(d["X_dev"], d["X_test"])
+    task, metric = FLAML_TASK[pt]
+    automl = AutoML()
+    kwargs: dict[str, Any] = dict(task=task, metric=metric, time_budget=budget, seed=seed, n_jobs=1, verbose=0,
+                                  log_file_name="")
+    if estimators is not None:
+        kwargs["estimator_list"] = estimators
+    t0 = time.perf_counter()
+    automl.fit(X_dev, d["y_dev"], **kwargs)
+    wall = time.perf_counter() - t0
+    if pt == "regression":
+        test = score(pt, d["y_test"], None, pred=automl.predict(X_te))
+    else:
+        test = score(pt, d["y_test"], automl.classes_, proba=automl.predict_proba(X_te))
+    return {"wall_s": wall, "test": test, "best_estimator": automl.best_estimator,
+            "n_trials": len(getattr(automl, "config_history", {}) or {}),
+            "best_val_loss": float(automl.best_loss), "best_config": automl.best_config}
+
+
+# ------------------------------------------------------------------------------------------- optuna
+def run_plain_optuna(d: dict[str, Any], budget: float, seed: int) -> dict[str, Any]:
+    pt = d["problem_type"]
+    X_dev, X_te = as_categories(d["X_dev"], d["X_test"])
+    y_dev = d["y_dev"]
+    strat = y_dev if pt != "regression" else None
+    X_tr, X_va, y_tr, y_va = train_test_split(X_dev, y_dev, test_size=0.25, random_state=seed, stratify=strat)
+    Model = lgb.LGBMRegressor if pt == "regression" else lgb.LGBMClassifier
+    metric, higher = PRIMARY[pt]
+
+    def params_of(trial: optuna.Trial) -> dict[str, Any]:
+        return {
+            "num_leaves": trial.suggest_int("num_leaves", 8, 256, log=True),
+            "learning_rate": trial.suggest_float("learning_rate", 0.005, 0.3, log=True),
+            "n_estimators": trial.suggest_int("n_estimators", 50, 1000),
+            "min_child_samples": trial.suggest_int("min_child_samples", 5, 100),
+            "subsample": trial.suggest_float("subsample", 0.5, 1.0),
+            "subsample_freq": 1,
+            "colsample_bytree": trial.suggest_float("colsample_bytree", 0.4, 1.0),
+            "reg_alpha": trial.suggest_float("reg_alpha", 1e-8, 10.0, log=True),
+            "reg_lambda": trial.suggest_float("reg_lambda", 1e-8, 10.0, log=True),
+        }
+
+    def fit(params: dict[str, Any], X: pd.DataFrame, y: Any) -> Any:
+        return Model(**params, random_state=seed, n_jobs=1, verbose=-1).fit(X, y)
+
+    def evaluate(model: Any, X: pd.DataFrame, y: Any) -> dict[str, float]:
+        if pt == "regression":
+            return score(pt, y, None, pred=model.predict(X))
+        return score(pt, y, model.classes_, proba=model.predict_proba(X))
+
+    def objective(trial: optuna.Trial) -> float:
+        return evaluate(fit(params_of(trial), X_tr, y_tr), X_va, y_va)[metric]
+
+    t0 = time.perf_counter()
+    study = optuna.create_study(direction="maximize" if higher else "minimize",
+                                sampler=optuna.samplers.TPESampler(seed=seed))
+    study.optimize(objective, timeout=budget)
+    study_s = time.perf_counter() - t0
+    best = {**study.best_params, "subsample_freq": 1}
+    model = fit(best, X_dev, y_dev)
+    wall = time.perf_counter() - t0
+    return {"wall_s": wall, "study_s": study_s, "test": evaluate(model, X_te, d["y_test"]),
+            "n_trials": len(study.trials), "best_val": study.best_value, "best_params": study.best_params}
+
+
+# --------------------------------------------------------------------------------------------- main
+def fmt(v: Any, nd: int = 4) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{nd}f}" if abs(v) < 1000 else f"{v:,.0f}"
+    return str(v)
+
+
+_SHORT = {"load_data": "load", "split_data": "split", "hyperparameter_tuner": "tune", "training_executor": "fit",
+          "model_evaluator": "eval", "register_model": "reg"}
+
+
+def print_table(results: list[dict[str, Any]]) -> None:
+    print(f"\n{'dataset':<13} {'seed':>4} {'arm':<15} {'primary':>9} {'test':>10} {'2nd':>9} {'test 2nd':>10} "
+          f"{'wall s':>7} {'study s':>7} {'trials':>7}  note")
+    for r in results:
+        pt = r["problem_type"]
+        metric, _ = PRIMARY[pt]
+        second = {"roc_auc": "log_loss", "log_loss": "accuracy", "rmse": "r2"}[metric]
+        rows = [(r["arm"], r)]
+        if r["arm"] == "ours" and "defaults_test" in r:
+            rows.append(("ours-defaults", {"test": r["defaults_test"]}))
+        for label, x in rows:
+            if "failed" in x:
+                print(f"{r['dataset']:<13} {r['seed']:>4} {label:<15} FAILED: {x['failed'][:120]}")
+                continue
+            t = x.get("test", {})
+            note = ""
+            if label == "ours":
+                note = (f"{x.get('n_completed')} done/{x.get('n_pruned')} pruned/{x.get('n_failed')} failed; "
+                        "nodes s: " + " ".join(f"{_SHORT.get(k, k)} {v:.2f}" for k, v in x["node_s"].items()))
+            elif label.startswith("flaml"):
+                note = f"best={x.get('best_estimator')}"
+            print(f"{r['dataset']:<13} {r['seed']:>4} {label:<15} {metric:>9} {fmt(t.get(metric)):>10} {second:>9} "
+                  f"{fmt(t.get(second)):>10} {fmt(x.get('wall_s'), 1):>7} {fmt(x.get('study_s'), 1):>7} "
+                  f"{fmt(x.get('n_trials')):>7}  {note}")
+
+
+def print_diffs(results: list[dict[str, Any]]) -> None:
+    print("\nours minus baseline on the test set (primary metric; '+' = ours better), per dataset (mean over seeds):")
+    by: dict[tuple[str, str], list[float]] = {}
+    pts: dict[str, str] = {}
+    for r in results:
+        pts[r["dataset"]] = r["problem_type"]
+        if "test" in r:
+            by.setdefault((r["dataset"], r["arm"]), []).append(r["test"][PRIMARY[r["problem_type"]][0]])
+            if r["arm"] == "ours":
+                by.setdefault((r["dataset"], "ours-defaults"), []).append(
+                    r["defaults_test"][PRIMARY[r["problem_type"]][0]])
+    for ds, pt in pts.items():
+        metric, higher = PRIMARY[pt]
+        ours = by.get((ds, "ours"))
+        parts = []
+        for other in ("flaml", "flaml_lgbm", "optuna", "ours-defaults"):
+            o = by.get((ds, other))
+            if ours and o:
+                diff = (np.mean(ours) - np.mean(o)) * (1 if higher else -1)
+                rel = diff / abs(np.mean(o)) * 100
+                parts.append(f"vs {other}: {diff:+.4g} ({rel:+.2f}%)")
+        print(f"  {ds:<13} [{metric}, {'higher' if higher else 'lower'} is better] "
+              + ("; ".join(parts) if parts else "(nothing to compare)"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--budget", type=float, default=30.0, help="time budget per arm in seconds (default 30)")
+    ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    args = ap.parse_args()
+
+    print(f"budget {args.budget:g}s per arm; datasets {args.datasets}; seeds {args.seeds}; arms {args.arms}; "
+          f"cpu_count {os.cpu_count()}; flaml {flaml.__version__}, lightgbm {lgb.__version__}, optuna {optuna.__version__}; "
+          f"import of our graph package {OURS_IMPORT_S:.2f}s", flush=True)
+    results: list[dict[str, Any]] = []
+    t_start = time.perf_counter()
+    for seed in args.seeds:
+        for name in args.datasets:
+            d = dev_test_split(name, seed)
+            pt = d["problem_type"]
+            print(f"\n== {name} seed {seed}: {pt}, dev {len(d['X_dev'])} rows, test {len(d['X_test'])} rows, "
+                  f"{d['X_dev'].shape[1]} raw columns", flush=True)
+            for arm in args.arms:
+                rec: dict[str, Any] = {"dataset": name, "seed": seed, "arm": arm, "problem_type": pt,
+                                       "budget_s": args.budget}
+                try:
+                    if arm == "ours":
+                        rec.update(asyncio.run(run_ours(d, args.budget, seed)))
+                    elif arm == "flaml":
+                        rec.update(run_flaml(d, args.budget, seed, None))
+                    elif arm == "flaml_lgbm":
+                        rec.update(run_flaml(d, args.budget, seed, ["lgbm"]))
+                    else:
+                        rec.update(run_plain_optuna(d, args.budget, seed))
+                except Exception as e:  # noqa: BLE001 - one broken arm must not end the bench
+                    rec["failed"] = f"{type(e).__name__}: {e}"
+                    rec["traceback"] = traceback.format_exc()
+                results.append(rec)
+                metric = PRIMARY[pt][0]
+                msg = rec.get("failed") or (f"{metric}={fmt(rec['test'][metric])} wall={rec['wall_s']:.1f}s"
+                                            + (f" defaults {metric}={fmt(rec['defaults_test'][metric])}"
+                                               if arm == "ours" else ""))
+                print(f"   {arm:<11} {msg}", flush=True)
+    print_table(results)
+    print_diffs(results)
+    print(f"\ntotal {time.perf_counter() - t_start:.0f}s")
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"budget_s": args.budget, "seeds": args.seeds, "datasets": args.datasets, "arms": args.arms,
+                "versions": {"flaml": flaml.__version__, "lightgbm": lgb.__version__, "optuna": optuna.__version__},
+                "ours_import_s": OURS_IMPORT_S}
+        args.out.write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=str) + "\n")
+        print(f"results written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
