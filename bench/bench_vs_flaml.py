@@ -67,7 +67,6 @@ from bench.messy_data import DATASETS, make_dataset  # noqa: E402
 _t0 = time.perf_counter()
 from src.agents.ml_foundation.model_trainer import ModelTrainerContext, build_model_trainer_graph  # noqa: E402
 from src.agents.ml_foundation.model_trainer.artifacts import load_model_artifact  # noqa: E402
-from src.mlops.datasets import prepare_features  # noqa: E402
 
 OURS_IMPORT_S = time.perf_counter() - _t0
 
@@ -128,22 +127,13 @@ def score(pt: str, y_true: Any, classes: Any, proba: np.ndarray | None = None,
 
 
 # --------------------------------------------------------------------------------------------- ours
-def ours_test_features(d: dict[str, Any], feature_names: list[str]) -> pd.DataFrame:
-    """The test rows cleaned the way load_data cleans its input (the artifact holds only the fitted
-    CategoryEncoder + estimator, not prepare_features): prepare_features over dev+test rows, keep
-    the test rows and the model's feature columns."""
-    prepared = prepare_features(d["frame"], d["target"], problem_type=d["problem_type"])
-    X = prepared.X.loc[d["X_test"].index]
-    return X.loc[:, feature_names]
-
-
 def _predict_ours(model: Any, X: pd.DataFrame, pt: str) -> dict[str, float]:
     if pt == "regression":
         return {"pred": model.predict(X)}  # type: ignore[dict-item]
     return {"proba": model.predict_proba(X)}  # type: ignore[dict-item]
 
 
-async def run_ours(d: dict[str, Any], budget: float, seed: int) -> dict[str, Any]:
+async def run_ours(d: dict[str, Any], budget: float, seed: int, options: dict[str, Any] | None = None) -> dict[str, Any]:
     pt = d["problem_type"]
     dev = d["X_dev"].copy()
     dev[d["target"]] = d["y_dev"]
@@ -153,7 +143,7 @@ async def run_ours(d: dict[str, Any], budget: float, seed: int) -> dict[str, Any
         build_s = time.perf_counter() - t0
         ctx = ModelTrainerContext(hpo_home=Path(home), optuna_storage=None, tracker=None, data=dev)
         inputs = {"target": d["target"], "algorithm": "lightgbm", "timeout": float(budget), "n_trials": None,
-                  "seed": seed}
+                  "seed": seed, **(options or {})}
         node_s: dict[str, float] = {}
         state: dict[str, Any] = {}
         t0 = time.perf_counter()
@@ -175,16 +165,11 @@ async def run_ours(d: dict[str, Any], budget: float, seed: int) -> dict[str, Any
         hpo = state.get("hpo") or {}
         model, meta = load_model_artifact(state["model_path"])
         dmodel, _ = load_model_artifact(state["defaults_model_path"])
+        # the saved artifacts are scored on the raw test rows, as a user would (they apply the cleaning)
         t1 = time.perf_counter()
-        X_te = ours_test_features(d, list(model.feature_names))
+        test = score(pt, d["y_test"], model.classes_, **_predict_ours(model, d["X_test"], pt))
+        dtest = score(pt, d["y_test"], dmodel.classes_, **_predict_ours(dmodel, d["X_test"], pt))
         prep_s = time.perf_counter() - t1
-        test = score(pt, d["y_test"], model.classes_, **_predict_ours(model, X_te, pt))
-        dtest = score(pt, d["y_test"], dmodel.classes_, **_predict_ours(dmodel, X_te.loc[:, dmodel.feature_names], pt))
-        raw_error, raw_test = None, None
-        try:  # can the saved artifact score the raw rows a user has (without prepare_features)?
-            raw_test = score(pt, d["y_test"], model.classes_, **_predict_ours(model, d["X_test"], pt))
-        except Exception as e:  # noqa: BLE001
-            raw_error = f"{type(e).__name__}: {str(e)[:160]}"
         out.update({
             "test": test, "defaults_test": dtest, "test_prep_s": prep_s,
             "study_s": hpo.get("duration_s"), "n_trials": hpo.get("n_trials"), "n_completed": hpo.get("n_completed"),
@@ -194,8 +179,7 @@ async def run_ours(d: dict[str, Any], budget: float, seed: int) -> dict[str, Any
             "internal_defaults_test_metrics": state.get("defaults_test_metrics"),
             "split_sizes": state.get("split_sizes"), "dropped_columns": state.get("dropped_columns"),
             "problem_type": state.get("problem_type"), "training": state.get("training"),
-            "n_features": len(model.feature_names or []), "raw_rows_predict_error": raw_error,
-            "raw_rows_test": raw_test,
+            "n_features": len(model.feature_names or []),
             "failure_reasons": hpo.get("failure_reasons"),
         })
         return out
@@ -340,6 +324,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    ap.add_argument("--ours-options", type=json.loads, default={},
+                    help='graph inputs for our arm, as JSON, e.g. \'{"pruner": "none", "refit": "train"}\'')
     args = ap.parse_args()
 
     print(f"budget {args.budget:g}s per arm; datasets {args.datasets}; seeds {args.seeds}; arms {args.arms}; "
@@ -358,7 +344,7 @@ def main() -> None:
                                        "budget_s": args.budget}
                 try:
                     if arm == "ours":
-                        rec.update(asyncio.run(run_ours(d, args.budget, seed)))
+                        rec.update(asyncio.run(run_ours(d, args.budget, seed, args.ours_options)))
                     elif arm == "flaml":
                         rec.update(run_flaml(d, args.budget, seed, None))
                     elif arm == "flaml_lgbm":

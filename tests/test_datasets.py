@@ -14,11 +14,14 @@ from src.mlops.datasets import (
     BUNDLED_DATASETS,
     MULTICLASS,
     REGRESSION,
+    FeaturePreparer,
     infer_problem_type,
     load_dataset,
     load_frame_ref,
+    load_preparer,
     prepare_features,
     save_frame_ref,
+    save_preparer,
     split_dataset,
 )
 from src.mlops.errors import ConfigurationError, DataValidationError, MLOpsError
@@ -417,3 +420,114 @@ def test_declared_categories_are_not_parsed_as_numbers():
     prep = prepare_features(df, "y")
     assert isinstance(prep.X["zip"].dtype, pd.CategoricalDtype)
     assert prep.categorical_columns == ["zip"]
+
+
+# ------------------------------------------------------------------------------------------ preparer
+
+
+@pytest.fixture
+def raw_rows(messy_frame) -> pd.DataFrame:
+    """messy_frame plus percent text, decimal commas and a date column whose year never changes."""
+    n = len(messy_frame)
+    rng = np.random.default_rng(7)
+    return messy_frame.assign(
+        Discount=[f"{v}%" for v in rng.integers(0, 40, n)],
+        Weight=[f"{v:.1f}".replace(".", ",") for v in rng.random(n) * 90],
+        Visit=pd.date_range("2021-01-01", periods=n, freq="25h").strftime("%d/%m/%Y"),
+    )
+
+
+def test_preparer_replays_the_training_cleaning(raw_rows):
+    prep = prepare_features(raw_rows, "Survived")
+    preparer = prep.preparer
+    assert isinstance(preparer, FeaturePreparer)
+    assert preparer.feature_names == list(prep.X.columns)
+    assert "Visit_year" not in prep.X.columns and "Visit_month" in prep.X.columns  # constant part left out
+    assert {"Discount", "Weight", "city_1_"} <= set(prep.X.columns)
+
+    with_target = preparer.transform(raw_rows)
+    assert len(with_target) == len(raw_rows)  # every row is predicted, a missing target included
+    pd.testing.assert_frame_equal(with_target.loc[prep.X.index], prep.X)
+    without_target = preparer.transform(raw_rows.drop(columns=["Survived", "PassengerId", "Const", "Name"]))
+    pd.testing.assert_frame_equal(without_target, with_target)
+    # other column order, an extra column, names padded with spaces: the same features
+    shuffled = raw_rows[list(reversed(raw_rows.columns))].assign(extra=1).rename(columns={"Fare": " Fare "})
+    pd.testing.assert_frame_equal(preparer.transform(shuffled), with_target)
+    # a few new rows at a time: the decisions are the training ones, not the batch's
+    some = prep.X.index[[0, 5, 17]]
+    pd.testing.assert_frame_equal(preparer.transform(raw_rows.loc[some]), prep.X.loc[some])
+    # the same rows typed differently (as a Parquet file or code would give them): the same features
+    typed = raw_rows.assign(
+        Joined=pd.to_datetime(raw_rows["Joined"]),
+        Flag=raw_rows["Flag"].map({"True": True, "False": False, "": None}),
+        Ticket=raw_rows["Ticket"].astype(str),
+        Sex=raw_rows["Sex"].astype("category"),
+    )
+    pd.testing.assert_frame_equal(preparer.transform(typed), with_target)
+    assert preparer.transform(raw_rows.head(0)).dtypes.equals(prep.X.dtypes)
+
+
+def test_preparer_new_values_follow_the_training_rules(raw_rows):
+    preparer = prepare_features(raw_rows, "Survived").preparer
+    new = raw_rows.head(2).copy()
+    new["Sex"] = ["robot", None]
+    new["Fare"] = ["$1,234.50", "call us"]
+    new["Score"] = ["$5", "2.5"]  # this column was plain numbers at training: '$5' does not parse
+    new["Flag"] = ["maybe", "TRUE"]
+    new["Ticket"] = [np.nan, 12]  # an integer feature meeting a missing value
+    X = preparer.transform(new)
+    assert list(X["Sex"].cat.categories) == ["female", "male", "robot"]  # training categories first
+    assert X["Sex"].iloc[0] == "robot" and pd.isna(X["Sex"].iloc[1])
+    assert X["Fare"].iloc[0] == 1234.5 and np.isnan(X["Fare"].iloc[1])
+    assert np.isnan(X["Score"].iloc[0]) and X["Score"].iloc[1] == 2.5
+    assert np.isnan(X["Flag"].iloc[0]) and X["Flag"].iloc[1] == 1.0
+    assert X["Ticket"].dtype == "float64" and np.isnan(X["Ticket"].iloc[0])
+
+
+def test_preparer_matches_codes_read_as_numbers():
+    df = pd.DataFrame({"code": ["75001", "69001", "A12", None] * 10, "y": [0, 1] * 20})
+    preparer = prepare_features(df, "y").preparer
+    # a new file whose codes are all numbers (and one missing): pandas reads them as floats
+    X = preparer.transform(pd.DataFrame({"code": [75001.0, np.nan, 69001.0]}))
+    assert list(X["code"].cat.categories) == ["69001", "75001", "A12"]
+    assert X["code"].tolist()[0] == "75001" and pd.isna(X["code"].iloc[1]) and X["code"].iloc[2] == "69001"
+
+
+def test_preparer_missing_columns_and_bad_input(raw_rows):
+    preparer = prepare_features(raw_rows, "Survived").preparer
+    assert "Survived" not in preparer.required_columns and "PassengerId" not in preparer.required_columns
+    with pytest.raises(DataValidationError, match=r"missing 2 columns.*'Fare'.*'Joined'"):
+        preparer.transform(raw_rows.drop(columns=["Fare", "Joined"]))
+    with pytest.raises(DataValidationError, match="DataFrame"):
+        preparer.transform(raw_rows.to_numpy())
+
+
+def test_preparer_json_round_trip(tmp_path, raw_rows):
+    preparer = prepare_features(raw_rows, "Survived").preparer
+    data = json.loads(json.dumps(preparer.to_dict(), allow_nan=False))  # JSON only, no pickle
+    again = FeaturePreparer.from_dict(data)
+    assert again.to_dict() == preparer.to_dict()
+    pd.testing.assert_frame_equal(again.transform(raw_rows), preparer.transform(raw_rows))
+    path = save_preparer(preparer, tmp_path / "data")
+    assert path.endswith(".json") and save_preparer(preparer, tmp_path / "data") == path  # content-addressed
+    pd.testing.assert_frame_equal(load_preparer(path).transform(raw_rows), preparer.transform(raw_rows))
+    for bad in ({**data, "format_version": 99}, {**data, "steps": [{"source": "a", "kind": "magic"}]}):
+        with pytest.raises(DataValidationError, match="Malformed feature preparer"):
+            FeaturePreparer.from_dict(bad)
+
+
+def test_preparer_with_time_column_and_native_dtypes():
+    n = 40
+    df = pd.DataFrame(
+        {
+            "when": pd.date_range("2021-01-01", periods=n, freq="D", tz="Europe/Paris"),
+            "count": pd.array([1, 2, None, 4] * 10, dtype="Int64"),
+            "ok": pd.array([True, False] * 20, dtype="boolean"),
+            "wait": pd.to_timedelta(np.arange(n), unit="m"),
+            "y": np.arange(n) * 1.5,
+        }
+    )
+    prep = prepare_features(df, "y", time_column="when")
+    pd.testing.assert_frame_equal(prep.preparer.transform(df), prep.X)
+    as_text = df.astype({"when": str, "count": object, "ok": str, "wait": str})
+    pd.testing.assert_frame_equal(prep.preparer.transform(as_text), prep.X)

@@ -12,7 +12,9 @@ broke and what to do instead.
   target are dropped, identifier/constant/empty/free-text columns are dropped (each with a reason in
   ``dropped_columns``), numbers hidden in text are parsed, text becomes pandas ``category``, booleans
   become 0/1, datetimes are expanded to numeric parts (``<col>_year``, ``_month``, ``_day``,
-  ``_dayofweek``, and ``_hour`` when the values carry a time of day).
+  ``_dayofweek``, and ``_hour`` when the values carry a time of day). Its decisions per column are
+  kept as a :class:`FeaturePreparer` (``PreparedData.preparer``), which applies the same cleaning to
+  new raw rows and is stored as JSON (:func:`save_preparer` / :func:`load_preparer`).
 * :func:`split_dataset` makes disjoint train/validation/test splits: stratified per class for
   classification, random for regression, or time-ordered (oldest rows train, newest rows test).
 * :func:`save_frame_ref` / :func:`load_frame_ref` store a frame or series as Parquet and pass a small
@@ -24,13 +26,15 @@ from __future__ import annotations
 
 import csv
 import difflib
+import hashlib
+import json
 import math
 import os
 import re
 import tempfile
 import warnings
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
@@ -49,11 +53,14 @@ __all__ = [
     "BUNDLED_DATASETS",
     "LoadedDataset",
     "PreparedData",
+    "FeaturePreparer",
     "Splits",
     "DataRef",
     "load_dataset",
     "infer_problem_type",
     "prepare_features",
+    "save_preparer",
+    "load_preparer",
     "split_dataset",
     "save_frame_ref",
     "load_frame_ref",
@@ -153,6 +160,8 @@ class PreparedData:
     target: str = ""
     #: the column kept as a numeric timestamp (seconds since epoch) for a time-ordered split.
     time_column: str | None = None
+    #: the fitted cleaning, to turn new raw rows into features like ``X`` (JSON-serializable).
+    preparer: FeaturePreparer | None = None
 
     def describe(self) -> list[str]:
         """Human-readable lines summarising the cleaning (for a CLI or a log)."""
@@ -479,6 +488,7 @@ class _Text:
     codes: np.ndarray
     uniques: np.ndarray  # object array of str
     counts: np.ndarray
+    _parsed: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def of(cls, s: pd.Series) -> _Text:
@@ -513,40 +523,95 @@ class _Text:
         """Cleaned text as an object Series (missing = NaN)."""
         return pd.Series(self._expand(self.uniques.astype(object), np.nan), index=self.index, dtype=object)
 
-    def categorical(self) -> pd.Series:
-        categories = pd.Index(list(self.uniques), dtype="str" if _HAS_STR_DTYPE else object)
-        return pd.Series(pd.Categorical.from_codes(self.codes, categories=categories), index=self.index)
+    def categorical(self, categories: Sequence[str] | None = None) -> pd.Series:
+        """A ``category`` Series: of the sorted distinct values, or of ``categories`` (the training
+        ones) followed by the values they lack, so known values keep their codes."""
+        known = list(self.uniques) if categories is None else list(categories)
+        position = {c: i for i, c in enumerate(known)}
+        for u in self.uniques:
+            if u not in position:
+                position[u] = len(known)
+                known.append(u)
+        per = np.array([position[u] for u in self.uniques], dtype=np.int64)
+        index = pd.Index(known, dtype="str" if _HAS_STR_DTYPE else object)
+        return pd.Series(pd.Categorical.from_codes(self._expand(per, -1), categories=index), index=self.index)
 
     def share(self, ok: np.ndarray) -> float:
         total = self.n_non_missing
         return float(self.counts[ok].sum()) / total if total else 0.0
+
+    # Each ``to_*`` decides on the (training) values and converts; the conversion alone (``bools``,
+    # ``numbers``, ``datetimes``) is what FeaturePreparer replays on new rows.
+
+    def bools(self) -> pd.Series:
+        """1.0 for 'true', 0.0 for 'false' (any case), NaN for anything else."""
+        lowered = np.array([u.lower() for u in self.uniques], dtype=object)
+        per = np.where(lowered == "true", 1.0, np.where(lowered == "false", 0.0, np.nan)).astype("float64")
+        return pd.Series(self._expand(per, np.nan), index=self.index, dtype="float64")
 
     def to_bool(self) -> pd.Series | None:
         """1.0/0.0 if every value is 'true'/'false' (any case), else None."""
         lowered = np.array([u.lower() for u in self.uniques], dtype=object)
         if self.n_unique == 0 or not np.isin(lowered, ["true", "false"]).all():
             return None
-        per = (lowered == "true").astype("float64")
-        return pd.Series(self._expand(per, np.nan), index=self.index, dtype="float64")
+        return self.bools()
+
+    def _parsed_numbers(self, number_format: str) -> np.ndarray:
+        """A float per distinct value (NaN: not a number). ``"plain"``: numbers as written;
+        ``"formatted"``: also '1,234', '3,5' (decimal comma), '$5', '7%'."""
+        if number_format not in self._parsed:
+            u = pd.Series(self.uniques, dtype=object)
+            if number_format == "formatted":
+                u = u.str.replace(r"^[\$€£]\s*|\s*%$", "", regex=True)
+                thousands = u.str.match(_THOUSANDS_RE).fillna(False).astype(bool)
+                decimal_comma = u.str.match(_DECIMAL_COMMA_RE).fillna(False).astype(bool)
+                u = u.where(~thousands, u.str.replace(",", "", regex=False))
+                u = u.where(~decimal_comma, u.str.replace(",", ".", regex=False))
+            parsed = pd.to_numeric(u, errors="coerce")
+            self._parsed[number_format] = parsed.to_numpy(dtype="float64", na_value=np.nan)
+        return self._parsed[number_format]
+
+    def number_format(self) -> str | None:
+        """``"plain"`` if >= 95% of the values are numbers as written, else ``"formatted"`` if >= 95%
+        are numbers in a looser format (see :meth:`_parsed_numbers`), else None."""
+        for number_format in ("plain", "formatted"):
+            if self.n_unique and self.share(~np.isnan(self._parsed_numbers(number_format))) >= _PARSE_RATIO:
+                return number_format
+        return None
+
+    def numbers(self, number_format: str) -> pd.Series:
+        """Floats parsed in ``number_format``; values that do not parse are NaN."""
+        return pd.Series(self._expand(self._parsed_numbers(number_format), np.nan), index=self.index, dtype="float64")
+
+    def n_unparsed(self, number_format: str) -> int:
+        """Rows whose (non-missing) value does not parse in ``number_format``."""
+        return int(self.counts[np.isnan(self._parsed_numbers(number_format))].sum())
 
     def to_numeric(self) -> tuple[pd.Series, int] | None:
         """Numbers if >= 95% of the values parse (also '1,234', '3,5', '$5', '7%'); failures -> NaN."""
-        if self.n_unique == 0:
+        number_format = self.number_format()
+        if number_format is None:
             return None
-        u = pd.Series(self.uniques, dtype=object)
-        parsed = pd.to_numeric(u, errors="coerce")
-        if self.share(parsed.notna().to_numpy()) < _PARSE_RATIO:
-            normalized = u.str.replace(r"^[\$€£]\s*|\s*%$", "", regex=True)
-            thousands = normalized.str.match(_THOUSANDS_RE).fillna(False).astype(bool)
-            decimal_comma = normalized.str.match(_DECIMAL_COMMA_RE).fillna(False).astype(bool)
-            normalized = normalized.where(~thousands, normalized.str.replace(",", "", regex=False))
-            normalized = normalized.where(~decimal_comma, normalized.str.replace(",", ".", regex=False))
-            parsed = pd.to_numeric(normalized, errors="coerce")
-            if self.share(parsed.notna().to_numpy()) < _PARSE_RATIO:
+        return self.numbers(number_format), self.n_unparsed(number_format)
+
+    def _parsed_dates(self) -> np.ndarray | None:
+        """A naive UTC datetime per distinct value (NaT: not a date); None if pandas refuses the batch."""
+        u = pd.Series(self.uniques, dtype=object).astype(str)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                parsed = pd.to_datetime(u, errors="coerce", utc=True, format="mixed")
+            except (ValueError, TypeError, OverflowError):
                 return None
-        per = parsed.to_numpy(dtype="float64", na_value=np.nan)
-        n_bad = int(self.counts[np.isnan(per)].sum())
-        return pd.Series(self._expand(per, np.nan), index=self.index, dtype="float64"), n_bad
+        return parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+
+    def datetimes(self) -> pd.Series:
+        """Naive UTC datetimes; values that are not dates are NaT."""
+        per = self._parsed_dates()
+        if per is None:  # one odd value can fail the whole batch: parse value by value
+            one = [_Text.of(pd.Series([u], dtype=object))._parsed_dates() for u in self.uniques]
+            per = np.array([p[0] if p is not None else np.datetime64("NaT") for p in one], dtype="datetime64[ns]")
+        return pd.Series(self._expand(per, np.datetime64("NaT")), index=self.index, dtype="datetime64[ns]")
 
     def to_datetime(self) -> pd.Series | None:
         """Datetimes (naive UTC) if >= 95% of the values look like dates and parse, else None."""
@@ -555,16 +620,10 @@ class _Text:
         u = pd.Series(self.uniques, dtype=object).astype(str)
         if self.share(u.str.match(_DATE_LIKE_RE).to_numpy(dtype=bool)) < _PARSE_RATIO:
             return None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                parsed = pd.to_datetime(u, errors="coerce", utc=True, format="mixed")
-            except (ValueError, TypeError, OverflowError):
-                return None
-        if self.share(parsed.notna().to_numpy()) < _PARSE_RATIO:
+        per = self._parsed_dates()
+        if per is None or self.share(~np.isnat(per)) < _PARSE_RATIO:
             return None
-        per = parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
-        return pd.Series(self._expand(per, np.datetime64("NaT")), index=self.index)
+        return self.datetimes()
 
 
 _HAS_STR_DTYPE = int(pd.__version__.split(".")[0]) >= 3
@@ -677,38 +736,109 @@ def _numeric_id_reason(name: str, s: pd.Series, n_rows: int) -> str | None:
     return None
 
 
+def _naive_utc(dt: pd.Series) -> pd.Series:
+    """A datetime64 Series without time zone (aware values converted to UTC first)."""
+    if getattr(dt.dt, "tz", None) is not None:
+        return dt.dt.tz_convert("UTC").dt.tz_localize(None)
+    return dt
+
+
 def _datetime_from(s: pd.Series) -> pd.Series | None:
     """Datetime dtype as naive (UTC) datetimes; text that looks like dates (see :meth:`_Text.to_datetime`)."""
     if pd.api.types.is_datetime64_any_dtype(s.dtype):
-        out = s
-        if getattr(out.dt, "tz", None) is not None:
-            out = out.dt.tz_convert("UTC").dt.tz_localize(None)
-        return out
+        return _naive_utc(s)
     if _is_text(s) or isinstance(s.dtype, pd.CategoricalDtype):
         return _Text.of(s).to_datetime()
     return None
 
 
-def _expand_datetime(name: str, dt: pd.Series) -> tuple[dict[str, pd.Series], list[str]]:
-    """Numeric parts of a datetime column; constant parts are left out (and listed)."""
-    parts = {
-        "year": dt.dt.year,
-        "month": dt.dt.month,
-        "day": dt.dt.day,
-        "dayofweek": dt.dt.day_of_week,
-    }
+# Conversions of one raw column, shared by prepare_features (training rows) and FeaturePreparer
+# (new rows): ``text`` is the column's _Text when the caller already built it.
+
+
+def _int_if_complete(values: pd.Series) -> pd.Series:
+    """int64 when no value is missing, else float64 (0/1 flags, date parts)."""
+    return values.astype("float64") if values.isna().any() else values.astype("int64")
+
+
+def _bool_values(s: pd.Series, text: _Text | None = None) -> pd.Series:
+    """true/false (booleans or text, any case) as 1/0; anything else missing."""
+    return _int_if_complete((text or _Text.of(s)).bools())
+
+
+def _number_values(s: pd.Series, number_format: str = "plain", text: _Text | None = None) -> tuple[pd.Series, int]:
+    """Numbers of a column and how many +-inf were set missing: numpy int/float dtypes as they are,
+    booleans and nullable/pyarrow numbers as int64 (float64 with missing values), text parsed in
+    ``number_format`` (see :meth:`_Text.number_format`; a value that does not parse is missing)."""
+    if pd.api.types.is_bool_dtype(s.dtype):
+        s = _int_if_complete(s.astype("float64"))
+    elif pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_complex_dtype(s.dtype):
+        if isinstance(s.dtype, pd.api.extensions.ExtensionDtype) or not (
+            pd.api.types.is_float_dtype(s.dtype) or pd.api.types.is_integer_dtype(s.dtype)
+        ):  # nullable Int64/Float64, pyarrow numbers, ... -> numpy
+            integer = pd.api.types.is_integer_dtype(s.dtype) and not s.isna().any()
+            s = s.astype("int64" if integer else "float64")
+    else:
+        s = (text or _Text.of(s)).numbers(number_format)
+    n_inf = 0
+    if pd.api.types.is_float_dtype(s.dtype):
+        inf = np.isinf(s.to_numpy(dtype="float64", na_value=np.nan))
+        n_inf = int(inf.sum())
+        if n_inf:
+            s = s.mask(inf)
+    return s, n_inf
+
+
+def _datetime_values(s: pd.Series, text: _Text | None = None) -> pd.Series:
+    """Naive UTC datetimes of a column: datetime dtypes converted, anything else parsed as text (NaT
+    where it is not a date)."""
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        return _naive_utc(s)
+    return (text or _Text.of(s)).datetimes()
+
+
+def _timedelta_seconds(s: pd.Series) -> pd.Series:
+    """Durations in seconds (float); numbers are taken as seconds already, text is parsed."""
+    if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_timedelta64_dtype(s.dtype):
+        return s.astype("float64")
+    if not pd.api.types.is_timedelta64_dtype(s.dtype):
+        s = pd.to_timedelta(s.astype(object), errors="coerce")
+    return (s / pd.Timedelta(seconds=1)).astype("float64")
+
+
+_DATETIME_PARTS: dict[str, Callable[[pd.Series], pd.Series]] = {
+    "year": lambda dt: dt.dt.year,
+    "month": lambda dt: dt.dt.month,
+    "day": lambda dt: dt.dt.day,
+    "dayofweek": lambda dt: dt.dt.day_of_week,
+    "hour": lambda dt: dt.dt.hour,
+}
+#: the part of a datetime time column kept under its own name for a time-ordered split.
+_EPOCH_SECONDS = "epoch_seconds"
+
+
+def _datetime_part(dt: pd.Series, part: str) -> pd.Series:
+    """One numeric part of naive datetimes (see _DATETIME_PARTS), or seconds since the epoch."""
+    if part == _EPOCH_SECONDS:
+        return _timestamp_seconds(dt)
+    return _int_if_complete(_DATETIME_PARTS[part](dt))
+
+
+def _expand_datetime(dt: pd.Series) -> tuple[dict[str, pd.Series], list[str]]:
+    """Numeric parts of a datetime column by part name; constant parts are left out (and listed).
+    ``hour`` only when some value has a time of day."""
+    parts = ["year", "month", "day", "dayofweek"]
     valid = dt.dropna()
     if not valid.empty and ((valid.dt.hour != 0) | (valid.dt.minute != 0)).any():
-        parts["hour"] = dt.dt.hour
+        parts.append("hour")
     out: dict[str, pd.Series] = {}
     constant: list[str] = []
-    for part, values in parts.items():
-        col = f"{name}_{part}"
-        values = values.astype("float64") if values.isna().any() else values.astype("int64")
+    for part in parts:
+        values = _datetime_part(dt, part)
         if values.nunique(dropna=True) <= 1 and not values.isna().any():
-            constant.append(col)
+            constant.append(part)
             continue
-        out[col] = values
+        out[part] = values
     return out, constant
 
 
@@ -842,7 +972,8 @@ def prepare_features(
       rename is listed in ``renamed_columns``.
 
     ``y`` keeps the original class labels for classification (int64 for integer labels, str for text);
-    it is float64 for regression.
+    it is float64 for regression. ``preparer`` replays these column decisions on new raw rows
+    (``preparer.transform(raw)`` yields features like ``X``, with the same conversion code).
 
     Raises:
         DataValidationError: target missing from the frame, no non-missing target, a single class,
@@ -876,10 +1007,14 @@ def prepare_features(
     kinds: dict[str, str] = {}
     dropped: dict[str, str] = {}
     conversions: dict[str, str] = {}
+    steps: list[_ColumnStep] = []
 
-    def add(name: str, values: pd.Series, kind: str) -> None:
-        columns[name] = values
-        kinds[name] = kind
+    def add(step: _ColumnStep, values: Sequence[pd.Series], kind: str | Sequence[str]) -> None:
+        """Keep the features of ``step``: ``values`` (one per output) are its conversion of the rows."""
+        steps.append(replace(step, dtypes=tuple(str(v.dtype) for v in values)))
+        for i, (out, v) in enumerate(zip(step.outputs, values, strict=True)):
+            columns[out] = v
+            kinds[out] = kind if isinstance(kind, str) else kind[i]
 
     for col in data.columns:
         if col == target:
@@ -901,26 +1036,26 @@ def prepare_features(
 
         # --- booleans
         if pd.api.types.is_bool_dtype(s.dtype):
-            if s.isna().any():
-                add(name, s.astype("float64"), "numeric")
-            else:
-                add(name, s.astype("int64"), "numeric")
-            conversions[name] = "boolean -> 0/1"
-            if not is_time and columns[name].nunique(dropna=True) <= 1 and not columns[name].isna().any():
-                del columns[name], kinds[name], conversions[name]
+            values = _bool_values(s)
+            if not is_time and values.nunique(dropna=True) <= 1 and not values.isna().any():
                 dropped[name] = f"constant (single value {_fmt(s.dropna().iloc[0])})"
+                continue
+            add(_ColumnStep(name, "bool", (name,)), [values], "numeric")
+            conversions[name] = "boolean -> 0/1"
             continue
 
         # --- datetimes (dtype or text that looks like dates)
         dt = None
+        text: _Text | None = None
+        number_format = "plain"
         was_category = isinstance(s.dtype, pd.CategoricalDtype)
         if pd.api.types.is_datetime64_any_dtype(s.dtype):
-            dt = _datetime_from(s)
+            dt = _datetime_values(s)
         elif was_category:  # declared categorical: kept as categories, never parsed as numbers/dates
             s = s.astype(object)
             s = s.where(s.notna(), np.nan)
         if pd.api.types.is_timedelta64_dtype(s.dtype):
-            add(name, (s / pd.Timedelta(seconds=1)).astype("float64"), "numeric")
+            add(_ColumnStep(name, "timedelta", (name,)), [_timedelta_seconds(s)], "numeric")
             conversions[name] = "timedelta -> seconds"
             continue
 
@@ -931,17 +1066,17 @@ def prepare_features(
                     raise DataValidationError(f"time_column {name!r} has no non-missing value.")
                 dropped[name] = "all values missing (after treating blank/NA-like text as missing)"
                 continue
-            as_bool = None if was_category else text.to_bool()
-            if as_bool is not None:
+            if not was_category and text.to_bool() is not None:
                 if text.n_unique <= 1 and text.n_non_missing == n_rows and not is_time:
                     dropped[name] = f"constant (single value {_fmt(text.uniques[0])})"
                     continue
-                add(name, as_bool if as_bool.isna().any() else as_bool.astype("int64"), "numeric")
+                add(_ColumnStep(name, "bool", (name,)), [_bool_values(s, text)], "numeric")
                 conversions[name] = "true/false text -> 0/1"
                 continue
-            as_number = None if was_category else text.to_numeric()
-            if as_number is not None:
-                s, n_bad = as_number
+            parsed_format = None if was_category else text.number_format()
+            if parsed_format is not None:
+                number_format = parsed_format
+                n_bad = text.n_unparsed(number_format)
                 conversions[name] = "parsed numbers from text" + (
                     f" ({n_bad} unparseable value{'s' if n_bad != 1 else ''} set missing)" if n_bad else ""
                 )
@@ -967,46 +1102,42 @@ def prepare_features(
                             f"{n_non_missing} non-missing rows)"
                         )
                         continue
-                    add(name, text.categorical(), "categorical")
+                    step = _ColumnStep(name, "category", (name,), categories=tuple(text.uniques))
+                    add(step, step.values(s, text), "categorical")
                     conversions[name] = f"text -> category ({n_unique} levels)"
                     continue
                 else:
                     conversions[name] = "parsed dates from text"
 
         if dt is not None:
-            parts, constant = _expand_datetime(name, dt)
-            for part_name, values in parts.items():
-                add(part_name, values, "numeric")
-            what = f"datetime -> {', '.join(parts) or 'no varying part'}"
+            parts, constant = _expand_datetime(dt)
+            what = f"datetime -> {', '.join(f'{name}_{p}' for p in parts) or 'no varying part'}"
             if constant:
-                what += f" (constant parts left out: {', '.join(constant)})"
+                what += f" (constant parts left out: {', '.join(f'{name}_{p}' for p in constant)})"
             if is_time:
-                add(name, _timestamp_seconds(dt), "time")
+                parts[_EPOCH_SECONDS] = _datetime_part(dt, _EPOCH_SECONDS)
                 what += "; kept as seconds since epoch for the time-ordered split"
             conversions[name] = (conversions[name] + "; " if name in conversions else "") + what
-            if not parts and not is_time:
+            if not parts:
                 dropped[name] = "datetime without any varying part"
                 conversions.pop(name, None)
+                continue
+            outputs = tuple(name if p == _EPOCH_SECONDS else f"{name}_{p}" for p in parts)
+            add(_ColumnStep(name, "datetime", outputs, parts=tuple(parts)), list(parts.values()),
+                ["time" if p == _EPOCH_SECONDS else "numeric" for p in parts])
             continue
 
         # --- numbers (native, nullable or parsed from text)
-        if pd.api.types.is_numeric_dtype(s.dtype):
-            if pd.api.types.is_complex_dtype(s.dtype):
-                dropped[name] = f"unsupported dtype {s.dtype}"
-                continue
-            if isinstance(s.dtype, pd.api.extensions.ExtensionDtype) or not (
-                pd.api.types.is_float_dtype(s.dtype) or pd.api.types.is_integer_dtype(s.dtype)
-            ):  # nullable Int64/Float64, pyarrow numbers, ... -> numpy
-                integer = pd.api.types.is_integer_dtype(s.dtype) and not s.isna().any()
-                s = s.astype("int64" if integer else "float64")
-            if pd.api.types.is_float_dtype(s.dtype):
-                inf = np.isinf(s.to_numpy(dtype="float64", na_value=np.nan))
-                if inf.any():
-                    s = s.mask(inf)
-                    note = f"{int(inf.sum())} infinite values set missing"
-                    conversions[name] = conversions[name] + "; " + note if name in conversions else note
+        if text is not None or (
+            pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_complex_dtype(s.dtype)
+        ):
+            step = _ColumnStep(name, "number", (name,), number_format=number_format)
+            s, n_inf = _number_values(s, number_format, text)
+            if n_inf:
+                note = f"{n_inf} infinite values set missing"
+                conversions[name] = conversions[name] + "; " + note if name in conversions else note
             if is_time:
-                add(name, s.astype("float64"), "time")
+                add(step, [s.astype("float64")], "time")
                 continue
             if s.isna().all():
                 dropped[name] = "all values missing (after parsing)"
@@ -1021,7 +1152,7 @@ def prepare_features(
                 dropped[name] = id_reason
                 conversions.pop(name, None)
                 continue
-            add(name, s, "numeric")
+            add(step, [s], "numeric")
             continue
 
         dropped[name] = f"unsupported dtype {s.dtype}"
@@ -1057,6 +1188,11 @@ def prepare_features(
     categorical = [final_names[c] for c, k in kinds.items() if k == "categorical"]
     numeric = [final_names[c] for c, k in kinds.items() if k == "numeric"]
     class_labels = _sorted_labels(y) if problem_type in _CLASSIFICATION else None
+    preparer = FeaturePreparer(
+        target=str(target),
+        steps=[replace(st, outputs=tuple(final_names[o] for o in st.outputs)) for st in steps],
+        dropped_columns=dict(dropped),
+    )
     return PreparedData(
         X=X,
         y=y,
@@ -1070,7 +1206,238 @@ def prepare_features(
         renamed_columns=renamed,
         target=str(target),
         time_column=final_names.get(time_column) if time_column is not None else None,
+        preparer=preparer,
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# Replaying the cleaning on new rows
+# --------------------------------------------------------------------------------------------------
+
+_STEP_KINDS = ("number", "bool", "category", "datetime", "timedelta")
+
+
+def _category_values(s: pd.Series, categories: Sequence[str], text: _Text | None = None) -> pd.Series:
+    """``category`` with the training ``categories`` first (see :meth:`_Text.categorical`). Whole
+    numbers that arrive as floats (pandas reads an integer column with missing values so) are
+    matched as '7' rather than '7.0' when the training categories are written that way."""
+    if text is None and pd.api.types.is_float_dtype(s.dtype):
+        present = pd.Series(s.dropna().unique(), dtype="float64")
+        if len(present) and np.isfinite(present).all() and (present == np.floor(present)).all():
+            known = set(categories)
+            as_ints = [str(int(v)) for v in present]
+            if sum(v in known for v in as_ints) > sum(str(v) in known for v in present):
+                s = s.astype("Int64")
+    return (text or _Text.of(s)).categorical(categories)
+
+
+def _as_dtype(values: pd.Series, dtype: str) -> pd.Series:
+    """``values`` in the training dtype; an integer feature meeting a missing, fractional or
+    out-of-range value becomes float64 instead."""
+    if dtype == "category" or str(values.dtype) == dtype:
+        return values
+    target = np.dtype(dtype)
+    try:
+        cast = values.astype(target)
+    except (ValueError, TypeError, OverflowError):  # missing values cannot be integers
+        return values.astype("float64")
+    if target.kind in "iu" and not np.array_equal(cast.to_numpy(), values.to_numpy()):
+        return values.astype("float64")
+    return cast
+
+
+@dataclass(frozen=True)
+class _ColumnStep:
+    """How one raw column becomes feature columns, as prepare_features decided on the training rows."""
+
+    #: the raw column.
+    source: str
+    #: "number", "bool", "category", "datetime" or "timedelta".
+    kind: str
+    #: the feature columns it yields (final names).
+    outputs: tuple[str, ...]
+    #: the training dtype of each output ("int64", "float64", "category", ...).
+    dtypes: tuple[str, ...] = ()
+    #: number: how text is parsed, "plain" or "formatted" (see _Text.number_format).
+    number_format: str = "plain"
+    #: category: the training categories, in order.
+    categories: tuple[str, ...] = ()
+    #: datetime: the part behind each output ("year", ..., "hour", or "epoch_seconds").
+    parts: tuple[str, ...] = ()
+
+    def values(self, s: pd.Series, text: _Text | None = None) -> list[pd.Series]:
+        """The conversion of ``s``, one Series per output (the helpers prepare_features converts with)."""
+        if self.kind == "number":
+            return [_number_values(s, self.number_format, text)[0]]
+        if self.kind == "bool":
+            return [_bool_values(s, text)]
+        if self.kind == "category":
+            return [_category_values(s, self.categories, text)]
+        if self.kind == "timedelta":
+            return [_timedelta_seconds(s)]
+        dt = _datetime_values(s, text)
+        return [_datetime_part(dt, part) for part in self.parts]
+
+    def apply(self, s: pd.Series) -> dict[str, pd.Series]:
+        """Output name -> values of new rows, in the training dtypes."""
+        return {
+            name: _as_dtype(v, dtype) for name, v, dtype in zip(self.outputs, self.values(s), self.dtypes, strict=True)
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"source": self.source, "kind": self.kind, "outputs": list(self.outputs),
+                               "dtypes": list(self.dtypes)}
+        if self.kind == "number":
+            out["number_format"] = self.number_format
+        if self.kind == "category":
+            out["categories"] = list(self.categories)
+        if self.kind == "datetime":
+            out["parts"] = list(self.parts)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> _ColumnStep:
+        step = cls(
+            source=str(data["source"]),
+            kind=str(data["kind"]),
+            outputs=tuple(str(o) for o in data["outputs"]),
+            dtypes=tuple(str(d) for d in data["dtypes"]),
+            number_format=str(data.get("number_format", "plain")),
+            categories=tuple(str(c) for c in data.get("categories", ())),
+            parts=tuple(str(p) for p in data.get("parts", ())),
+        )
+        problems = []
+        if step.kind not in _STEP_KINDS:
+            problems.append(f"unknown kind {step.kind!r}")
+        if len(step.dtypes) != len(step.outputs) or (step.kind == "datetime" and len(step.parts) != len(step.outputs)):
+            problems.append("outputs, dtypes and parts differ in length")
+        if step.kind != "datetime" and len(step.outputs) != 1:
+            problems.append("needs exactly one output")
+        if step.number_format not in ("plain", "formatted"):
+            problems.append(f"unknown number_format {step.number_format!r}")
+        unknown_parts = [p for p in step.parts if p not in _DATETIME_PARTS and p != _EPOCH_SECONDS]
+        if unknown_parts:
+            problems.append(f"unknown datetime parts {unknown_parts}")
+        if problems:
+            raise ValueError(f"step of column {step.source!r}: {'; '.join(problems)}")
+        return step
+
+
+@dataclass
+class FeaturePreparer:
+    """The cleaning :func:`prepare_features` fitted on the training rows, replayable on new raw rows.
+
+    :meth:`transform` turns rows with the columns of the training table into the features the
+    model was trained on: the same columns, names, order and dtypes, converted by the same code
+    (numbers parsed from text with the rule chosen at training, true/false -> 1/0, the datetime
+    parts kept at training, ``category`` with the training categories first, renamed columns).
+    It is plain data: :meth:`to_dict` / :meth:`from_dict` (JSON, no pickle).
+    """
+
+    #: the target column (ignored when present in the input).
+    target: str
+    #: one step per raw column that yields features, in feature order.
+    steps: list[_ColumnStep]
+    #: raw column -> why it was dropped (ignored when present in the input).
+    dropped_columns: dict[str, str] = field(default_factory=dict)
+
+    FORMAT_VERSION = 1
+
+    @property
+    def feature_names(self) -> list[str]:
+        """The columns :meth:`transform` returns, in order (``PreparedData.X.columns``)."""
+        return [name for step in self.steps for name in step.outputs]
+
+    @property
+    def required_columns(self) -> list[str]:
+        """The raw columns the input must have."""
+        return [step.source for step in self.steps]
+
+    def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The features of new raw rows (index kept, one row per input row).
+
+        Column names are cleaned as :func:`load_dataset` does (whitespace stripped); the target,
+        dropped and unknown columns are ignored. A value a numeric column cannot parse becomes
+        missing, as in training; a category value unseen at training is kept after the training
+        categories (the model's encoder treats it as unknown). An integer feature that meets a
+        missing value becomes float64.
+
+        Raises:
+            DataValidationError: not a DataFrame, or a required raw column is missing.
+        """
+        if not isinstance(frame, pd.DataFrame):
+            raise DataValidationError(f"FeaturePreparer.transform needs a pandas DataFrame, got {type(frame).__name__}.")
+        frame = _clean_column_names(frame)
+        by_name = {str(c): c for c in frame.columns}
+        missing = [c for c in self.required_columns if c not in by_name]
+        if missing:
+            raise DataValidationError(
+                f"The input is missing {len(missing)} column{'s' if len(missing) != 1 else ''} of the training "
+                f"table that the features come from: {_preview(missing)}. Pass rows with the columns of the "
+                f"training table (the target {self.target!r} and the dropped columns may be left out)."
+            )
+        columns: dict[str, pd.Series] = {}
+        for step in self.steps:
+            columns.update(step.apply(frame[by_name[step.source]]))
+        X = pd.DataFrame({c: v.reset_index(drop=True) for c, v in columns.items()})
+        X.index = frame.index
+        return X
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON data (see :meth:`from_dict`)."""
+        return {
+            "format_version": self.FORMAT_VERSION,
+            "target": self.target,
+            "steps": [step.to_dict() for step in self.steps],
+            "dropped_columns": dict(self.dropped_columns),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FeaturePreparer:
+        """The preparer :meth:`to_dict` described.
+
+        Raises:
+            DataValidationError: malformed data or an unknown format version.
+        """
+        try:
+            version = data.get("format_version")
+            if version != cls.FORMAT_VERSION:
+                raise ValueError(f"format_version {version!r} is not {cls.FORMAT_VERSION}")
+            return cls(
+                target=str(data["target"]),
+                steps=[_ColumnStep.from_dict(step) for step in data["steps"]],
+                dropped_columns={str(k): str(v) for k, v in (data.get("dropped_columns") or {}).items()},
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise DataValidationError(f"Malformed feature preparer ({type(e).__name__}: {e}); save it with to_dict.") from e
+
+
+def save_preparer(preparer: FeaturePreparer, directory: str | os.PathLike[str], name: str = "preparer") -> str:
+    """Write ``preparer`` as JSON ``<name>-<digest>.json`` under ``directory`` (content-addressed and
+    atomic, like :func:`save_frame_ref`); returns the path."""
+    text = json.dumps(preparer.to_dict(), indent=1, sort_keys=True, allow_nan=False)
+    directory = Path(directory).expanduser().resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    path = directory / f"{_safe_file_stem(name)}-{digest}.json"
+    write_atomically(path, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
+    return str(path)
+
+
+def load_preparer(path: str | os.PathLike[str]) -> FeaturePreparer:
+    """Read a preparer written by :func:`save_preparer` (or any JSON of :meth:`FeaturePreparer.to_dict`).
+
+    Raises:
+        DataValidationError: missing, unreadable or malformed file.
+    """
+    path = Path(path).expanduser()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise DataValidationError(f"Cannot read the feature preparer {str(path)!r}: {e}") from e
+    if not isinstance(data, dict):
+        raise DataValidationError(f"Malformed feature preparer {str(path)!r}: not a JSON object.")
+    return FeaturePreparer.from_dict(data)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1327,6 +1694,19 @@ def _safe_file_stem(name: str) -> str:
     return stem[:80] or "data"
 
 
+def write_atomically(path: Path, write: Callable[[str], Any]) -> None:
+    """``write(tmp)`` to a temporary file next to ``path``, then rename it to ``path`` (readers see
+    the old file or the new one, never a partial one)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def save_frame_ref(obj: pd.DataFrame | pd.Series, directory: str | os.PathLike[str], name: str) -> DataRef:
     """Write ``obj`` as Parquet under ``directory`` and return a small JSON-serializable reference.
 
@@ -1357,13 +1737,9 @@ def save_frame_ref(obj: pd.DataFrame | pd.Series, directory: str | os.PathLike[s
     directory = Path(directory).expanduser().resolve()
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{_safe_file_stem(name)}-{fingerprint}.parquet"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    os.close(fd)
     try:
-        frame.to_parquet(tmp, index=True)
-        os.replace(tmp, path)
+        write_atomically(path, lambda tmp: frame.to_parquet(tmp, index=True))
     except Exception as e:
-        Path(tmp).unlink(missing_ok=True)
         raise DataValidationError(f"Cannot store {kind} {name!r} as Parquet under {str(directory)!r}: {e}") from e
     columns = [series_name if series_name is not None else "y"] if kind == "series" else list(frame.columns)
     return DataRef(

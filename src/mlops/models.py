@@ -50,6 +50,10 @@ class ModelSpec:
     problem_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     problem_space: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     description: str = ""
+    #: robust configurations tried right after the defaults (source "portfolio"), before the
+    #: sampler's own proposals: on a short budget the sampler's first trials are random, and these
+    #: known-good settings give it a strong start. Keys outside the search space are ignored.
+    portfolio: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def problem_types(self) -> tuple[str, ...]:
@@ -100,6 +104,9 @@ class ModelSpec:
 
 def _translate(spec: ModelSpec, p: dict[str, Any]) -> dict[str, Any]:
     """Map search-friendly param encodings onto what the estimator accepts."""
+    dart_rounds = p.pop("dart_rounds", None)
+    if spec.kind == "lightgbm" and p.get("boosting_type") == "dart" and dart_rounds is not None:
+        p["n_estimators"] = dart_rounds  # dart cannot stop early: its round count is searched apart
     if spec.kind == "lightgbm" and p.get("boosting_type") == "goss":
         # LightGBM 4: GOSS is a data-sampling strategy on top of gbdt, and it excludes bagging.
         p["boosting_type"] = "gbdt"
@@ -139,7 +146,11 @@ _SPECS: list[ModelSpec] = [
         },
         space={
             "boosting_type": {"type": "categorical", "choices": ["gbdt", "dart", "goss"]},
-            "n_estimators": {"type": "int", "low": 50, "high": 1000, "step": 50},
+            # gbdt/goss stop early on validation: n_estimators is only a cap. dart cannot stop
+            # early and costs ~10x per round, so its round count is a separate, smaller range.
+            "n_estimators": {"type": "int", "low": 100, "high": 2000, "log": True,
+                             "when": {"boosting_type": ["gbdt", "goss"]}},
+            "dart_rounds": {"type": "int", "low": 50, "high": 300, "step": 25, "when": {"boosting_type": ["dart"]}},
             "num_leaves": {"type": "int", "low": 10, "high": 200},
             "learning_rate": {"type": "float", "low": 0.01, "high": 0.3, "log": True},
             "feature_fraction": {"type": "float", "low": 0.5, "high": 1.0},
@@ -157,6 +168,23 @@ _SPECS: list[ModelSpec] = [
         },
         problem_space={BINARY: _CLASS_WEIGHT, MULTICLASS: _CLASS_WEIGHT},
         description="LightGBM gradient boosting (gbdt/dart/goss), native categoricals and missing values",
+        portfolio=(
+            # moderate: the usual hand-tuned starting point
+            {"boosting_type": "gbdt", "n_estimators": 2000, "learning_rate": 0.05, "num_leaves": 31,
+             "feature_fraction": 0.8, "bagging_fraction": 0.8, "bagging_freq": 1, "min_child_samples": 20,
+             "lambda_l1": 1e-8, "lambda_l2": 1.0, "max_depth": 12, "min_gain_to_split": 0.0, "max_bin": 255,
+             "class_weight": None},
+            # small and regularized: small or noisy data
+            {"boosting_type": "gbdt", "n_estimators": 2000, "learning_rate": 0.03, "num_leaves": 15,
+             "feature_fraction": 0.6, "bagging_fraction": 0.7, "bagging_freq": 1, "min_child_samples": 40,
+             "lambda_l1": 0.1, "lambda_l2": 5.0, "max_depth": 6, "min_gain_to_split": 0.0, "max_bin": 127,
+             "class_weight": None},
+            # large: many rows, interactions
+            {"boosting_type": "gbdt", "n_estimators": 2000, "learning_rate": 0.05, "num_leaves": 96,
+             "feature_fraction": 0.9, "bagging_fraction": 0.9, "bagging_freq": 1, "min_child_samples": 10,
+             "lambda_l1": 1e-8, "lambda_l2": 0.1, "max_depth": 12, "min_gain_to_split": 0.0, "max_bin": 255,
+             "class_weight": None},
+        ),
     ),
     ModelSpec(
         name="xgboost",
@@ -182,6 +210,12 @@ _SPECS: list[ModelSpec] = [
             "min_child_weight": {"type": "float", "low": 0.5, "high": 20.0, "log": True},
         },
         description="XGBoost (hist), native categoricals and missing values",
+        portfolio=(
+            {"n_estimators": 1000, "learning_rate": 0.05, "max_depth": 6, "subsample": 0.8, "colsample_bytree": 0.8,
+             "reg_alpha": 1e-8, "reg_lambda": 1.0, "min_child_weight": 1.0},
+            {"n_estimators": 1000, "learning_rate": 0.03, "max_depth": 4, "subsample": 0.7, "colsample_bytree": 0.7,
+             "reg_alpha": 0.1, "reg_lambda": 5.0, "min_child_weight": 5.0},
+        ),
     ),
     ModelSpec(
         name="random_forest",

@@ -579,6 +579,7 @@ class ModelObjective:
         self.seed = seed
         self.early_stopping_rounds = early_stopping_rounds
         self.n_jobs = max(1, int(n_jobs))
+        self._custom_space = search_space is not None or bool(space_overrides)
         if search_space is not None:
             space = parse_search_space(search_space)
         else:
@@ -589,6 +590,8 @@ class ModelObjective:
                 space = space.with_overrides({"class_weight": None})
         if space_overrides:
             space = space.with_overrides(space_overrides)
+        if fixed_params and "n_estimators" in fixed_params and "dart_rounds" in space.names:
+            space = space.with_overrides({"dart_rounds": None})  # a fixed round count holds for dart too
         self.search_space = space
         self.default_params = {**self.spec.default_params(self.problem_type, seed=seed), **(fixed_params or {})}
         self.fixed_params = dict(fixed_params or {})
@@ -619,6 +622,20 @@ class ModelObjective:
         return self.cv is not None
 
     # -- sampling ---------------------------------------------------------------------------
+    def portfolio_trial_params(self) -> list[dict[str, Any]]:
+        """The family's portfolio configurations that lie wholly in the search space (all of their
+        keys that the space has, inside it); none when the space was given by the caller."""
+        if self._custom_space:
+            return []
+        out = []
+        for config in self.spec.portfolio:
+            projected = self.search_space.project(config)
+            relevant = {k: v for k, v in config.items() if k in self.search_space.names}
+            active = {k: v for k, v in relevant.items() if self.search_space[k].is_active(relevant)}
+            if projected == active and not set(self.fixed_params) & set(projected):
+                out.append(projected)
+        return out
+
     def defaults_trial_params(self) -> dict[str, Any]:
         """The part of the defaults that lies in the search space (what trial 0 is enqueued with)."""
         return self.search_space.project(self.default_params)
@@ -740,6 +757,6 @@ class ModelObjective:
         y_all = np.concatenate([np.asarray(self.y_train), np.asarray(self.y_val)])
         fitted = fit_model(self.spec, self.problem_type, params, X_all, y_all, n_threads=threads_per_trial(1, len(X_all)),
                            codec=self.codec)
-        rounds = int(params["n_estimators"]) if self.spec.is_boosting else None
+        rounds = int(fitted.model.estimator.get_params()["n_estimators"]) if self.spec.is_boosting else None
         return FitResult(fitted.model, best_iteration if self.spec.is_boosting else None,
                          time.perf_counter() - t0, n_rounds=rounds, refit="train+val")

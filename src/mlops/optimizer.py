@@ -262,6 +262,7 @@ class OptunaOptimizer:
         min_improvement: float = 0.0,
         enqueue_defaults: bool = True,
         enqueue: Iterable[Mapping[str, Any]] = (),
+        enqueue_portfolio: bool = True,
     ) -> OptimizationResult:
         """Run trials until ``n_trials`` are done, ``timeout`` passes, or a stop rule fires.
 
@@ -272,7 +273,10 @@ class OptunaOptimizer:
         passes are stopped and failed as "deadline" once some trial has completed (see the module
         docstring). ``patience``: stop after that many COMPLETE trials without an
         improvement larger than ``min_improvement``. ``max_failures``: stop after that many FAIL
-        trials in this call.
+        trials in this call. A fresh study of a ``ModelObjective`` starts with the model's defaults
+        (``enqueue_defaults``), then the ``enqueue`` configurations, then the family's portfolio of
+        robust configurations (``enqueue_portfolio``; only with the family's default search space,
+        and only as many as ``n_trials`` leaves room for).
         """
         _check_positive("n_trials", n_trials, integer=True)
         _check_positive("timeout", timeout)
@@ -299,8 +303,13 @@ class OptunaOptimizer:
         existing = await asyncio.to_thread(study.get_trials, False)
         if enqueue_defaults and isinstance(objective, ModelObjective) and not existing:
             study.enqueue_trial(objective.defaults_trial_params(), user_attrs={SOURCE_ATTR: "defaults"})
+        enqueue = list(enqueue)
         for params in enqueue:
             self.enqueue(study, params)
+        if enqueue_portfolio and isinstance(objective, ModelObjective) and not existing:
+            room = None if n_trials is None else max(0, n_trials - int(enqueue_defaults) - len(enqueue))
+            for config in objective.portfolio_trial_params()[:room]:
+                self.enqueue(study, config, source="portfolio")
 
         run = _Run(study, n_trials, None if timeout is None else time.monotonic() + timeout,
                    max_failures, patience, min_improvement)
@@ -590,7 +599,7 @@ class OptunaOptimizer:
             best_value=best_value,
             best_values=best_values,
             best_trial_number=best_number,
-            n_trials=len(trials),
+            n_trials=sum(1 for t in trials if t.state != TrialState.WAITING),
             n_completed=len(by_state[TrialState.COMPLETE]),
             n_pruned=len(by_state[TrialState.PRUNED]),
             n_failed=len(by_state[TrialState.FAIL]),

@@ -71,6 +71,7 @@ async def run_hyperparameter_optimization(
     fixed_params: Mapping[str, Any] | None = None,
     enqueue_defaults: bool = True,
     enqueue: Iterable[Mapping[str, Any]] = (),
+    enqueue_portfolio: bool = True,
     early_stopping_rounds: int | None = 50,
     sampler_options: Mapping[str, Any] | None = None,
     pruner_options: Mapping[str, Any] | None = None,
@@ -85,7 +86,8 @@ async def run_hyperparameter_optimization(
     regression). ``search_space`` replaces the family's default space; ``space_overrides`` patches
     it (a spec per param, ``None`` removes one). With ``cv`` the validation data is not needed.
     The model's defaults are trial 0 (``enqueue_defaults``), so ``best_value`` is never worse
-    than the defaults' validation score. A named study in a persistent ``storage`` resumes.
+    than the defaults' validation score; the family's portfolio of robust configurations follows
+    (``enqueue_portfolio``, default space only). A named study in a persistent ``storage`` resumes.
     Raises :class:`StudyFailedError` when no trial completed (the reasons are in the message).
     """
     pt = normalize_problem_type(problem_type)
@@ -123,6 +125,7 @@ async def run_hyperparameter_optimization(
         study, objective, n_trials=n_trials, timeout=timeout, n_jobs=n_jobs, callbacks=callbacks,
         trial_timeout=trial_timeout, max_failures=max_failures, patience=patience,
         min_improvement=min_improvement, enqueue_defaults=enqueue_defaults, enqueue=enqueue,
+        enqueue_portfolio=enqueue_portfolio,
     )
     if result.n_completed == 0:
         reasons = sorted(set(result.failure_reasons.values()))[:3]

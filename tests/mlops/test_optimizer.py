@@ -282,6 +282,29 @@ async def test_same_seed_gives_the_same_trial_params(binary_data):
     assert a.best_params == b.best_params and a.best_value == b.best_value
 
 
+async def test_a_fresh_study_starts_with_defaults_then_user_configs_then_the_portfolio(binary_data):
+    X_tr, y_tr, X_va, y_va = binary_data
+    opt = OptunaOptimizer()
+    user = {"boosting_type": "goss", "num_leaves": 20}
+    study = await opt.create_study(direction="maximize", seed=0)
+    obj = opt.create_validation_objective("lightgbm", "binary", X_tr, y_tr, X_va, y_va)
+    r = await opt.optimize(study, obj, n_trials=4, enqueue=[user])
+    trials = study.get_trials()
+    assert [t.user_attrs.get("source") for t in trials] == ["defaults", "user", "portfolio", "portfolio"]
+    assert r.n_trials == 4  # the budget left room for two of the three portfolio configs; none left waiting
+    assert all(t.state.name != "WAITING" for t in trials)
+    portfolio = obj.portfolio_trial_params()
+    assert trials[2].params == portfolio[0] and trials[3].params == portfolio[1]
+
+    # a search space given by the caller gets no portfolio
+    custom = opt.create_validation_objective("lightgbm", "binary", X_tr, y_tr, X_va, y_va,
+                                             search_space={"num_leaves": ("int", 8, 64)})
+    assert custom.portfolio_trial_params() == []
+    study = await opt.create_study(direction="maximize", seed=0)
+    await opt.optimize(study, custom, n_trials=3)
+    assert [t.user_attrs.get("source") for t in study.get_trials()] == ["defaults", None, None]
+
+
 async def test_user_configs_are_enqueued_and_a_named_study_resumes(tmp_path, binary_data):
     X_tr, y_tr, X_va, y_va = binary_data
     storage = f"journal:{tmp_path / 'journal.log'}"

@@ -67,6 +67,30 @@ def test_lightgbm_default_space_matches_the_issue():
     assert s["bagging_fraction"].when == {"boosting_type": ("gbdt", "dart")}
 
 
+def test_lightgbm_round_counts_cap_early_stopping_and_dart_searches_its_own():
+    spec = get_model_spec("lightgbm")
+    s = spec.search_space("regression")
+    assert s["n_estimators"].when == {"boosting_type": ("gbdt", "goss")}  # a cap: early stopping decides
+    assert (s["dart_rounds"].low, s["dart_rounds"].high) == (50, 300)
+    assert s["dart_rounds"].when == {"boosting_type": ("dart",)}
+    params = {**spec.default_params("regression"), "boosting_type": "dart", "dart_rounds": 75}
+    assert spec.build(params, "regression").get_params()["n_estimators"] == 75
+    assert "dart_rounds" not in spec.build(params, "regression").get_params()
+    gbdt = {**spec.default_params("regression"), "dart_rounds": 75}  # ignored unless dart
+    assert spec.build(gbdt, "regression").get_params()["n_estimators"] == 100
+
+
+@pytest.mark.parametrize("algorithm", ["lightgbm", "xgboost"])
+def test_portfolio_configs_lie_in_the_default_space(algorithm):
+    spec = get_model_spec(algorithm)
+    assert spec.portfolio
+    for pt in spec.problem_types:
+        space = spec.search_space(pt)
+        for config in spec.portfolio:
+            inside = {k: v for k, v in config.items() if k in space.names}
+            assert space.project(config) == inside, (pt, config)
+
+
 def test_xgboost_default_space_matches_the_issue():
     s = get_model_spec("xgboost").search_space("regression")
     assert (s["n_estimators"].low, s["n_estimators"].high, s["n_estimators"].step) == (100, 1000, 50)

@@ -159,6 +159,9 @@ class ModelTrainerState(TypedDict, total=False):
     run_id: str
     #: prepared data: ``{"X": DataRef, "y": DataRef}`` (load_data).
     data_ref: dict[str, DataRef]
+    #: JSON file of the fitted cleaning (:class:`~src.mlops.datasets.FeaturePreparer`) that turns raw
+    #: rows into ``X``; the model artifacts copy it as ``preparer.json`` (load_data).
+    preparer_path: str
     #: fingerprint of the prepared X and y (load_data).
     dataset_fingerprint: str
     #: ``{"name", "source", "n_rows", "n_features", "categorical_columns", "class_labels"}`` (load_data).
@@ -244,6 +247,7 @@ class LoadDataUpdate(TypedDict, total=False):
     metric: str
     time_column: str | None
     data_ref: dict[str, DataRef]
+    preparer_path: str
     dataset_fingerprint: str
     dataset_info: dict[str, Any]
     dropped_columns: dict[str, str]

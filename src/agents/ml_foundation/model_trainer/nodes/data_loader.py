@@ -3,7 +3,9 @@
 Sources (exactly one): ``state["data_path"]`` (CSV/Parquet file), ``state["dataset_name"]`` (a dataset
 bundled with scikit-learn) or ``ModelTrainerContext.data`` (an in-memory DataFrame or ``(X, y)``).
 The prepared frames are written as Parquet under ``<hpo_home>/runs/<run_id>/data/`` and only their
-references enter the state. The algorithm and metric are checked against the problem type here, so
+references enter the state; the cleaning itself (a :class:`~src.mlops.datasets.FeaturePreparer`,
+which the model artifacts carry so that they predict on raw rows) is written there as JSON and its
+path enters the state as ``preparer_path``. The algorithm and metric are checked against the problem type here, so
 a bad choice fails before any split, study or fit.
 
 This node starts a run: it sets ``run_id`` (kept when the state already has one for an unfinished
@@ -31,6 +33,7 @@ from src.mlops.datasets import (
     load_dataset,
     prepare_features,
     save_frame_ref,
+    save_preparer,
 )
 from src.mlops.errors import ConfigurationError, DataValidationError
 from src.mlops.fingerprint import dataset_fingerprint
@@ -191,6 +194,8 @@ def _load(state: Mapping[str, Any], ctx: ModelTrainerContext, run_id: str) -> di
         notes.append("the input index has duplicate labels: rows renumbered 0..n-1")
     data_dir = run_directory(ctx, run_id) / "data"
     refs = {"X": save_frame_ref(X, data_dir, "X"), "y": save_frame_ref(y, data_dir, "y")}
+    assert prepared.preparer is not None  # prepare_features always fits one
+    preparer_path = save_preparer(prepared.preparer, data_dir)
     info = {
         "name": loaded.name,
         "source": loaded.source,
@@ -211,6 +216,7 @@ def _load(state: Mapping[str, Any], ctx: ModelTrainerContext, run_id: str) -> di
         "metric": metric.name,
         "time_column": prepared.time_column,
         "data_ref": refs,
+        "preparer_path": preparer_path,
         "dataset_fingerprint": dataset_fingerprint(X, y),
         "dataset_info": jsonable(info),
         "dropped_columns": {str(k): str(v) for k, v in prepared.dropped_columns.items()},

@@ -84,8 +84,9 @@ def _evaluate(state: Mapping[str, Any]) -> EvaluatorUpdate:
     names = list(dict.fromkeys([primary, *STANDARD_METRICS.get(problem_type, ())]))
     splits = state["splits"]
     model_path, defaults_path = state["model_path"], state["defaults_model_path"]
-    tuned, _ = load_model_artifact(model_path)
-    baseline = tuned if defaults_path == model_path else load_model_artifact(defaults_path)[0]
+    # the splits hold prepared features: score the bare TunedModels (``.model``), not the raw-row wrappers
+    tuned = load_model_artifact(model_path)[0].model
+    baseline = tuned if defaults_path == model_path else load_model_artifact(defaults_path)[0].model
 
     X_test, y_test = load_frame_ref(splits["test_X"]), load_frame_ref(splits["test_y"])
     if (state.get("training") or {}).get("refit", "train") == "train":

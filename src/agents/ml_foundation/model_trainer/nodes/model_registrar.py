@@ -5,6 +5,8 @@ signature inferred from a training sample, together with the validation/test met
 final params (``final.<param>``); the parent run is then ended. MLflow is best-effort: a broken or
 unreachable tracking server never fails the run — ``mlflow_dropped_writes`` counts what was lost.
 Without a tracker the step only marks the run completed (the local artifact already exists).
+The MLflow model is the bare TunedModel: it takes prepared features (the signature's columns); the
+local artifact (``load_model_artifact(state["model_path"])``) also takes raw rows.
 The tracker is owned by the caller, who closes it (``await tracker.aclose()``).
 """
 
@@ -40,7 +42,7 @@ def _metrics(state: Mapping[str, Any]) -> dict[str, float]:
 def _load(state: Mapping[str, Any]) -> tuple[Any, Any]:
     model, _ = load_model_artifact(state["model_path"])
     sample = load_frame_ref(state["splits"]["train_X"]).head(_SAMPLE_ROWS)
-    return model, sample
+    return model.model, sample  # the TunedModel, as the sample holds prepared features
 
 
 async def register_model(state: ModelTrainerState, runtime: Runtime[ModelTrainerContext]) -> RegisterUpdate:

@@ -80,7 +80,8 @@ def _train(state: Mapping[str, Any], ctx: ModelTrainerContext) -> TrainingUpdate
     refit = setting(state, "refit")
     hpo = state.get("hpo") or {}
     tuned = objective.fit_final(merged, refit=refit, n_rounds=hpo.get("best_iteration") if hpo.get("enabled") else None)
-    model_path = save_model_artifact(tuned.model, run_dir / "model", _metadata(state, "tuned", merged, tuned))
+    model_path = save_model_artifact(tuned.model, run_dir / "model", _metadata(state, "tuned", merged, tuned),
+                                     preparer=state.get("preparer_path"))
     training: dict[str, Any] = {"refit": refit, "best_iteration": tuned.best_iteration, "n_rounds": tuned.n_rounds,
                                 "fit_seconds": round(tuned.fit_seconds, 4)}
     if objective.params_for(defaults) == objective.params_for(merged):
@@ -88,7 +89,8 @@ def _train(state: Mapping[str, Any], ctx: ModelTrainerContext) -> TrainingUpdate
     else:
         baseline = objective.fit_final(defaults, refit=refit)
         defaults_path = save_model_artifact(baseline.model, run_dir / "defaults_model",
-                                            _metadata(state, "defaults", defaults, baseline))
+                                            _metadata(state, "defaults", defaults, baseline),
+                                            preparer=state.get("preparer_path"))
     training.update(defaults_best_iteration=baseline.best_iteration, defaults_n_rounds=baseline.n_rounds,
                     defaults_fit_seconds=round(baseline.fit_seconds, 4))
     return {"model_path": str(model_path), "defaults_model_path": str(defaults_path), "training": training}
