@@ -719,6 +719,7 @@ class MLflowTracker:
         metrics: Mapping[str, float] | None,
         params: Mapping[str, Any] | None,
         registered_model_name: str | None,
+        files: Sequence[str | os.PathLike[str]] = (),
     ) -> str:
         import mlflow
         import mlflow.sklearn
@@ -767,6 +768,8 @@ class MLflowTracker:
                 )
             finally:
                 mlflow.end_run(status=previous_status if previous_status != "RUNNING" else "FINISHED")
+        for path in files:
+            client.log_artifact(run_id, os.fspath(path), artifact_path=f"{artifact_name}_files")
         return str(info.model_uri)
 
     # ---------------------------------------------------------------- TrialListener
@@ -840,8 +843,12 @@ class MLflowTracker:
         metrics: Mapping[str, float] | None = None,
         params: Mapping[str, Any] | None = None,
         registered_model_name: str | None = None,
+        files: Sequence[str | os.PathLike[str]] = (),
     ) -> str | None:
         """Log a fitted scikit-learn-compatible model (a Pipeline, LightGBM, XGBoost...) under the parent run.
+
+        ``files`` (e.g. the local artifact's ``preparer.json`` and ``metadata.json``) are logged as
+        run artifacts under ``<artifact_name>_files/``.
 
         The signature is inferred from ``X_sample`` (first 100 rows) and the model's predictions.
         The model is stored in skops format with its own types trusted (so
@@ -864,6 +871,7 @@ class MLflowTracker:
             metrics,
             params,
             registered_model_name,
+            tuple(files),
             timeout=self.model_timeout_s,
             what="log final model",
         )

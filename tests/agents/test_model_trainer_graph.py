@@ -83,6 +83,9 @@ async def test_breast_cancer_end_to_end_with_mlflow(tmp_path: Path, context: Mod
                                   filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
     assert sorted(int(r.data.tags["hpo.trial_number"]) for r in children) == [0, 1, 2, 3, 4]
     assert final["mlflow_model_uri"]
+    # the cleaning of raw rows travels with the run: preparer.json and metadata.json
+    logged = {Path(a.path).name for a in client.list_artifacts(parent.info.run_id, "model_files")}
+    assert logged == {"preparer.json", "metadata.json"}
 
 
 async def test_default_refit_uses_train_and_validation_rows(context: ModelTrainerContext) -> None:

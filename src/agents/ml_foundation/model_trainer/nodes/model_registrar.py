@@ -6,7 +6,9 @@ final params (``final.<param>``); the parent run is then ended. MLflow is best-e
 unreachable tracking server never fails the run — ``mlflow_dropped_writes`` counts what was lost.
 Without a tracker the step only marks the run completed (the local artifact already exists).
 The MLflow model is the bare TunedModel: it takes prepared features (the signature's columns); the
-local artifact (``load_model_artifact(state["model_path"])``) also takes raw rows.
+local artifact (``load_model_artifact(state["model_path"])``) also takes raw rows. The artifact's
+``preparer.json`` (the cleaning of raw rows, :meth:`FeaturePreparer.from_dict`) and
+``metadata.json`` are logged to the same run under ``model_files/``.
 The tracker is owned by the caller, who closes it (``await tracker.aclose()``).
 """
 
@@ -14,13 +16,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from langgraph.runtime import Runtime
 
 from src.mlops.datasets import load_frame_ref
 
-from ..artifacts import load_model_artifact, update_artifact_metadata
+from ..artifacts import METADATA_FILE, PREPARER_FILE, load_model_artifact, update_artifact_metadata
 from ..context import ModelTrainerContext, get_context
 from ..state import ModelTrainerState, RegisterUpdate, error_update, is_bad_input
 
@@ -58,8 +61,11 @@ async def register_model(state: ModelTrainerState, runtime: Runtime[ModelTrainer
             return error_update(NODE, e)  # type: ignore[return-value]
         raise
     params = {f"final.{k}": v for k, v in (state.get("merged_params") or {}).items()}
+    model_dir = Path(state["model_path"])
+    files = [model_dir / name for name in (PREPARER_FILE, METADATA_FILE) if (model_dir / name).is_file()]
     uri = await tracker.log_final_model(
         model, sample, metrics=_metrics(state), params=params, registered_model_name=ctx.registered_model_name,
+        files=files,
     )
     await tracker.end_run("FINISHED")
     run_id = tracker.parent_run_id
