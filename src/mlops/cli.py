@@ -339,8 +339,14 @@ def print_summary(out: dict[str, Any]) -> None:
     if out.get("split_sizes"):
         print(f"  rows: {out['split_sizes']}")
     if hpo:
+        reasons = list((hpo.get("failure_reasons") or {}).values())
+        stopped = sum(1 for r in reasons if r == "deadline")
+        failed = (hpo.get("n_failed") or 0) - stopped
         print(f"  study {hpo.get('study_name')}: {hpo.get('n_completed')} complete, {hpo.get('n_pruned')} pruned, "
-              f"{hpo.get('n_failed')} failed in {_fmt(hpo.get('duration_s'))} s")
+              f"{failed} failed{f', {stopped} stopped at the timeout' if stopped else ''} "
+              f"in {float(hpo.get('duration_s') or 0):.1f} s")
+        for reason in sorted({r for r in reasons if r != "deadline"})[:3]:
+            print(f"    failure: {reason[:160]}")
     tm, dm = out.get("test_metrics") or {}, out.get("defaults_test_metrics") or {}
     if tm or hpo:
         print()
