@@ -531,3 +531,18 @@ def test_preparer_with_time_column_and_native_dtypes():
     pd.testing.assert_frame_equal(prep.preparer.transform(df), prep.X)
     as_text = df.astype({"when": str, "count": object, "ok": str, "wait": str})
     pd.testing.assert_frame_equal(prep.preparer.transform(as_text), prep.X)
+
+
+def test_date_parts_never_overwrite_a_column_of_the_same_name():
+    n = 120
+    frame = pd.DataFrame({
+        "d": pd.date_range("2020-01-01", periods=n, freq="37h").astype(str),
+        "d_month": (np.arange(n) % 7).astype(float),  # a real column named like a date part
+        "y": np.arange(n) % 2,
+    })
+    prepared = prepare_features(frame, "y")
+    assert prepared.X["d_month"].tolist() == frame["d_month"].tolist()
+    assert "d_month_2" in prepared.X.columns  # the date part got a free name
+    assert "d_month -> d_month_2" in prepared.conversions["d"]
+    again = prepared.preparer.transform(frame)
+    pd.testing.assert_frame_equal(again, prepared.X)

@@ -824,6 +824,16 @@ def _datetime_part(dt: pd.Series, part: str) -> pd.Series:
     return _int_if_complete(_DATETIME_PARTS[part](dt))
 
 
+def _unused_name(name: str, taken: set[str]) -> str:
+    """``name``, or ``name_2``, ``name_3``... the first that is not in ``taken`` (which it joins)."""
+    out, i = name, 1
+    while out in taken:
+        i += 1
+        out = f"{name}_{i}"
+    taken.add(out)
+    return out
+
+
 def _expand_datetime(dt: pd.Series) -> tuple[dict[str, pd.Series], list[str]]:
     """Numeric parts of a datetime column by part name; constant parts are left out (and listed).
     ``hour`` only when some value has a time of day."""
@@ -1122,7 +1132,11 @@ def prepare_features(
                 dropped[name] = "datetime without any varying part"
                 conversions.pop(name, None)
                 continue
-            outputs = tuple(name if p == _EPOCH_SECONDS else f"{name}_{p}" for p in parts)
+            taken = {str(c) for c in data.columns} | set(columns)
+            outputs = tuple(name if p == _EPOCH_SECONDS else _unused_name(f"{name}_{p}", taken) for p in parts)
+            renamed = [f"{name}_{p} -> {o}" for o, p in zip(outputs, parts) if o not in (name, f"{name}_{p}")]
+            if renamed:
+                conversions[name] += f" ({', '.join(renamed)}: a column of that name exists)"
             add(_ColumnStep(name, "datetime", outputs, parts=tuple(parts)), list(parts.values()),
                 ["time" if p == _EPOCH_SECONDS else "numeric" for p in parts])
             continue
