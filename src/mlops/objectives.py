@@ -754,7 +754,8 @@ class ModelObjective:
             grown = (len(self.X_train) + len(X_val)) / len(self.X_train)
             params["n_estimators"] = max(1, int(round(best_iteration * grown)))
         X_all = concat_rows(self.X_train, X_val)
-        y_all = np.concatenate([np.asarray(self.y_train), np.asarray(self.y_val)])
+        y_all = (None if self.y_train is None  # unsupervised anomaly detection: no labels to fit on
+                 else np.concatenate([np.asarray(self.y_train), np.asarray(self.y_val)]))
         fitted = fit_model(self.spec, self.problem_type, params, X_all, y_all, n_threads=threads_per_trial(1, len(X_all)),
                            codec=self.codec)
         rounds = int(fitted.model.estimator.get_params()["n_estimators"]) if self.spec.is_boosting else None

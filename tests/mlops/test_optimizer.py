@@ -10,6 +10,7 @@ import pytest
 
 from src.mlops.errors import DataValidationError, IncompatibleMetricError, StudyFailedError, ConfigurationError
 from src.mlops.models import MODEL_REGISTRY
+from src.mlops.objectives import ModelObjective
 from src.mlops.optuna_optimizer import OptunaOptimizer, run_hyperparameter_optimization
 
 _CASES = [(name, pt) for name, spec in MODEL_REGISTRY.items() for pt in spec.problem_types]
@@ -472,3 +473,26 @@ async def test_study_direction_must_match_the_metric(small_data):
     with pytest.raises(ConfigurationError, match="must be minimized"):
         await opt.optimize(study, obj, n_trials=2)
     assert study.trials == []
+
+
+@pytest.mark.parametrize("problem_type,algorithm,with_labels", [
+    ("binary_classification", "lightgbm", True), ("multiclass_classification", "xgboost", True),
+    ("regression", "random_forest", True), ("anomaly_detection", "isolation_forest", True),
+    ("anomaly_detection", "isolation_forest", False),
+])
+def test_final_refit_on_train_and_validation_rows(small_data, problem_type, algorithm, with_labels):
+    """refit="train+val" fits on every non-test row, for every problem type (anomaly detection
+    with and without training labels); boosting rounds come from early stopping, scaled up."""
+    X_tr, y_tr, X_va, y_va = small_data[problem_type]
+    obj = ModelObjective(algorithm, problem_type, X_tr, y_tr if with_labels else None, X_va, y_va)
+    on_train = obj.fit_final({}, refit="train")
+    full = obj.fit_final({}, refit="train+val")
+    assert (on_train.refit, full.refit) == ("train", "train+val")
+    if obj.spec.is_boosting:
+        grown = (len(X_tr) + len(X_va)) / len(X_tr)
+        assert full.best_iteration == on_train.best_iteration
+        assert full.n_rounds == max(1, round(on_train.best_iteration * grown))
+        assert full.model.estimator.get_params()["n_estimators"] == full.n_rounds
+    assert len(full.model.predict(X_va)) == len(X_va)
+    with pytest.raises(ConfigurationError, match="refit must be one of"):
+        obj.fit_final({}, refit="everything")
