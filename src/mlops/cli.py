@@ -349,12 +349,15 @@ def print_summary(out: dict[str, Any]) -> None:
             print(f"    failure: {reason[:160]}")
     tm, dm = out.get("test_metrics") or {}, out.get("defaults_test_metrics") or {}
     if tm or hpo:
-        print()
-        print(f"  {'metric':18s} {'defaults':>10s} {'tuned':>10s}")
+        rows = []
         if hpo.get("best_value") is not None:
-            print(f"  {('val ' + str(metric)):18s} {_fmt(hpo.get('defaults_value')):>10s} {_fmt(hpo.get('best_value')):>10s}")
-        for k in tm:
-            print(f"  {('test ' + k):18s} {_fmt(dm.get(k)):>10s} {_fmt(tm.get(k)):>10s}")
+            rows.append((f"val {metric}", hpo.get("defaults_value"), hpo.get("best_value")))
+        rows += [(f"test {k}", dm.get(k), tm.get(k)) for k in tm]
+        width = max([18] + [len(name) + 1 for name, _, _ in rows])
+        print()
+        print(f"  {'metric':{width}s} {'defaults':>10s} {'tuned':>10s}")
+        for name, defaults, tuned in rows:
+            print(f"  {name:{width}s} {_fmt(defaults):>10s} {_fmt(tuned):>10s}")
     if out.get("model_path"):
         print(f"\n  model: {out['model_path']}")
     if out.get("mlflow_run_id"):
