@@ -1,4 +1,5 @@
-"""Loading, cleaning, splitting and by-reference storage of messy tabular data (src/mlops/datasets.py)."""
+"""Loading, cleaning, splitting and by-reference storage of messy tabular data (src/mlops/datasets.py,
+features.py and splits.py)."""
 
 from __future__ import annotations
 
@@ -9,22 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.mlops.datasets import (
-    BINARY,
-    BUNDLED_DATASETS,
-    MULTICLASS,
-    REGRESSION,
-    FeaturePreparer,
-    infer_problem_type,
-    load_dataset,
-    load_frame_ref,
-    load_preparer,
-    prepare_features,
-    save_frame_ref,
-    save_preparer,
-    split_dataset,
-)
+from src.mlops.datasets import BINARY, BUNDLED_DATASETS, MULTICLASS, REGRESSION, load_dataset
 from src.mlops.errors import ConfigurationError, DataValidationError, MLOpsError
+from src.mlops.features import FeaturePreparer, infer_problem_type, load_preparer, prepare_features, save_preparer
+from src.mlops.splits import load_frame_ref, save_frame_ref, split_dataset
 
 
 # ------------------------------------------------------------------------------------------ fixtures

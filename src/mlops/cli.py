@@ -247,7 +247,9 @@ async def _checkpointer(db: Any, dsn: str | None) -> AsyncIterator[Any]:
 
 
 async def cmd_tune(args: argparse.Namespace) -> dict[str, Any]:
-    from .datasets import load_dataset, prepare_features, split_dataset
+    from .datasets import load_dataset
+    from .features import prepare_features
+    from .splits import split_dataset
     from .optuna_optimizer import run_hyperparameter_optimization
 
     _check_data_args(args)

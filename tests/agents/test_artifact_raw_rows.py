@@ -11,8 +11,9 @@ import pytest
 
 from src.agents.ml_foundation.model_trainer import ModelTrainerContext, build_model_trainer_graph, load_model_artifact
 from src.agents.ml_foundation.model_trainer.artifacts import PREPARER_FILE
-from src.mlops.datasets import load_frame_ref, load_preparer
 from src.mlops.errors import DataValidationError
+from src.mlops.features import load_preparer
+from src.mlops.splits import load_frame_ref
 
 from .conftest import make_messy_frame
 

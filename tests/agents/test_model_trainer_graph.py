@@ -16,7 +16,7 @@ from src.agents.ml_foundation.model_trainer import (
     build_model_trainer_graph,
     load_model_artifact,
 )
-from src.mlops.datasets import load_frame_ref
+from src.mlops.splits import load_frame_ref
 from src.mlops.tracking import MLflowTracker
 
 from .conftest import make_messy_frame

@@ -51,7 +51,11 @@ def cmd_embedded(a: dict) -> dict:
 
     async def work() -> dict:
         async with await create_pool(dsn, max_size=1) as db:
-            await db.execute("CREATE TABLE IF NOT EXISTS share_test (who TEXT, n INT)")
+            async with db.transaction() as con:
+                # two concurrent CREATE TABLE IF NOT EXISTS can both try to create the row type
+                # (unique violation in pg_type): serialize them
+                await con.execute("SELECT pg_advisory_xact_lock(4242)")
+                await con.execute("CREATE TABLE IF NOT EXISTS share_test (who TEXT, n INT)")
             await db.executemany("INSERT INTO share_test VALUES ($1, $2)", [(a["name"], i) for i in range(a["rows"])])
             if a.get("hold_until_file"):
                 print(json.dumps({"ready": True, "server_pid": handle.pid}), flush=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import logging
 import os
 import time
@@ -224,6 +225,15 @@ def test_embedded_server_with_a_path_too_long_for_a_unix_socket(server_home: Cal
     assert handle.pid is None  # this process was its only user: stopped
 
 
+def ready_line(proc: subprocess.Popen[str]) -> dict:
+    """The worker's first JSON line; its stderr when it exited before printing one."""
+    line = proc.stdout.readline()  # type: ignore[union-attr]
+    if not line.strip():
+        _, err = proc.communicate(timeout=60)
+        pytest.fail(f"worker exited before it was ready (rc={proc.returncode}):\n{err[-3000:]}")
+    return json.loads(line)
+
+
 def test_two_processes_share_one_embedded_server(tmp_path: Path, server_home: Callable[[], Path]) -> None:
     """Started at once by two processes: one server; the first exits, the second keeps using it;
     after both exit the server is stopped cleanly and the data is intact."""
@@ -234,7 +244,7 @@ def test_two_processes_share_one_embedded_server(tmp_path: Path, server_home: Ca
         spawn("embedded", {"home": home, "name": name, "rows": 50, "start_at": start_at, "hold_until_file": str(go)})
         for name, go in (("first", go_first), ("second", go_second))
     ]
-    ready = [json.loads(p.stdout.readline()) for p in procs]  # type: ignore[union-attr]
+    ready = [ready_line(p) for p in procs]
     assert ready[0]["server_pid"] == ready[1]["server_pid"] is not None  # one server for both
     server_pid = ready[0]["server_pid"]
 

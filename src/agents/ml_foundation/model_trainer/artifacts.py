@@ -2,7 +2,7 @@
 
 ``model.joblib`` is ``joblib.dump`` of the fitted :class:`~src.mlops.objectives.TunedModel`
 (model-level preprocessing + estimator, predicting in the original label space; it takes prepared
-features). ``preparer.json`` is the :class:`~src.mlops.datasets.FeaturePreparer` of the training
+features). ``preparer.json`` is the :class:`~src.mlops.features.FeaturePreparer` of the training
 table (the cleaning of ``prepare_features``: parsed numbers, dates, categories, dropped and renamed
 columns), so :func:`load_model_artifact` returns an :class:`ArtifactModel` that predicts on raw rows
 (the columns of the training CSV):
@@ -35,8 +35,9 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from src.mlops.datasets import FeaturePreparer, load_preparer, write_atomically
+from src.mlops.datasets import write_atomically
 from src.mlops.errors import DataValidationError
+from src.mlops.features import FeaturePreparer, load_preparer
 
 from .state import jsonable
 
@@ -176,7 +177,7 @@ def save_model_artifact(
 
     ``metadata`` must be plain data (params, metrics, fingerprint, study name...); the library
     versions, the creation time, the model and preparer file names and their SHA-256 are added.
-    ``preparer``: the :class:`~src.mlops.datasets.FeaturePreparer` of the training table (or its
+    ``preparer``: the :class:`~src.mlops.features.FeaturePreparer` of the training table (or its
     ``to_dict()``, or the path of its JSON file), written as ``preparer.json`` so that the loaded
     model predicts on raw rows; its features must include the model's. Returns the directory
     (absolute).

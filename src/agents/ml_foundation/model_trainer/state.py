@@ -3,7 +3,7 @@
 The state travels through checkpoints (in memory or PostgreSQL) that are serialized *without*
 pickle, so it holds JSON values only: ``dict``/``list``/``str``/``int``/``float``/``bool``/``None``.
 Data never lives in the state: ``load_data`` stores it as Parquet under the run directory and the
-state carries :class:`~src.mlops.datasets.DataRef` pointers; models are files (``model_path``).
+state carries :class:`~src.mlops.splits.DataRef` pointers; models are files (``model_path``).
 
 A thread (``thread_id``) is one run. Re-invoking a failed thread with ``ainvoke(None, config)``
 re-executes the failed node from its start; ``run_id`` and therefore the study name
@@ -16,9 +16,9 @@ import math
 from collections.abc import Mapping
 from typing import Any, Literal, TypedDict
 
-from src.mlops.datasets import DataRef
 from src.mlops.errors import ConfigurationError, MLOpsError
 from src.mlops.objectives import REFIT_MODES
+from src.mlops.splits import DataRef
 
 __all__ = [
     "ModelTrainerState",
@@ -159,7 +159,7 @@ class ModelTrainerState(TypedDict, total=False):
     run_id: str
     #: prepared data: ``{"X": DataRef, "y": DataRef}`` (load_data).
     data_ref: dict[str, DataRef]
-    #: JSON file of the fitted cleaning (:class:`~src.mlops.datasets.FeaturePreparer`) that turns raw
+    #: JSON file of the fitted cleaning (:class:`~src.mlops.features.FeaturePreparer`) that turns raw
     #: rows into ``X``; the model artifacts copy it as ``preparer.json`` (load_data).
     preparer_path: str
     #: fingerprint of the prepared X and y (load_data).

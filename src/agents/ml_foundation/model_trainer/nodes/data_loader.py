@@ -3,7 +3,7 @@
 Sources (exactly one): ``state["data_path"]`` (CSV/Parquet file), ``state["dataset_name"]`` (a dataset
 bundled with scikit-learn) or ``ModelTrainerContext.data`` (an in-memory DataFrame or ``(X, y)``).
 The prepared frames are written as Parquet under ``<hpo_home>/runs/<run_id>/data/`` and only their
-references enter the state; the cleaning itself (a :class:`~src.mlops.datasets.FeaturePreparer`,
+references enter the state; the cleaning itself (a :class:`~src.mlops.features.FeaturePreparer`,
 which the model artifacts carry so that they predict on raw rows) is written there as JSON and its
 path enters the state as ``preparer_path``. The algorithm and metric are checked against the problem type here, so
 a bad choice fails before any split, study or fit.
@@ -27,20 +27,15 @@ import numpy as np
 import pandas as pd
 from langgraph.runtime import Runtime
 
-from src.mlops.datasets import (
-    ANOMALY,
-    BUNDLED_DATASETS,
-    load_dataset,
-    prepare_features,
-    save_frame_ref,
-    save_preparer,
-)
+from src.mlops.datasets import ANOMALY, BUNDLED_DATASETS, load_dataset
 from src.mlops.errors import ConfigurationError, DataValidationError
+from src.mlops.features import prepare_features, save_preparer
 from src.mlops.fingerprint import dataset_fingerprint
 from src.mlops.metrics import default_metric, get_metric, normalize_problem_type
 from src.mlops.models import get_model_spec
 from src.mlops.objectives import check_metric_supported
 from src.mlops.preprocessing import as_frame
+from src.mlops.splits import save_frame_ref
 
 from ..context import ModelTrainerContext, get_context, run_directory
 from ..state import (

@@ -29,12 +29,12 @@ import optuna
 import pandas as pd
 from langgraph.runtime import Runtime
 
-from src.mlops.datasets import load_frame_ref
 from src.mlops.optimizer import uses_budget
 from src.mlops.errors import DataValidationError
 from src.mlops.metrics import default_metric, get_metric
 from src.mlops.models import get_model_spec
 from src.mlops.optuna_optimizer import run_hyperparameter_optimization
+from src.mlops.splits import load_frame_ref
 from src.mlops.types import FAIL_REASON_ATTR, OptimizationResult, StudyContext, TrialListener
 
 from ..context import ModelTrainerContext, get_context

@@ -21,7 +21,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from src.mlops.datasets import load_frame_ref
+from src.mlops.splits import load_frame_ref
 
 from ..artifacts import METADATA_FILE, PREPARER_FILE, load_model_artifact, update_artifact_metadata
 from ..context import ModelTrainerContext, get_context

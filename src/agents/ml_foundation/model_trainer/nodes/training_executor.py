@@ -18,8 +18,8 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from src.mlops.datasets import load_frame_ref
 from src.mlops.objectives import FitResult, ModelObjective
+from src.mlops.splits import load_frame_ref
 
 from ..artifacts import save_model_artifact
 from ..context import ModelTrainerContext, get_context, run_directory
