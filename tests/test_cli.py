@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import optuna
@@ -72,9 +73,10 @@ def test_train_killed_mid_tuning_resumes_with_its_thread_id(tmp_path):
     # not under tmp_path: pgserver runs PostgreSQL as its own user, and pytest makes its
     # base temp directory private (0700) when another session starts
     home, n = Path(tempfile.mkdtemp(prefix="hpo-cli-")), 16
+    thread_id = f"resume-me-{uuid.uuid4().hex[:8]}"  # unique: an external DATABASE_URL keeps old threads
     args = ["train", "--dataset", "breast_cancer", "--algorithm", "random_forest", "--n-trials", str(n),
             "--pruner", "none", "--no-mlflow",
-            "--thread-id", "resume-me", "--output-json", str(tmp_path / "run.json")]
+            "--thread-id", thread_id, "--output-json", str(tmp_path / "run.json")]
     proc = subprocess.Popen([sys.executable, "-m", "src.mlops.cli", *args], cwd=str(ROOT), env=_env(home),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
@@ -92,7 +94,7 @@ def test_train_killed_mid_tuning_resumes_with_its_thread_id(tmp_path):
     r = hpo(home, *args)
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads((tmp_path / "run.json").read_text())
-    assert out["status"] == "completed" and out["thread_id"] == "resume-me"
+    assert out["status"] == "completed" and out["thread_id"] == thread_id
     study_name = out["hpo"]["study_name"]
 
     dsn = _dsn(home)
