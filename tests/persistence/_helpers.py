@@ -10,6 +10,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
@@ -17,6 +18,18 @@ from src.mlops.persistence import with_database
 
 WORKER = Path(__file__).with_name("_worker.py")
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def with_password(dsn: str, fallback: str) -> tuple[str, str]:
+    """``(dsn, password)`` for the redaction tests: the DSN's own password when it has one (an external
+    server), else ``fallback`` put into it -- accepted because a server reached without a password
+    authenticates by trust or peer and ignores the one given."""
+    parts = urlsplit(dsn)
+    if parts.password:
+        return dsn, parts.password
+    user = parts.username or "postgres"
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:{fallback}@{host}")), fallback
 
 
 def admin_sql(dsn: str, sql: str) -> None:

@@ -6,7 +6,6 @@ import asyncio
 import json
 import subprocess
 import logging
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +26,7 @@ from src.mlops.persistence import (
     with_database,
 )
 
-from ._helpers import result_of, soon, spawn
+from ._helpers import result_of, soon, spawn, with_password
 
 SECRET = "s3cr3t-Pa55"
 
@@ -140,17 +139,13 @@ async def test_missing_database_is_a_clear_unavailable_error(pg_admin_dsn: str) 
 
 
 async def test_repr_and_errors_never_show_the_password(migrated_dsn: str) -> None:
-    # the embedded server trusts local users, so any password is accepted: good for this test
-    info = parse_dsn(migrated_dsn)
-    dsn = migrated_dsn.replace("postgresql://postgres@", f"postgresql://postgres:{SECRET}@")
-    if os.environ.get("DATABASE_URL") or parse_dsn(dsn).user != "postgres" or not info.is_unix_socket:
-        pytest.skip("needs the embedded server (trust authentication)")
+    dsn, secret = with_password(migrated_dsn, SECRET)
     async with await create_pool(dsn, max_size=1) as db:
-        assert SECRET not in repr(db) and "***" in repr(db)
-        assert SECRET not in db.url
+        assert secret not in repr(db) and "***" in repr(db)
+        assert secret not in db.url
         with pytest.raises(DatabaseError) as ei:
             await db.execute("SELECT * FROM no_such_table")
-        assert "no_such_table" in str(ei.value) and SECRET not in _chain_text(ei.value)
+        assert "no_such_table" in str(ei.value) and secret not in _chain_text(ei.value)
 
 
 async def test_acquire_timeout(migrated_dsn: str) -> None:
