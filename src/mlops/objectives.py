@@ -398,7 +398,8 @@ def concat_rows(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     for col in a.columns:
         if isinstance(a[col].dtype, pd.CategoricalDtype) or isinstance(b[col].dtype, pd.CategoricalDtype):
             a_cat, b_cat = a[col].astype("category"), b[col].astype("category")
-            cats = list(a_cat.cat.categories) + [c for c in b_cat.cat.categories if c not in set(a_cat.cat.categories)]
+            seen = set(a_cat.cat.categories)
+            cats = list(a_cat.cat.categories) + [c for c in b_cat.cat.categories if c not in seen]
             a[col] = a_cat.cat.set_categories(cats)
             b[col] = b_cat.cat.set_categories(cats)
     return pd.concat([a, b], axis=0, ignore_index=True)
@@ -738,12 +739,11 @@ class ModelObjective:
         if refit not in REFIT_MODES:
             raise ConfigurationError(f"refit must be one of {list(REFIT_MODES)}, got {refit!r}")
         params = self.params_for(sampled_or_merged)
-        threads = threads_per_trial(1, len(self.X_train))
         X_val = self.X_val
         if refit == "train" or X_val is None:
             fitted = fit_model(self.spec, self.problem_type, params, self.X_train, self.y_train, X_val, self.y_val,
                                metric=self.metric, early_stopping_rounds=self.early_stopping_rounds if X_val is not None else None,
-                               n_threads=threads, codec=self.codec)
+                               n_threads=threads_per_trial(1, len(self.X_train)), codec=self.codec)
             fitted.n_rounds = fitted.best_iteration
             return fitted
         t0 = time.perf_counter()

@@ -243,6 +243,12 @@ class OptunaOptimizer:
     # ------------------------------------------------------------------------------------------
     # optimize
     # ------------------------------------------------------------------------------------------
+    def reap_stale(self, study: optuna.Study) -> list[int]:
+        """Fail now, as "stale", the RUNNING trials whose worker process is gone (and ownerless ones
+        older than ``ownerless_grace_s``); their params are retried once. ``optimize`` does this on
+        start and every ``stale_check_every`` trials. Returns the numbers of the trials failed."""
+        return self._reap_stale(study, set())[0]
+
     def request_stop(self) -> None:
         """Ask running ``optimize`` calls to start no new trial (in-flight trials finish)."""
         self._stop_requested = True
@@ -390,13 +396,12 @@ class OptunaOptimizer:
             def ask() -> optuna.Trial | None | object:
                 if run.n_trials is not None and _budget_used(run.study) >= run.n_trials:
                     # The last slots may be held by trials of a dead worker: reap, then look again.
-                    own = set(run.inflight)
-                    self._reap_stale(run.study, own)
+                    _, pending = self._reap_stale(run.study, set(run.inflight))
                     if _budget_used(run.study) >= run.n_trials:
                         # An ownerless RUNNING trial (a worker died between ask and tagging it)
                         # cannot be judged before its grace period ends: wait for it, so the
                         # study still ends with n_trials finished trials.
-                        return _WAIT if self._ownerless_running(run.study, own) else None
+                        return _WAIT if pending else None
                 trial = run.study.ask()
                 trial.set_user_attr(WORKER_ATTR, self.worker_id)
                 return trial
@@ -413,11 +418,6 @@ class OptunaOptimizer:
             if trial is None:
                 run.stop("n_trials")
             return trial
-
-    @staticmethod
-    def _ownerless_running(study: optuna.Study, own: set[int]) -> list[int]:
-        return [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-                if t.number not in own and t.user_attrs.get(WORKER_ATTR) is None]
 
     async def _run_trial(self, run: _Run, trial: optuna.Trial, objective: Any, runner: ProcessTrialRunner | None,
                          trial_timeout: float | None, cancel: threading.Event) -> tuple[TrialState, Any, str | None]:
@@ -535,9 +535,13 @@ class OptunaOptimizer:
                 log.exception("could not fail trial %d on cancellation", number)
             run.inflight.pop(number, None)
 
-    def _reap_stale(self, study: optuna.Study, own: set[int]) -> list[int]:
-        """Fail RUNNING trials whose owner process is gone (reason "stale"); retry their params once."""
-        reaped = []
+    def _reap_stale(self, study: optuna.Study, own: set[int]) -> tuple[list[int], list[int]]:
+        """Fail RUNNING trials whose owner process is gone (reason "stale"); retry their params once.
+
+        Returns the numbers of the trials failed, and of the ownerless trials still inside their
+        grace period (they may belong to a live worker that has not tagged them yet)."""
+        reaped: list[int] = []
+        pending: list[int] = []
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if t.number in own:
                 continue
@@ -548,6 +552,7 @@ class OptunaOptimizer:
                 started = t.datetime_start
                 age = (datetime.datetime.now() - started).total_seconds() if started else 0.0
                 if age < self.ownerless_grace_s:
+                    pending.append(t.number)
                     continue
             elif owner == self.worker_id or worker_is_alive(owner) is not False:
                 continue
@@ -562,7 +567,7 @@ class OptunaOptimizer:
                     SOURCE_ATTR: source if source == "defaults" else "retry", "retry_of": t.number})
         if reaped:
             log.warning("study %s: failed %d stale trial(s) of dead workers: %s", study.study_name, len(reaped), reaped)
-        return reaped
+        return reaped, pending
 
     async def _notify(self, method: str, study: optuna.Study, arg: Any) -> None:
         for listener in self.listeners:

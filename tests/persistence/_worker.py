@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import sys
 import time
 from pathlib import Path
@@ -27,7 +26,9 @@ from src.mlops.persistence import (  # noqa: E402
     resolve_database_url,
     start_embedded_postgres,
 )
-from src.mlops.types import FAIL_REASON_ATTR, SOURCE_ATTR, WORKER_ATTR, StudyContext  # noqa: E402
+from src.mlops.executors import current_worker_id  # noqa: E402
+from src.mlops.optimizer import OptunaOptimizer  # noqa: E402
+from src.mlops.types import WORKER_ATTR, StudyContext  # noqa: E402
 
 SPACE = {"x": FloatDistribution(-5, 5), "y": FloatDistribution(0, 1)}
 
@@ -82,14 +83,10 @@ def cmd_journal_worker(a: dict) -> dict:
     numbers = []
     for _ in range(a["n"]):
         trial = study.ask(SPACE)
-        trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
+        trial.set_user_attr(WORKER_ATTR, current_worker_id())
         study.tell(trial, _objective(trial.params))
         numbers.append(trial.number)
     return {"numbers": numbers}
-
-
-def _worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 async def _run_until(study: optuna.Study, recorder: HistoryRecorder, context: StudyContext, n_trials: int, delay: float) -> None:
@@ -97,37 +94,11 @@ async def _run_until(study: optuna.Study, recorder: HistoryRecorder, context: St
     await recorder.on_study_start(study, context)
     while len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))) < n_trials:
         trial = await asyncio.to_thread(study.ask, SPACE)
-        await asyncio.to_thread(trial.set_user_attr, WORKER_ATTR, _worker_id())
+        await asyncio.to_thread(trial.set_user_attr, WORKER_ATTR, current_worker_id())
         await asyncio.sleep(delay)  # "training"
         frozen = await asyncio.to_thread(study.tell, trial, _objective(trial.params))
         await recorder.on_trial_finished(study, frozen)
     await recorder.flush(timeout=30)
-
-
-def _reap_stale(study: optuna.Study) -> list[int]:
-    """What the engine does on resume: FAIL trials of dead workers (reason "stale"), retry their params once."""
-    reaped = []
-    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        owner = str(t.user_attrs.get(WORKER_ATTR, ""))
-        host, _, pid = owner.rpartition(":")
-        # no owner: killed between ask and set_user_attr (this test runs a single worker at a time)
-        if not owner or (host == socket.gethostname() and pid.isdigit() and not _alive(int(pid))):
-            study._storage.set_trial_user_attr(t._trial_id, FAIL_REASON_ATTR, "stale")
-            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
-            if t.user_attrs.get(SOURCE_ATTR) != "retry":
-                study.enqueue_trial(t.params, user_attrs={SOURCE_ATTR: "retry"})
-            reaped.append(t.number)
-    return reaped
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def cmd_kill_worker(a: dict) -> dict:
@@ -137,7 +108,8 @@ def cmd_kill_worker(a: dict) -> dict:
         storage = create_optuna_storage(a["dsn"])
         study = optuna.create_study(study_name=a["study"], storage=storage, load_if_exists=True,
                                     sampler=optuna.samplers.TPESampler(seed=a["seed"]))
-        reaped = _reap_stale(study) if a.get("reap") else []
+        # what the engine does on resume (this test runs one worker at a time: no grace needed)
+        reaped = OptunaOptimizer(ownerless_grace_s=0.0).reap_stale(study) if a.get("reap") else []
         context = StudyContext(study_name=a["study"], directions=("minimize",), algorithm="toy",
                                problem_type="regression", dataset_fingerprint="fp", n_trials=a["n_trials"])
         async with await create_pool(a["dsn"], max_size=2) as db:
