@@ -14,7 +14,7 @@ from sklearn.datasets import load_breast_cancer, load_iris
 from src.agents.ml_foundation.model_trainer import (
     ModelTrainerContext,
     build_model_trainer_graph,
-    load_model_artifact,
+    load_run_artifact,
 )
 from src.mlops.splits import load_frame_ref
 from src.mlops.tracking import MLflowTracker
@@ -58,7 +58,7 @@ async def test_breast_cancer_end_to_end_with_mlflow(tmp_path: Path, context: Mod
     assert final["validation_metrics"]["roc_auc"] == pytest.approx(hpo["best_value"], abs=1e-9)
     assert final["split_sizes"] == {"train": 343, "val": 113, "test": 113}
 
-    model, metadata = load_model_artifact(final["model_path"])
+    model, metadata = load_run_artifact(final, final["model_path"])
     X_test = load_frame_ref(final["splits"]["test_X"])
     pred = model.predict(X_test)
     assert len(pred) == len(X_test) and set(np.unique(pred)) <= {0, 1}
@@ -69,7 +69,7 @@ async def test_breast_cancer_end_to_end_with_mlflow(tmp_path: Path, context: Mod
     assert metadata["mlflow_run_id"] == final["mlflow_run_id"]
     assert {"python", "sklearn", "lightgbm", "xgboost", "optuna", "pandas"} <= set(metadata["library_versions"])
     assert Path(final["model_path"]).is_relative_to(context.hpo_home / "runs" / final["run_id"])
-    defaults_model, defaults_meta = load_model_artifact(final["defaults_model_path"])
+    defaults_model, defaults_meta = load_run_artifact(final, final["defaults_model_path"])
     assert defaults_meta["kind"] == "defaults" and defaults_meta["params"] == final["default_params"]
 
     # MLflow: parent run for the study, a nested run per trial, the model under the parent
@@ -101,7 +101,7 @@ async def test_default_refit_uses_train_and_validation_rows(context: ModelTraine
     grown = (sizes["train"] + sizes["val"]) / sizes["train"]
     assert training["n_rounds"] == max(1, round(hpo["best_iteration"] * grown)) > hpo["best_iteration"]
     assert final["validation_metrics"] == {"roc_auc": hpo["best_value"]}
-    model, _ = load_model_artifact(final["model_path"])
+    model, _ = load_run_artifact(final, final["model_path"])
     assert model.estimator.n_estimators == training["n_rounds"]
     assert set(final["test_metrics"]) == {"roc_auc", "accuracy", "f1", "log_loss"}
     assert final["test_metrics"]["roc_auc"] > 0.9
@@ -141,7 +141,7 @@ async def test_messy_csv_completes(messy_csv: Path, context: ModelTrainerContext
     assert {"city", "plan"} <= set(final["dataset_info"]["categorical_columns"])
     assert final["dataset_info"]["class_labels"] == ["no", "yes"]
     assert final["test_metrics"]["roc_auc"] is not None and final["test_metrics"]["roc_auc"] > 0.6
-    model, _ = load_model_artifact(final["model_path"])
+    model, _ = load_run_artifact(final, final["model_path"])
     raw = make_messy_frame(n=20, seed=5)
     X_new = raw.drop(columns=["customer_id", "churn"])
     X_new["city"] = X_new["city"].astype("category")

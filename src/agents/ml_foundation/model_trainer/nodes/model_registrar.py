@@ -23,7 +23,7 @@ from langgraph.runtime import Runtime
 
 from src.mlops.splits import load_frame_ref
 
-from ..artifacts import METADATA_FILE, PREPARER_FILE, load_model_artifact, update_artifact_metadata
+from ..artifacts import METADATA_FILE, PREPARER_FILE, load_run_artifact, update_artifact_metadata
 from ..context import ModelTrainerContext, get_context
 from ..state import ModelTrainerState, RegisterUpdate, error_update, is_bad_input
 
@@ -43,7 +43,7 @@ def _metrics(state: Mapping[str, Any]) -> dict[str, float]:
 
 
 def _load(state: Mapping[str, Any]) -> tuple[Any, Any]:
-    model, _ = load_model_artifact(state["model_path"])
+    model, _ = load_run_artifact(state, state["model_path"])
     sample = load_frame_ref(state["splits"]["train_X"]).head(_SAMPLE_ROWS)
     return model.model, sample  # the TunedModel, as the sample holds prepared features
 

@@ -6,8 +6,9 @@ training and validation splits together -- every row but the test split, as FLAM
 tools do; boosting families take their round count from early stopping on validation (the best
 trial's, scaled to the larger data). With ``refit="train"`` it is fitted exactly like a trial: on
 the training split, with early stopping on the validation split. The family's defaults are fitted
-the same way for comparison (once only when they equal the merged params). Both are saved as artifacts (``model.joblib`` + ``metadata.json``)
-under ``<hpo_home>/runs/<run_id>/model`` and ``.../defaults_model``; the state keeps the paths.
+the same way for comparison (once only when they equal the merged params). Both are saved as artifacts
+(``model.skops`` + ``preparer.json`` + ``metadata.json``) under ``<hpo_home>/runs/<run_id>/model`` and
+``.../defaults_model``; the state keeps the paths and the files' digests (``artifact_digests``).
 Fits run in a worker thread, never on the event loop. The test split is not read here.
 """
 
@@ -80,17 +81,18 @@ def _train(state: Mapping[str, Any], ctx: ModelTrainerContext) -> TrainingUpdate
     refit = setting(state, "refit")
     hpo = state.get("hpo") or {}
     tuned = objective.fit_final(merged, refit=refit, n_rounds=hpo.get("best_iteration") if hpo.get("enabled") else None)
-    model_path = save_model_artifact(tuned.model, run_dir / "model", _metadata(state, "tuned", merged, tuned),
-                                     preparer=state.get("preparer_path"))
+    saved = save_model_artifact(tuned.model, run_dir / "model", _metadata(state, "tuned", merged, tuned),
+                                preparer=state.get("preparer_path"))
     training: dict[str, Any] = {"refit": refit, "best_iteration": tuned.best_iteration, "n_rounds": tuned.n_rounds,
                                 "fit_seconds": round(tuned.fit_seconds, 4)}
     if objective.params_for(defaults) == objective.params_for(merged):
-        defaults_path, baseline = model_path, tuned
+        defaults_saved, baseline = saved, tuned
     else:
         baseline = objective.fit_final(defaults, refit=refit)
-        defaults_path = save_model_artifact(baseline.model, run_dir / "defaults_model",
-                                            _metadata(state, "defaults", defaults, baseline),
-                                            preparer=state.get("preparer_path"))
+        defaults_saved = save_model_artifact(baseline.model, run_dir / "defaults_model",
+                                             _metadata(state, "defaults", defaults, baseline),
+                                             preparer=state.get("preparer_path"))
     training.update(defaults_best_iteration=baseline.best_iteration, defaults_n_rounds=baseline.n_rounds,
                     defaults_fit_seconds=round(baseline.fit_seconds, 4))
-    return {"model_path": str(model_path), "defaults_model_path": str(defaults_path), "training": training}
+    return {"model_path": str(saved.path), "defaults_model_path": str(defaults_saved.path), "training": training,
+            "artifact_digests": {**saved.state_entry(), **defaults_saved.state_entry()}}
