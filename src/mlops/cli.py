@@ -27,6 +27,8 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from ._home import resolve_hpo_home
+
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
 
@@ -92,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 # adapters
 # ---------------------------------------------------------------------------------------------
 def _hpo_home() -> Path:
-    home = Path(os.environ.get("HPO_HOME", ".hpo")).resolve()
+    home = resolve_hpo_home()
     home.mkdir(parents=True, exist_ok=True)
     return home
 
@@ -222,6 +224,8 @@ async def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
             for listener in listeners:
                 await listener.aclose()
             if tracker is not None:
+                if tracker.run_open:  # the graph stopped early: do not leave the MLflow run RUNNING
+                    await tracker.end_run("FAILED" if final.get("status") == "failed" else "KILLED")
                 await tracker.aclose()
     final = dict(final)
     final["thread_id"] = thread_id
@@ -364,6 +368,10 @@ def print_summary(out: dict[str, Any]) -> None:
         print(f"\n  model: {out['model_path']}")
     if out.get("mlflow_run_id"):
         print(f"  mlflow run: {out['mlflow_run_id']}")
+    if out.get("mlflow_model_uri"):
+        print(f"  mlflow model: {out['mlflow_model_uri']}")
+    if out.get("mlflow_error"):
+        print(f"  mlflow: NOT RECORDED: {out['mlflow_error']}")
     if out.get("best_params"):
         print(f"  best params: {json.dumps(out['best_params'], default=str)}")
 
@@ -382,6 +390,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("DO_NOT_TRACK", "true")
+    from .tracking import http_settings  # MLflow reads its HTTP bounds from the environment: set them
+    for name, value in http_settings().items():  # once, before any thread starts (user values win)
+        os.environ.setdefault(name, value)
     args = build_parser().parse_args(argv)
     if hasattr(args, "n_trials") and args.n_trials is None and getattr(args, "timeout", None) is None:
         args.n_trials = 50
@@ -414,6 +425,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                            "n_pruned", "n_failed", "duration_s", "metric")})
         print_summary(out)
         _write_json(getattr(args, "output_json", None), out)
+        if out.get("status") == "completed_untracked":
+            print(f"\nerror: the model was saved, but its MLflow record is incomplete: {out.get('mlflow_error')}",
+                  file=sys.stderr)
+            return EXIT_FAILURE
         if out.get("status") != "completed":
             err = out.get("error") or {}
             print(f"\nerror in {err.get('node', '?')}: {err.get('message', 'unknown error')}", file=sys.stderr)

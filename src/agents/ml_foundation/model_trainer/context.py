@@ -15,7 +15,6 @@ A resumed run needs the same context again (same ``hpo_home`` and ``optuna_stora
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from langgraph.runtime import Runtime
 
+from src.mlops import resolve_hpo_home
 from src.mlops.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ __all__ = ["ModelTrainerContext", "default_hpo_home", "get_context", "run_direct
 
 def default_hpo_home() -> Path:
     """``$HPO_HOME`` or ``./.hpo`` (relative to the current directory), as an absolute path."""
-    return Path(os.environ.get("HPO_HOME") or ".hpo").expanduser().resolve()
+    return resolve_hpo_home()
 
 
 @dataclass

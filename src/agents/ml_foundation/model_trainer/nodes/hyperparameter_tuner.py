@@ -172,6 +172,7 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
                 "hpo": HPOSummary(enabled=False, algorithm=spec.name, metric=metric.name, direction=metric.direction),
                 "merged_params": jsonable(defaults),
                 "default_params": jsonable(defaults),
+                "mlflow_parent_run_id": ctx.tracker.parent_run_id if ctx.tracker else None,
             }
         n_trials, cv = setting(state, "n_trials"), setting(state, "cv")
         listeners: list[TrialListener] = [*ctx.listeners]
@@ -211,6 +212,7 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
         "hpo": _summary(result, cv),
         "merged_params": jsonable(result.merged_params),
         "default_params": jsonable(result.default_params),
+        "mlflow_parent_run_id": ctx.tracker.parent_run_id if ctx.tracker else None,  # reopened on resume
     }
 
 
