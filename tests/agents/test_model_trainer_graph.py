@@ -27,7 +27,7 @@ def _assert_plain_json(state: dict) -> None:
     assert json.loads(json.dumps(state, allow_nan=False)) == state
 
 
-async def test_breast_cancer_end_to_end_with_mlflow(tmp_path: Path, context: ModelTrainerContext) -> None:
+async def test_breast_cancer_end_to_end_with_mlflow(tmp_path: Path, context: ModelTrainerContext, monkeypatch) -> None:
     uri = f"sqlite:///{(tmp_path / 'mlflow.db').as_posix()}"
     tracker = MLflowTracker(tracking_uri=uri, experiment_name="trainer-test")
     context.tracker = tracker
@@ -83,9 +83,13 @@ async def test_breast_cancer_end_to_end_with_mlflow(tmp_path: Path, context: Mod
                                   filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
     assert sorted(int(r.data.tags["hpo.trial_number"]) for r in children) == [0, 1, 2, 3, 4]
     assert final["mlflow_model_uri"]
-    # the cleaning of raw rows travels with the run: preparer.json and metadata.json
-    logged = {Path(a.path).name for a in client.list_artifacts(parent.info.run_id, "model_files")}
-    assert logged == {"preparer.json", "metadata.json"}
+    # the logged model is a pyfunc that takes the raw rows (the cleaning travels with it)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    import mlflow.pyfunc
+
+    raw = load_breast_cancer(as_frame=True).frame.loc[X_test.index]
+    pyfunc = mlflow.pyfunc.load_model(final["mlflow_model_uri"])
+    np.testing.assert_array_equal(np.asarray(pyfunc.predict(raw)), model.predict(raw))
 
 
 async def test_default_refit_uses_train_and_validation_rows(context: ModelTrainerContext) -> None:

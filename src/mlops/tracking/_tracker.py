@@ -4,13 +4,9 @@ behind a circuit breaker (see the package docstring)."""
 from __future__ import annotations
 
 import asyncio
-import collections
-import concurrent.futures
-import logging
 import os
-import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
@@ -33,30 +29,15 @@ from ._runs import (
     write_trial,
 )
 from ._store import artifact_location, default_call_timeout, http_settings, is_remote, resolve_tracking_uri, sqlite_path
-from ._writer import BackgroundWriter, WriterClosed
+from ._breaker import Breaker, Dropped
 
 if TYPE_CHECKING:
     import optuna
 
 __all__ = ["MLflowTracker"]
 
-_log = logging.getLogger("src.mlops.tracking")
 
-#: MLflow error codes about one request's content (drop that write) rather than the backend (trip).
-_REQUEST_SPECIFIC = {"INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST", "BAD_REQUEST",
-                     "INVALID_STATE"}
-
-
-class _Dropped(Exception):
-    """Internal: a write skipped because the breaker is open, or failed (already counted)."""
-
-
-def _consume_exception(fut: concurrent.futures.Future[Any]) -> None:
-    if not fut.cancelled():
-        fut.exception()  # mark as retrieved; failures are already counted by _guarded
-
-
-class MLflowTracker:
+class MLflowTracker(Breaker):
     """Log an Optuna study to MLflow: a parent run per study, a nested run per trial, the final model.
 
     Args:
@@ -133,44 +114,18 @@ class MLflowTracker:
         #: URI of the last model logged by :meth:`log_final_model`.
         self.model_uri: str | None = None
 
-        self._counter_lock = threading.Lock()
-        self._dropped = 0
-        self._last_error: str | None = None
-        self._broken = threading.Event()
+        self._init_breaker()
         self._client: Any = None
         self._context: StudyContext | None = None
         self._metric_names: tuple[str, ...] = ("value",)
         self._existing_params: set[str] = set()
         self._logged_trials: set[int] = set()
         self._run_open = False
-        self._pending: collections.deque[concurrent.futures.Future[Any]] = collections.deque()
-        self._worker: BackgroundWriter | None = None
         self._trial_writer: TrialWriterProcess | None = None
-        self._ready: concurrent.futures.Future[Any] | None = None
         if self.enabled:
-            self._worker = BackgroundWriter(name=f"mlflow-tracker-{id(self):x}")
-            self._ready = self._worker.submit(self._init_guarded)
+            self._start_writer(self._init_client)
 
     # ---------------------------------------------------------------- public state
-
-    @property
-    def state(self) -> str:
-        """``"disabled"`` (enabled=False), ``"broken"`` (circuit breaker open) or ``"active"``."""
-        if not self.enabled:
-            return "disabled"
-        return "broken" if self._broken.is_set() else "active"
-
-    @property
-    def dropped_writes(self) -> int:
-        """Writes skipped or lost because MLflow failed or did not answer in time."""
-        with self._counter_lock:
-            return self._dropped
-
-    @property
-    def last_error(self) -> str | None:
-        """The last MLflow error (credentials redacted), or ``None``."""
-        with self._counter_lock:
-            return self._last_error
 
     @property
     def run_open(self) -> bool:
@@ -189,115 +144,6 @@ class MLflowTracker:
             f"experiment_name={self.experiment_name!r}, state={self.state!r})"
         )
 
-    # ---------------------------------------------------------------- failure handling (the breaker)
-
-    def _drop(self, n: int = 1) -> None:
-        with self._counter_lock:
-            self._dropped += n
-
-    def _set_error(self, message: str) -> None:
-        text = redact_secrets(message)
-        with self._counter_lock:
-            self._last_error = text if len(text) <= 1000 else text[:997] + "..."
-
-    def _trip(self, message: str) -> None:
-        if not self._broken.is_set():
-            _log.warning("MLflow tracking disabled for the rest of this study (%s): %s",
-                         redact_secrets(self.tracking_uri), redact_secrets(message))
-        self._set_error(message)
-        self._broken.set()
-
-    @staticmethod
-    def _request_specific(error: BaseException) -> bool:
-        """An error about one request's content (drop that write) rather than the backend (trip)."""
-        try:
-            from mlflow.exceptions import MlflowException
-        except Exception:  # pragma: no cover
-            return False
-        return isinstance(error, MlflowException) and error.error_code in _REQUEST_SPECIFIC
-
-    def _guarded(self, job: Callable[..., Any], *args: Any) -> Any:
-        """Run ``job`` on the writer thread: skip when broken, classify failures."""
-        if self._broken.is_set():
-            self._drop()
-            raise _Dropped()
-        try:
-            return job(*args)
-        except _Dropped:
-            raise
-        except Exception as e:
-            message = f"{getattr(job, '__name__', 'call').strip('_')}: {type(e).__name__}: {e}"
-            self._drop()
-            if self._request_specific(e):
-                self._set_error(message)
-                _log.warning("MLflow write dropped: %s", redact_secrets(message))
-            else:
-                self._trip(message)
-            raise _Dropped() from e
-
-    def _init_guarded(self) -> None:
-        """Import mlflow and create the client (off the event loop; the import alone takes seconds).
-        A failure opens the breaker (it is not a write, so not counted)."""
-        try:
-            from mlflow import MlflowClient
-
-            db = sqlite_path(self.tracking_uri)
-            if db is not None:
-                db.parent.mkdir(parents=True, exist_ok=True)
-            self._client = MlflowClient(tracking_uri=self.tracking_uri)
-        except Exception as e:
-            self._trip(f"init: {type(e).__name__}: {e}")
-            raise _Dropped() from e
-
-    async def ready(self, timeout_s: float = 120.0) -> bool:
-        """Wait (off the loop) until mlflow is imported and the client exists; ``False`` when that
-        failed or took longer than ``timeout_s`` (the breaker is then open)."""
-        if not self.enabled or self._ready is None:
-            return False
-        if not self._ready.done():
-            await asyncio.to_thread(concurrent.futures.wait, [self._ready], timeout_s)
-        if not self._ready.done():
-            self._trip(f"importing mlflow / creating the client took more than {timeout_s:.0f}s")
-            return False
-        return self._ready.exception() is None
-
-    async def _call(self, job: Callable[..., Any], *args: Any, timeout: float | None = None, what: str) -> Any:
-        """Run ``job`` on the writer and await it with a deadline; ``None`` on any failure."""
-        if not self.enabled or self._worker is None:
-            return None
-        if self._broken.is_set():
-            self._drop()
-            return None
-        if not await self.ready():
-            self._drop()
-            return None
-        fut = self._worker.submit(self._guarded, job, *args)
-        deadline = self.call_timeout_s if timeout is None else timeout
-        try:
-            return await asyncio.wait_for(asyncio.wrap_future(fut), timeout=deadline)
-        except _Dropped:
-            return None
-        except (asyncio.TimeoutError, TimeoutError):
-            # Not counted here: the call is still running and counts itself if it fails.
-            self._trip(f"{what}: no answer from {self.tracking_uri} within {deadline:.1f}s")
-            return None
-        except WriterClosed as e:
-            self._drop()
-            self._set_error(f"{what}: {e}")
-            return None
-
-    def _submit_background(self, job: Callable[..., Any], *args: Any) -> None:
-        assert self._worker is not None
-        while self._pending and self._pending[0].done():
-            self._pending.popleft()
-        if len(self._pending) >= self.max_pending:
-            self._drop()
-            self._set_error(f"more than {self.max_pending} MLflow writes queued; write dropped")
-            return
-        fut = self._worker.submit(self._guarded, job, *args)
-        fut.add_done_callback(_consume_exception)
-        self._pending.append(fut)
-
     async def flush(self, timeout_s: float | None = None) -> bool:
         """Wait until the queued trial writes are done; ``False`` (and the breaker opens) on timeout."""
         if not self.enabled:
@@ -312,18 +158,17 @@ class MLflowTracker:
             if failed:
                 self._drop(failed)
                 self._set_error(f"trial writes failed: {error}")
-        pending = [f for f in self._pending if not f.done()]
-        if not pending:
-            self._pending.clear()
-            return True
-        _, not_done = await asyncio.to_thread(concurrent.futures.wait, pending, timeout)
-        if not_done:
-            self._trip(f"{len(not_done)} queued MLflow writes not done after {timeout:.1f}s")
-            return False
-        self._pending.clear()
-        return True
+        return await self._wait_pending(timeout)
 
     # ---------------------------------------------------------------- writer-side jobs
+
+    def _init_client(self) -> None:
+        from mlflow import MlflowClient
+
+        db = sqlite_path(self.tracking_uri)
+        if db is not None:
+            db.parent.mkdir(parents=True, exist_ok=True)
+        self._client = MlflowClient(tracking_uri=self.tracking_uri)
 
     def _ensure_experiment(self) -> str:
         if self.experiment_id is not None:
@@ -422,7 +267,7 @@ class MLflowTracker:
             return
         parent, exp_id = self.parent_run_id, self.experiment_id
         if parent is None or exp_id is None:
-            raise _Dropped()
+            raise Dropped()
         study_name = self._context.study_name if self._context else ""
         write_trial(self._client, record, exp_id=exp_id, parent_run_id=parent, study_name=study_name,
                     metric_names=self._metric_names, log_intermediate=self.log_intermediate)
@@ -431,7 +276,7 @@ class MLflowTracker:
     def _end_job(self, summary: dict[str, Any], status: str) -> None:
         run_id = self.parent_run_id
         if run_id is None:
-            raise _Dropped()
+            raise Dropped()
         now = int(time.time() * 1000)
         step = int(summary.get("n_trials") or 0)
         metrics = [(key, float(value), now, step) for key, value in summary["metrics"].items()
@@ -454,7 +299,7 @@ class MLflowTracker:
 
         run_id, exp_id = self.parent_run_id, self.experiment_id
         if run_id is None or exp_id is None:
-            raise _Dropped()
+            raise Dropped()
         new = {k: v for k, v in (params or {}).items() if clean_key(k) not in self._existing_params}
         now = int(time.time() * 1000)
         log_batch(self._client, run_id, params=new, metrics=[(k, float(v), now, 0) for k, v in (metrics or {}).items()])
