@@ -18,6 +18,8 @@ from mlflow import MlflowClient
 from src.mlops.tracking import MLflowTracker, default_tracking_uri, redact_secrets, resolve_tracking_uri
 from src.mlops.types import FAIL_REASON_ATTR, OptimizationResult, StudyContext
 
+from ._models import saved_model as _saved_model
+
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 DSN = "postgresql://hpo_user:s3cr3t@db.example:5432/hpo"
@@ -147,31 +149,6 @@ async def test_resume_reuses_parent_and_skips_logged_trials(store_uri):
     assert second.dropped_writes == 0, second.last_error
     _, children = _runs(store_uri, second.experiment_id)
     assert sorted(int(r.data.tags["hpo.trial_number"]) for r in children) == [0, 1, 2]
-
-
-def _saved_model(tmp_path):
-    """A LightGBM classifier fitted on messy raw rows: its skops file, its preparer file, the raw rows."""
-    from src.mlops.features import prepare_features, save_preparer
-    from src.mlops.model_io import dump_model
-    from src.mlops.models import get_model_spec
-    from src.mlops.objectives import LabelCodec, fit_model
-
-    rng = np.random.default_rng(0)
-    n = 200
-    raw = pd.DataFrame({
-        "income": [f"${v:,.2f}" for v in rng.lognormal(10, 0.5, n)],
-        "age": rng.integers(18, 80, n),
-        "plan": rng.choice(["basic", "plus", "premium"], n),
-        "churn": rng.choice(["no", "yes"], n),
-    })
-    prepared = prepare_features(raw, "churn")
-    codec = LabelCodec(prepared.y)
-    spec = get_model_spec("lightgbm")
-    params = {**spec.default_params("binary_classification", seed=0), "n_estimators": 20}
-    model = fit_model(spec, "binary_classification", params, prepared.X, codec.encode(prepared.y), codec=codec).model
-    model_file = dump_model(model, tmp_path / "model.skops")
-    preparer_file = save_preparer(prepared.preparer, tmp_path)
-    return model, model_file, preparer_file, raw
 
 
 async def test_log_final_model_is_a_raw_rows_pyfunc(store_uri, tmp_path, monkeypatch):
