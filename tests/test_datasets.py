@@ -1,5 +1,5 @@
 """Loading, cleaning, splitting and by-reference storage of messy tabular data (src/mlops/datasets.py,
-features.py and splits.py)."""
+the features/ package and splits.py)."""
 
 from __future__ import annotations
 
@@ -454,6 +454,28 @@ def test_preparer_replays_the_training_cleaning(raw_rows):
     )
     pd.testing.assert_frame_equal(preparer.transform(typed), with_target)
     assert preparer.transform(raw_rows.head(0)).dtypes.equals(prep.X.dtypes)
+
+
+def test_preparer_fit_transform_is_prepare_features_without_the_target(raw_rows):
+    """FeaturePreparer is usable on its own: fit on rows, then transform; prepare_features is a thin
+    orchestrator over it (target rows dropped, then the same fit)."""
+    prep = prepare_features(raw_rows, "Survived", time_column="Joined", drop_columns=["Fare"])
+    rows = raw_rows.loc[prep.X.index]
+    preparer = FeaturePreparer("Survived")
+    X = preparer.fit_transform(rows, time_column="Joined", drop_columns=["Fare"])
+    pd.testing.assert_frame_equal(X, prep.X)
+    assert preparer == prep.preparer and preparer.to_dict() == prep.preparer.to_dict()
+    assert preparer.dropped_columns["Fare"] == "dropped by request"
+    report = preparer.report
+    assert report.time_feature == "Joined" and report.feature_kinds["Joined"] == "time"
+    assert report.conversions == prep.conversions and report.renamed_columns == prep.renamed_columns == {"city[1]": "city_1_"}
+    assert [c for c, k in report.feature_kinds.items() if k == "categorical"] == prep.categorical_columns
+    # fit returns the preparer; transform of the same rows gives the fitted features
+    again = FeaturePreparer("Survived").fit(rows, time_column="Joined", drop_columns=["Fare"])
+    pd.testing.assert_frame_equal(again.transform(rows), prep.X)
+    assert FeaturePreparer.from_dict(again.to_dict()).report is None  # the report is not saved
+    with pytest.raises(DataValidationError, match="FeaturePreparer.fit needs a pandas DataFrame, got list"):
+        FeaturePreparer("Survived").fit([1, 2])
 
 
 def test_preparer_new_values_follow_the_training_rules(raw_rows):
