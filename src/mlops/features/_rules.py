@@ -9,9 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..datasets import _CLASSIFICATION as CLASSIFICATION
-from ..datasets import BINARY, MULTICLASS, PROBLEM_TYPES, REGRESSION
-from ..errors import ConfigurationError, DataValidationError
+from ..errors import DataValidationError
+from ..problems import BINARY, CLASSIFICATION, MULTICLASS, REGRESSION, normalize_problem_type
 from ._text import Text, clean_text, fmt, is_text
 
 __all__ = [
@@ -168,10 +167,8 @@ def prepare_target(y: pd.Series, target: str, problem_type: str | None) -> tuple
         )
     if problem_type is None:
         problem_type = infer_problem_type(y[keep].rename(target))
-    elif problem_type not in PROBLEM_TYPES:
-        raise ConfigurationError(
-            f"problem_type must be one of {', '.join(PROBLEM_TYPES)}, but got {problem_type!r}."
-        )
+    else:
+        problem_type = normalize_problem_type(problem_type)
     if problem_type == REGRESSION:
         if pd.api.types.is_bool_dtype(y.dtype):
             raise DataValidationError(

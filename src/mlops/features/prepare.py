@@ -10,9 +10,9 @@ from typing import Any
 
 import pandas as pd
 
-from ..datasets import _CLASSIFICATION as CLASSIFICATION
-from ..datasets import ANOMALY, _clean_column_names, _resolve_target
+from ..datasets import _clean_column_names, _resolve_target
 from ..errors import DataValidationError
+from ..problems import ANOMALY, CLASSIFICATION
 from ._rules import finalize_labels, prepare_target, sorted_labels
 from .preparer import FeaturePreparer, check_time_column
 

@@ -6,8 +6,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..errors import ConfigurationError, StudyNotFoundError
+from ..jsonutil import to_jsonable
 from ..types import StudyContext
-from ._json import to_jsonable
 
 __all__ = [
     "TRIAL_STATES",

@@ -12,9 +12,9 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
+from ..jsonutil import json_dumps, to_jsonable
 from ..types import StudyContext
 from ._checks import check_limit, check_name, check_states, check_status, check_trials, study_fields, study_not_found
-from ._json import json_dumps, to_jsonable
 from .records import BestTrial, StudyRecord, StudySummary, TrialRecord
 
 __all__ = ["InMemoryHistoryRepository"]

@@ -13,9 +13,9 @@ from typing import Any
 
 import asyncpg
 
+from ..jsonutil import float_from_json, to_jsonable
 from ..types import StudyContext
 from ._checks import check_limit, check_name, check_states, check_status, check_trials, study_fields, study_not_found
-from ._json import float_from_json, to_jsonable
 from .database import Database
 from .records import BestTrial, StudyRecord, StudySummary, TrialRecord
 

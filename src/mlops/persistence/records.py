@@ -17,9 +17,9 @@ import optuna
 from optuna.distributions import distribution_to_json
 
 from ..errors import ConfigurationError
+from ..jsonutil import to_jsonable
 from ..types import FAIL_REASON_ATTR
 from ._checks import FINISHED_STATES, STUDY_STATUSES, TRIAL_STATES, check_status, direction_name
-from ._json import to_jsonable
 
 __all__ = [
     "TRIAL_STATES",
