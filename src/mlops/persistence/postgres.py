@@ -202,53 +202,32 @@ def _trial_args(study_id: Any, t: TrialRecord) -> tuple[Any, ...]:
     )
 
 
+# record field -> column, where the names differ ("values" is reserved in SQL)
+_TRIAL_COLUMN = {"number": "trial_number", "values": "objective_values"}
+_STUDY_COLUMN = {"algorithm": "algorithm_name"}
+
+
+def _fields(record_type: type, row: asyncpg.Record, column: Mapping[str, str]) -> dict[str, Any]:
+    """The row's value for each field of ``record_type`` (columns named like the fields but for ``column``)."""
+    return {f: row[column.get(f, f)] for f in record_type.__dataclass_fields__}
+
+
+def _tuple(values: Any) -> tuple[Any, ...] | None:
+    return None if values is None else tuple(values)
+
+
 def _trial_from_row(r: asyncpg.Record) -> TrialRecord:
-    return TrialRecord(
-        number=r["trial_number"],
-        state=r["state"],
-        params=r["params"],
-        distributions=r["distributions"],
-        value=r["value"],
-        values=tuple(r["objective_values"]) if r["objective_values"] is not None else None,
-        intermediate_values={int(k): float_from_json(v) for k, v in r["intermediate_values"].items()},  # type: ignore[misc]
-        duration_seconds=r["duration_seconds"],
-        fail_reason=r["fail_reason"],
-        user_attrs=r["user_attrs"],
-        datetime_start=r["datetime_start"],
-        datetime_complete=r["datetime_complete"],
-    )
+    f = _fields(TrialRecord, r, _TRIAL_COLUMN)
+    f["values"] = _tuple(f["values"])
+    f["intermediate_values"] = {int(k): float_from_json(v) for k, v in f["intermediate_values"].items()}
+    return TrialRecord(**f)
 
 
 def _study_from_row(r: asyncpg.Record) -> StudyRecord:
-    return StudyRecord(
-        id=str(r["id"]),
-        study_name=r["study_name"],
-        directions=tuple(r["directions"]),
-        experiment_name=r["experiment_name"],
-        algorithm=r["algorithm_name"],
-        problem_type=r["problem_type"],
-        metric=r["metric"],
-        metric_names=tuple(r["metric_names"]),
-        sampler_name=r["sampler_name"],
-        pruner_name=r["pruner_name"],
-        search_space=r["search_space"],
-        n_trials=r["n_trials"],
-        n_completed=r["n_completed"],
-        n_pruned=r["n_pruned"],
-        n_failed=r["n_failed"],
-        best_trial_number=r["best_trial_number"],
-        best_value=r["best_value"],
-        best_values=tuple(r["best_values"]) if r["best_values"] is not None else None,
-        best_params=r["best_params"],
-        dataset_fingerprint=r["dataset_fingerprint"],
-        status=r["status"],
-        stop_reason=r["stop_reason"],
-        duration_seconds=r["duration_seconds"],
-        tags=r["tags"],
-        created_at=r["created_at"],
-        updated_at=r["updated_at"],
-        completed_at=r["completed_at"],
-    )
+    f = _fields(StudyRecord, r, _STUDY_COLUMN)
+    f.update(id=str(f["id"]), directions=tuple(f["directions"]), metric_names=tuple(f["metric_names"]),
+             best_values=_tuple(f["best_values"]))
+    return StudyRecord(**f)
 
 
 class PostgresHistoryRepository:
