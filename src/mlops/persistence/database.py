@@ -35,6 +35,7 @@ import threading
 import warnings
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from json import loads as json_loads
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
@@ -44,10 +45,10 @@ import asyncpg
 from .._home import DEFAULT_HPO_HOME, ENV_HPO_HOME
 from .._home import resolve_hpo_home as hpo_home
 from ..errors import ConfigurationError, DatabaseError, DatabaseTimeoutError, DatabaseUnavailableError
+from ..jsonutil import json_dumps
 from ..redaction import dsn_password as _password
 from ..redaction import redact_dsn, redact_secrets
 from ..redaction import scrub_dsn as _scrub
-from ._json import json_dumps, json_loads
 
 __all__ = [
     "ENV_DATABASE_URL",
