@@ -197,14 +197,16 @@ async def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     config = {"configurable": {"thread_id": thread_id}}
     progress = _Progress(args.n_trials, enabled=not args.quiet)
     async with _database(not args.no_db) as (db, dsn), _checkpointer(db, dsn) as saver:
-        listeners = []
+        listeners, history = [], None
         if db is not None:
             from .persistence import HistoryRecorder, PostgresHistoryRepository
 
-            listeners.append(HistoryRecorder(PostgresHistoryRepository(db)))
+            history = PostgresHistoryRepository(db)
+            listeners.append(HistoryRecorder(history))
         tracker = _tracker(not args.no_mlflow, home)
         graph = build_model_trainer_graph(checkpointer=saver or InMemorySaver())
-        context = ModelTrainerContext(hpo_home=home, optuna_storage=dsn, listeners=listeners, tracker=tracker)
+        context = ModelTrainerContext(hpo_home=home, optuna_storage=dsn, listeners=listeners, tracker=tracker,
+                                      history=history)
         snapshot = await graph.aget_state(config)
         resume = bool(snapshot.next) if snapshot is not None else False
         if args.thread_id and not resume and snapshot is not None and snapshot.values.get("status"):

@@ -112,3 +112,29 @@ async def test_resumed_run_refuses_a_model_swapped_after_training(tmp_path: Path
     assert final["error"]["node"] == "model_evaluator" and final["error"]["type"] == "UntrustedModelError"
     assert "does not match the SHA-256 the run recorded" in final["error"]["message"]
     assert not marker.exists()
+
+
+async def test_history_database_vouches_for_the_run_folders_only(tmp_path: Path):
+    from src.agents.ml_foundation.model_trainer import load_recorded_artifact
+    from src.mlops.persistence import InMemoryHistoryRepository
+
+    history = InMemoryHistoryRepository()
+    csv = tmp_path / "churn.csv"
+    make_messy_frame(n=300).to_csv(csv, index=False)
+    final = await build_model_trainer_graph().ainvoke(
+        {"data_path": str(csv), "target": "churn", "n_trials": 2, "seed": 0},
+        context=ModelTrainerContext(hpo_home=tmp_path / "hpo", history=history))
+    assert final["status"] == "completed", final.get("error")
+    model, _ = await load_recorded_artifact(history, final["model_path"])
+    assert model.classes_ is not None
+    copy = tmp_path / "copied"
+    import shutil
+
+    shutil.copytree(final["model_path"], copy)
+    with pytest.raises(UnrecordedArtifactError, match="no run recorded"):
+        await load_recorded_artifact(history, copy)
+    marker = tmp_path / "pwned"
+    _swap_in_exploit(Path(final["model_path"]), marker)
+    with pytest.raises(UntrustedModelError, match="does not match"):
+        await load_recorded_artifact(history, final["model_path"])
+    assert not marker.exists()

@@ -18,12 +18,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..jsonutil import to_jsonable
 from ..redaction import is_secret_key, redact_secrets
 from ..types import FAIL_REASON_ATTR
 
 __all__ = [
     "STUDY_TAG", "ROLE_TAG", "TRIAL_NUMBER_TAG", "PARENT_TAG", "TrialRecord", "snapshot_trial", "write_trial",
-    "log_batch", "clean_key", "clean_value", "summarize", "jsonable", "MAX_TAG_VALUE",
+    "log_batch", "clean_key", "clean_value", "summarize", "MAX_TAG_VALUE",
 ]
 
 STUDY_TAG = "hpo.study_name"
@@ -50,11 +51,6 @@ def clean_key(key: Any) -> str:
     if text.startswith("."):
         text = "_" + text
     return text[:_MAX_KEY]
-
-
-def jsonable(obj: Any) -> Any:
-    """Plain JSON data of ``obj`` (numpy scalars as numbers, anything else as its text)."""
-    return json.loads(json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
 
 
 @dataclass(frozen=True)
@@ -183,7 +179,7 @@ def summarize(result: Any, metric_names: tuple[str, ...]) -> dict[str, Any]:
         pass
     best_params = dict(get("best_params") or {})
     tags = {
-        "hpo.best_params": json.dumps(jsonable(best_params), sort_keys=True),
+        "hpo.best_params": json.dumps(to_jsonable(best_params), sort_keys=True),
         "hpo.stop_reason": str(get("stop_reason", "")),
         "hpo.best_trial_number": str(get("best_trial_number", "")),
     }

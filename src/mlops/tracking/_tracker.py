@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
+from ..jsonutil import to_jsonable
 from ..redaction import redact_secrets
 from ..types import OptimizationResult, StudyContext
 from ._child import TrialWriterProcess
@@ -22,7 +23,6 @@ from ._runs import (
     TrialRecord,
     clean_key,
     clean_value,
-    jsonable,
     log_batch,
     snapshot_trial,
     summarize,
@@ -252,7 +252,7 @@ class MLflowTracker(Breaker):
         if params or tags:
             log_batch(client, run_id, params=params, tags=tags)
         if context.search_space:
-            client.log_dict(run_id, jsonable(context.search_space), "search_space.json")
+            client.log_dict(run_id, to_jsonable(context.search_space), "search_space.json")
         return run_id, existing | {clean_key(k) for k in params}, logged
 
     def _reopen_job(self, run_id: str) -> tuple[str, set[str], set[int]]:

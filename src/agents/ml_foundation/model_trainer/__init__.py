@@ -9,6 +9,7 @@ validation data only, trains and evaluates it, and registers it (SPEC F20-F22).
 from .artifacts import (
     SavedArtifact,
     load_model_artifact,
+    load_recorded_artifact,
     load_run_artifact,
     read_artifact_metadata,
     recorded_digests,
@@ -33,6 +34,7 @@ __all__ = [
     "save_model_artifact",
     "load_model_artifact",
     "load_run_artifact",
+    "load_recorded_artifact",
     "recorded_digests",
     "SavedArtifact",
     "read_artifact_metadata",

@@ -30,6 +30,7 @@ digests for information; it is JSON, and later nodes add metrics and the MLflow 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as _dt
 import hashlib
 import importlib.metadata
@@ -59,7 +60,9 @@ __all__ = [
     "save_model_artifact",
     "load_model_artifact",
     "load_run_artifact",
+    "load_recorded_artifact",
     "recorded_digests",
+    "recorded_artifact_digests",
     "read_artifact_metadata",
     "update_artifact_metadata",
     "library_versions",
@@ -242,6 +245,28 @@ def recorded_digests(state: Mapping[str, Any], path: str | os.PathLike[str]) -> 
 def load_run_artifact(state: Mapping[str, Any], path: str | os.PathLike[str]) -> tuple[ArtifactModel, dict[str, Any]]:
     """:func:`load_model_artifact` with the digests the run of ``state`` recorded for ``path``."""
     return load_model_artifact(path, digests=recorded_digests(state, path))
+
+
+async def recorded_artifact_digests(repository: Any, path: str | os.PathLike[str]) -> dict[str, str] | None:
+    """The digests the history database (a :class:`~src.mlops.persistence.HistoryRepository`) holds
+    for the artifact folder ``path``, or ``None`` when no run recorded it."""
+    return await repository.get_artifact_digests(str(_directory_of(path)))
+
+
+async def load_recorded_artifact(repository: Any, path: str | os.PathLike[str]) -> tuple[ArtifactModel, dict[str, Any]]:
+    """:func:`load_model_artifact` with the digests the history database recorded for ``path``
+    (read off the event loop).
+
+    Raises:
+        UnrecordedArtifactError: no run recorded that folder.
+    """
+    digests = await recorded_artifact_digests(repository, path)
+    if digests is None:
+        raise UnrecordedArtifactError(
+            f"no run recorded the model artifact {str(_directory_of(path))!r} in the history database; "
+            "pass trusted=True to load_model_artifact if you vouch for the folder"
+        )
+    return await asyncio.to_thread(load_model_artifact, path, digests=digests)
 
 
 def _inside(directory: Path, name: str) -> Path:

@@ -26,6 +26,7 @@ from src.mlops import resolve_hpo_home
 from src.mlops.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from src.mlops.persistence import HistoryRepository
     from src.mlops.tracking import MLflowTracker
     from src.mlops.types import TrialListener
 
@@ -61,6 +62,9 @@ class ModelTrainerContext:
         max_failures: stop the study after this many failed trials (``None``: no limit).
         patience: stop the study after this many completed trials without improvement.
         registered_model_name: also register the MLflow model under this name.
+        history: the history database (a :class:`~src.mlops.persistence.HistoryRepository`);
+            ``register_model`` records there the digests of the model artifacts the run wrote, so
+            ``load_recorded_artifact`` can check a folder later (``None``: the state keeps them only).
     """
 
     hpo_home: Path = field(default_factory=default_hpo_home)
@@ -73,6 +77,7 @@ class ModelTrainerContext:
     max_failures: int | None = None
     patience: int | None = None
     registered_model_name: str | None = None
+    history: HistoryRepository | None = None
 
     def __post_init__(self) -> None:
         self.hpo_home = Path(self.hpo_home).expanduser().resolve()

@@ -4,7 +4,7 @@ With ``ModelTrainerContext.tracker`` the model is logged under the run's MLflow 
 portable pyfunc that takes the user's *raw* rows (the cleaning of ``preparer.json`` + the model; see
 :mod:`src.mlops.tracking`), with the validation/test metrics and the final params
 (``final.<param>``); the parent run is then ended. The artifact's digests (``artifact_digests``) are
-checked before its files are read.
+checked before its files are read, and recorded in the history database (``ModelTrainerContext.history``).
 
 Resuming: the parent run id is checkpointed (``mlflow_parent_run_id``, set by the tuner when the run
 opens), so a run resumed in a new process reopens the same MLflow run instead of losing its record.
@@ -68,6 +68,10 @@ def _check_and_sample(state: Mapping[str, Any], ctx: ModelTrainerContext) -> pd.
 async def register_model(state: ModelTrainerState, runtime: Runtime[ModelTrainerContext]) -> RegisterUpdate:
     """Log the model to MLflow (if tracked), end the parent run, mark the run completed."""
     ctx = get_context(runtime)
+    if ctx.history is not None:  # the digests outlive the run's checkpoints: load_recorded_artifact
+        for path, digests in (state.get("artifact_digests") or {}).items():
+            await ctx.history.record_artifact(path, digests, run_id=state["run_id"],
+                                              study_name=(state.get("hpo") or {}).get("study_name"))
     tracker = ctx.tracker
     if tracker is None:
         return {"mlflow_run_id": None, "mlflow_model_uri": None, "mlflow_dropped_writes": None, "mlflow_error": None,
