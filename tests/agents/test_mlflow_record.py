@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 from src.agents.ml_foundation.model_trainer import ModelTrainerContext, build_model_trainer_graph
 from src.mlops.tracking import MLflowTracker
 
-
-def _refused_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from ..test_tracking import _free_port as _refused_port
 
 
 async def test_unreachable_mlflow_ends_completed_untracked_with_the_reason(tmp_path: Path) -> None:
