@@ -20,10 +20,11 @@ import optuna
 from .errors import StudyFailedError
 from .factories import PrunerFactory, SamplerFactory
 from .fingerprint import dataset_fingerprint
-from .metrics import default_metric, get_metric, normalize_problem_type
+from .metrics import default_metric, get_metric
 from .models import get_model_class, get_model_spec, list_models
 from .objectives import ModelObjective, TunedModel
 from .optimizer import OptunaOptimizer
+from .problems import normalize_problem_type
 from .search_space import SearchSpace, parse_search_space
 from .types import OptimizationResult, StudyContext, TrialListener
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any, Literal, TypedDict
 
 from src.mlops.errors import ConfigurationError, MLOpsError
+from src.mlops.jsonutil import to_jsonable
 from src.mlops.objectives import REFIT_MODES
 from src.mlops.splits import DataRef
 
@@ -404,28 +405,10 @@ def error_update(node: str, exc: BaseException) -> dict[str, Any]:
 
 
 def jsonable(value: Any) -> Any:
-    """``value`` with numpy scalars/arrays, tuples and non-finite floats made JSON-safe.
-
-    Non-finite floats become ``None`` (JSON has no NaN); unknown objects raise ``TypeError``
-    (a bug: only plain data may enter the state).
-    """
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    item = getattr(value, "item", None)  # numpy scalar
-    if callable(item) and getattr(value, "shape", None) == ():
-        return jsonable(item())
-    tolist = getattr(value, "tolist", None)  # numpy array
-    if callable(tolist):
-        return jsonable(tolist())
-    raise TypeError(f"{type(value).__name__} is not plain data and cannot enter the graph state: {value!r}")
+    """``value`` as plain data for the graph state (:func:`src.mlops.jsonutil.to_jsonable` with the
+    state's policy): non-finite floats become ``None`` (JSON has no NaN); anything that is not plain
+    data raises ``TypeError`` (a bug: only plain data may enter the state)."""
+    return to_jsonable(value, non_finite="null", strict=True)
 
 
 def _positive(name: str, value: Any, *, integer: bool, allow_none: bool = True) -> None:
