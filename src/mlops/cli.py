@@ -289,13 +289,13 @@ async def cmd_tune(args: argparse.Namespace) -> dict[str, Any]:
     prepared = prepare_features(loaded.frame, loaded.target, problem_type=args.problem, time_column=args.time_column)
     splits = split_dataset(prepared.X, prepared.y, seed=args.seed, problem_type=prepared.problem_type,
                            time_column=prepared.time_column, rare_classes="train")
-    from .metrics import BINARY, MULTICLASS
+    from .problems import CLASSIFICATION
     from .schemes import resolve_scheme, tuning_frames
 
     try:
         scheme = resolve_scheme(scheme=args.scheme, cv=args.cv, y_train=splits.y_train, y_val=splits.y_val,
                                 n_features=splits.X_train.shape[1],
-                                classification=prepared.problem_type in (BINARY, MULTICLASS),
+                                classification=prepared.problem_type in CLASSIFICATION,
                                 time_ordered=prepared.time_column is not None, time_budget=args.timeout)
     except ValueError as e:
         raise BadInput(str(e)) from e

@@ -10,13 +10,19 @@ import pandas as pd
 
 from .errors import DataValidationError, IncompatibleMetricError
 from .fitted import LabelCodec
-from .metrics import ANOMALY, BINARY, MULTICLASS, REGRESSION, MetricSpec, normalize_problem_type
+from .metrics import MetricSpec
 from .models import ModelSpec
 from .preprocessing import as_frame
+from .problems import (
+    ANOMALY,
+    BINARY,
+    CLASSIFICATION,
+    REGRESSION,
+    normalize_problem_type,
+)
 
 __all__ = ["validate_training_data", "check_metric_supported"]
 
-_CLASSIFICATION = (BINARY, MULTICLASS)
 
 
 def _n_rows(a: Any) -> int:
@@ -52,7 +58,7 @@ def validate_training_data(problem_type: str, X_train: Any, y_train: Any, X_val:
             )
         Xva = Xva.loc[:, list(Xtr.columns)]
         _check_y("y_val", Xva, y_val, pt)
-        if pt in _CLASSIFICATION:
+        if pt in CLASSIFICATION:
             LabelCodec(y_train).encode(y_val, name="y_val")
     elif require_val:
         raise DataValidationError("validation data (X_val, y_val) is required unless cv is given")
@@ -77,7 +83,7 @@ def _check_y(name: str, X: pd.DataFrame, y: Any, pt: str) -> None:
             raise DataValidationError(f"{name} must be numeric for regression, got dtype {s.dtype}")
         if not np.isfinite(s.to_numpy(dtype=float)).all():
             raise DataValidationError(f"{name} contains infinite values; regression targets must be finite")
-    if pt in _CLASSIFICATION and name == "y_train":
+    if pt in CLASSIFICATION and name == "y_train":
         n_classes = s.nunique()
         if n_classes < 2:
             raise DataValidationError(

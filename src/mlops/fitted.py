@@ -14,12 +14,12 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from .errors import DataValidationError
-from .metrics import ANOMALY, BINARY, MULTICLASS, MetricSpec
+from .metrics import MetricSpec
 from .preprocessing import as_frame
+from .problems import ANOMALY, BINARY, CLASSIFICATION
 
 __all__ = ["LabelCodec", "TunedModel", "anomaly_labels"]
 
-_CLASSIFICATION = (BINARY, MULTICLASS)
 
 
 class LabelCodec:
@@ -107,7 +107,7 @@ class TunedModel(BaseEstimator):
         return _prediction(self.estimator, self._transform(X), metric, self.problem_type)
 
     def encode_labels(self, y: Any) -> np.ndarray:
-        if self.problem_type in _CLASSIFICATION:
+        if self.problem_type in CLASSIFICATION:
             return LabelCodec.from_classes(self.classes).encode(y)
         if self.problem_type == ANOMALY:
             return anomaly_labels(y)

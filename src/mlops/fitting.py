@@ -17,9 +17,10 @@ import optuna
 import pandas as pd
 
 from .fitted import LabelCodec, TunedModel
-from .metrics import BINARY, MULTICLASS, REGRESSION, ANOMALY, MetricSpec, normalize_problem_type
+from .metrics import MetricSpec
 from .models import ModelSpec
 from .preprocessing import build_preprocessor
+from .problems import ANOMALY, BINARY, MULTICLASS, REGRESSION, normalize_problem_type
 from .reporters import NullReporter, Reporter, TrialCancelled
 
 __all__ = ["FitResult", "REFIT_MODES", "fit_model", "concat_rows", "scaled_rounds", "uses_early_stopping"]

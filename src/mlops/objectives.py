@@ -37,10 +37,18 @@ from sklearn.model_selection import (
 from .data_checks import check_metric_supported, validate_training_data
 from .errors import ConfigurationError, DataValidationError
 from .fitted import LabelCodec, TunedModel, anomaly_labels
-from .fitting import REFIT_MODES, FitResult, concat_rows, fit_model, scaled_rounds, uses_early_stopping
-from .metrics import ANOMALY, BINARY, MULTICLASS, default_metric, get_metric, normalize_problem_type, score_predictions
+from .fitting import (
+    REFIT_MODES,
+    FitResult,
+    concat_rows,
+    fit_model,
+    scaled_rounds,
+    uses_early_stopping,
+)
+from .metrics import default_metric, get_metric, score_predictions
 from .models import ModelSpec, get_model_spec, threads_per_trial
 from .preprocessing import build_preprocessor
+from .problems import ANOMALY, CLASSIFICATION, normalize_problem_type
 from .reporters import Evaluation, NullReporter, Reporter, TrialCancelled, TrialReporter
 from .search_space import SearchSpace, parse_search_space
 from .types import SOURCE_ATTR
@@ -64,7 +72,6 @@ __all__ = [
     "check_metric_supported",
 ]
 
-_CLASSIFICATION = (BINARY, MULTICLASS)
 #: how CV folds are drawn: "auto" (stratified for classification, shuffled k-fold otherwise),
 #: "stratified", "kfold", "timeseries" (each fold trains on earlier rows, scores on later ones).
 CV_STRATEGIES = ("auto", "stratified", "kfold", "timeseries")
@@ -123,7 +130,7 @@ class ModelObjective:
         Xtr, ytr, Xva, yva = validate_training_data(self.problem_type, X_train, y_train, X_val, y_val,
                                                     require_val=cv is None)
         self.X_train, self.X_val = Xtr, Xva
-        if self.problem_type in _CLASSIFICATION:
+        if self.problem_type in CLASSIFICATION:
             self.codec: LabelCodec | None = LabelCodec(ytr)
             self.y_train = self.codec.encode(ytr, name="y_train")
             self.y_val = None if yva is None else self.codec.encode(yva, name="y_val")
@@ -236,12 +243,12 @@ class ModelObjective:
             return [fold(self.X_train, self.y_train, self.X_val, self.y_val)]
         strategy = self.cv_strategy
         if strategy == "auto":
-            strategy = "stratified" if self.problem_type in _CLASSIFICATION else "kfold"
+            strategy = "stratified" if self.problem_type in CLASSIFICATION else "kfold"
         y_for_split = self.y_train if self.y_train is not None else np.zeros(len(self.X_train))
         repeats = self.cv_repeats
         if strategy == "timeseries":
             splitter: Any = TimeSeriesSplit(n_splits=self.cv)
-        elif strategy == "stratified" and self.problem_type in _CLASSIFICATION + (ANOMALY,):
+        elif strategy == "stratified" and self.problem_type in CLASSIFICATION + (ANOMALY,):
             min_count = int(np.bincount(np.asarray(y_for_split, dtype=np.int64)).min())
             if min_count < self.cv:
                 raise DataValidationError(

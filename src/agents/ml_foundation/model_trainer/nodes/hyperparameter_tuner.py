@@ -35,10 +35,11 @@ import pandas as pd
 from langgraph.runtime import Runtime
 
 from src.mlops.errors import DataValidationError
-from src.mlops.metrics import BINARY, MULTICLASS, default_metric, get_metric
+from src.mlops.metrics import default_metric, get_metric
 from src.mlops.models import get_model_spec
 from src.mlops.optimizer import uses_budget
 from src.mlops.optuna_optimizer import run_hyperparameter_optimization
+from src.mlops.problems import CLASSIFICATION
 from src.mlops.schemes import EvaluationScheme, resolve_scheme, tuning_frames
 from src.mlops.splits import load_frame_ref
 from src.mlops.types import (
@@ -155,7 +156,7 @@ def scheme_for(state: Mapping[str, Any], y_train: pd.Series, y_val: pd.Series, n
     state's settings; the time budget the rule weighs is ``time_budget`` or ``timeout``)."""
     return resolve_scheme(
         scheme=setting(state, "scheme"), cv=setting(state, "cv"), y_train=y_train, y_val=y_val, n_features=n_features,
-        classification=state["problem_type"] in (BINARY, MULTICLASS),
+        classification=state["problem_type"] in CLASSIFICATION,
         time_ordered=setting(state, "time_column") is not None,
         time_budget=setting(state, "time_budget") or setting(state, "timeout"),
     )

@@ -27,8 +27,8 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from src.mlops.datasets import ANOMALY, BINARY, MULTICLASS, REGRESSION
 from src.mlops.metrics import get_metric, score_predictions
+from src.mlops.problems import ANOMALY, BINARY, MULTICLASS, REGRESSION
 from src.mlops.splits import load_frame_ref
 
 from ..artifacts import load_model_artifact, update_artifact_metadata
