@@ -66,6 +66,8 @@ class OptimizationResult:
     default_params: dict[str, Any] = field(default_factory=dict)
     defaults_value: float | None = None
     best_user_attrs: dict[str, Any] = field(default_factory=dict)
+    #: user attributes of the defaults trial (its boosting round count, fit time...), if it completed
+    defaults_user_attrs: dict[str, Any] = field(default_factory=dict)
     pareto_front: list[dict[str, Any]] = field(default_factory=list)
     algorithm: str | None = None
     problem_type: str | None = None

@@ -15,6 +15,7 @@ A resumed run needs the same context again (same ``hpo_home`` and ``optuna_stora
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,8 @@ class ModelTrainerContext:
         history: the history database (a :class:`~src.mlops.persistence.HistoryRepository`);
             ``register_model`` records there the digests of the model artifacts the run wrote, so
             ``load_recorded_artifact`` can check a folder later (``None``: the state keeps them only).
+        started_at: epoch seconds at which the run started (default: when the context was made);
+            ``state["time_budget"]`` counts from here. The CLI passes its process start.
     """
 
     hpo_home: Path = field(default_factory=default_hpo_home)
@@ -78,6 +81,7 @@ class ModelTrainerContext:
     patience: int | None = None
     registered_model_name: str | None = None
     history: HistoryRepository | None = None
+    started_at: float = field(default_factory=time.time)
 
     def __post_init__(self) -> None:
         self.hpo_home = Path(self.hpo_home).expanduser().resolve()

@@ -18,6 +18,7 @@ run is ``"completed"``. The tracker is owned by the caller, who closes it (``awa
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from src.mlops.datasets import load_dataset
 from src.mlops.preprocessing import as_frame
 
 from ..artifacts import METADATA_FILE, MODEL_FILE, PREPARER_FILE, load_run_artifact, update_artifact_metadata
+from ..budget import record_seconds
 from ..context import ModelTrainerContext, get_context
 from ..state import ModelTrainerState, RegisterUpdate, error_update, is_bad_input
 
@@ -87,6 +89,7 @@ async def register_model(state: ModelTrainerState, runtime: Runtime[ModelTrainer
         await tracker.reopen_run(parent)  # a resumed run: same record, not a new one
     model_dir = Path(state["model_path"])
     preparer = model_dir / PREPARER_FILE
+    started = time.monotonic()
     uri = await tracker.log_final_model(
         model_dir / MODEL_FILE, preparer_file=preparer if preparer.is_file() else None, raw_sample=raw,
         files=[model_dir / METADATA_FILE], metrics=_metrics(state),
@@ -94,6 +97,8 @@ async def register_model(state: ModelTrainerState, runtime: Runtime[ModelTrainer
         registered_model_name=ctx.registered_model_name,
     )
     ended = await tracker.end_run("FINISHED" if uri else "FAILED")
+    # the next run's time budget keeps this much for the upload (see budget.py)
+    await asyncio.to_thread(record_seconds, ctx.hpo_home, "mlflow_model_upload", time.monotonic() - started)
     run_id = tracker.parent_run_id
     error = None
     if uri is None or not ended:
