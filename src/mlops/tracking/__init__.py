@@ -7,10 +7,12 @@
   redacted) and the search space as ``search_space.json``; :meth:`MLflowTracker.reopen_run` reopens
   a parent run by id (a resumed graph run whose process died keeps its record);
 * ``on_trial_finished`` logs one *nested run per trial* (params, objective value(s), duration,
-  state, fail reason; intermediate values optionally) without waiting: a local store's trial runs
-  are written by a child process, a server's by the tracker's writer thread;
-* ``on_study_end`` waits for the queued writes, then logs best value/params and trial counts on the
-  parent run and terminates it (FINISHED, or FAILED without a completed trial);
+  state, fail reason; intermediate values optionally) without waiting: the tracker's writer thread
+  writes it. A local SQLite store is switched to WAL with ``synchronous=NORMAL`` commits
+  (:func:`._store.prepare_sqlite_store`): a nested run then costs milliseconds, not the ~100 ms of
+  SQLite's default full sync per commit, so the writer keeps up with the study;
+* ``on_study_end`` queues (without waiting) the best value/params and trial counts for the parent
+  run, and its termination (FINISHED, or FAILED without a completed trial);
 * :meth:`MLflowTracker.log_final_model` logs the saved model as a portable pyfunc that takes the
   user's raw rows (:mod:`._model`, :mod:`._pyfunc`).
 
@@ -29,7 +31,7 @@ overrides both. ``HPO_HOME`` defaults to ``./.hpo``.
 
 Modules: ``_store`` (URIs, store locations, HTTP settings), ``_writer`` (the writer thread),
 ``_tracker`` (the tracker and its breaker), ``_runs`` (trial snapshots, nested runs, batching and
-value cleaning), ``_child`` (the trial-writer process), ``_model`` (logging the pyfunc model),
+value cleaning), ``_model`` (logging the pyfunc model),
 ``_pyfunc`` (the pyfunc model itself).
 """
 

@@ -169,17 +169,19 @@ class Breaker:
             self._set_error(f"{what}: {e}")
             return None
 
-    def _submit_background(self, job: Callable[..., Any], *args: Any) -> None:
+    def _submit_background(self, job: Callable[..., Any], *args: Any) -> concurrent.futures.Future[Any] | None:
+        """Queue ``job`` on the writer without waiting; its future (``None`` when dropped: queue full)."""
         assert self._worker is not None
         while self._pending and self._pending[0].done():
             self._pending.popleft()
         if len(self._pending) >= self.max_pending:
             self._drop()
             self._set_error(f"more than {self.max_pending} MLflow writes queued; write dropped")
-            return
+            return None
         fut = self._worker.submit(self._guarded, job, *args)
         fut.add_done_callback(_consume_exception)
         self._pending.append(fut)
+        return fut
 
     async def _wait_pending(self, timeout: float) -> bool:
         """Wait for the writes queued with :meth:`_submit_background`; ``False`` (breaker opens) on timeout."""

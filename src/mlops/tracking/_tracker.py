@@ -13,7 +13,6 @@ from ..errors import ConfigurationError
 from ..jsonutil import to_jsonable
 from ..redaction import redact_secrets
 from ..types import OptimizationResult, StudyContext
-from ._child import TrialWriterProcess
 from ._runs import (
     MAX_TAG_VALUE,
     PARENT_TAG,
@@ -28,7 +27,14 @@ from ._runs import (
     summarize,
     write_trial,
 )
-from ._store import artifact_location, default_call_timeout, http_settings, is_remote, resolve_tracking_uri, sqlite_path
+from ._store import (
+    artifact_location,
+    default_call_timeout,
+    http_settings,
+    is_remote,
+    prepare_sqlite_store,
+    resolve_tracking_uri,
+)
 from ._breaker import Breaker, Dropped
 
 if TYPE_CHECKING:
@@ -121,7 +127,8 @@ class MLflowTracker(Breaker):
         self._existing_params: set[str] = set()
         self._logged_trials: set[int] = set()
         self._run_open = False
-        self._trial_writer: TrialWriterProcess | None = None
+        #: the queued job opening the parent run (see on_study_start)
+        self._starting: Any = None
         if self.enabled:
             self._start_writer(self._init_client)
 
@@ -149,26 +156,20 @@ class MLflowTracker(Breaker):
         if not self.enabled:
             return True
         timeout = self.flush_timeout_s if timeout_s is None else timeout_s
-        if self._trial_writer is not None:
-            outcome = await asyncio.to_thread(self._trial_writer.flush, timeout)
-            if outcome is None:
-                self._trip(f"the MLflow trial writer did not finish its queue within {timeout:.1f}s")
-                return False
-            _, failed, error = outcome
-            if failed:
-                self._drop(failed)
-                self._set_error(f"trial writes failed: {error}")
         return await self._wait_pending(timeout)
 
     # ---------------------------------------------------------------- writer-side jobs
 
     def _init_client(self) -> None:
+        """The writer thread's first job (from the constructor, so it overlaps the caller's own start-up):
+        import MLflow, prepare a local SQLite store; for a local store, also open it and find or create
+        the experiment now (a server is contacted only by the first awaited call, under its deadline)."""
         from mlflow import MlflowClient
 
-        db = sqlite_path(self.tracking_uri)
-        if db is not None:
-            db.parent.mkdir(parents=True, exist_ok=True)
+        prepare_sqlite_store(self.tracking_uri)
         self._client = MlflowClient(tracking_uri=self.tracking_uri)
+        if not self._remote:
+            self._ensure_experiment()
 
     def _ensure_experiment(self) -> str:
         if self.experiment_id is not None:
@@ -317,30 +318,42 @@ class MLflowTracker(Breaker):
             ("value",) if len(context.directions) <= 1 else tuple(f"value_{i}" for i in range(len(context.directions)))
         )
 
-    def _start_trial_writer(self) -> None:
-        if not self.log_trials or self._remote or self._trial_writer is not None or not self.experiment_id:
-            return
-        # Local store: nested trial runs are written by a child process (MLflow's ORM work would
-        # otherwise compete with the study for this process's GIL).
-        study_name = self._context.study_name if self._context else ""
-        setup = {"exp_id": self.experiment_id, "parent_run_id": self.parent_run_id, "study_name": study_name,
-                 "metric_names": self._metric_names, "log_intermediate": self.log_intermediate}
-        try:
-            self._trial_writer = TrialWriterProcess(self.tracking_uri, setup)
-        except Exception as e:  # noqa: BLE001 - fall back to the writer thread
-            self._set_error(f"trial writer process: {type(e).__name__}: {e}")
-
     async def on_study_start(self, study: optuna.Study | None, context: StudyContext) -> None:
         """Create or resume the parent run of ``context.study_name`` (``study`` is not used: a run
-        without a study, e.g. with tuning disabled, passes ``None``)."""
+        without a study, e.g. with tuning disabled, passes ``None``).
+
+        A local store's run is queued, not awaited: the study's first trials start while MLflow
+        opens its store and the run (the trial writes queue behind it); :meth:`wait_started` awaits
+        it where the run id is needed. A server's is awaited under the call deadline, so that an
+        unreachable server opens the breaker at once instead of holding the writer queue."""
         if not self.enabled:
             return
         self._set_context(context)
-        result = await self._call(self._start_job, context, what="start study run")
-        if result is not None:
-            self.parent_run_id, self._existing_params, self._logged_trials = result
-            self._run_open = True
-            self._start_trial_writer()
+        if self._remote:
+            result = await self._call(self._start_job, context, what="start study run")
+            if result is not None:
+                self.parent_run_id, self._existing_params, self._logged_trials = result
+                self._run_open = True
+            return
+        self._starting = self._submit_background(self._open_job, context)
+
+    def _open_job(self, context: StudyContext) -> None:
+        self.parent_run_id, self._existing_params, self._logged_trials = self._start_job(context)
+        self._run_open = True
+
+    async def wait_started(self) -> str | None:
+        """The parent run id once the run queued by :meth:`on_study_start` is open (``None`` when
+        tracking is off or MLflow failed within the call deadline: see :attr:`last_error`)."""
+        starting = self._starting
+        if not self.enabled or starting is None or self.parent_run_id is not None:
+            return self.parent_run_id
+        try:
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(starting)), timeout=self.call_timeout_s)
+        except (asyncio.TimeoutError, TimeoutError):
+            self._trip(f"start study run: no answer from {self.tracking_uri} within {self.call_timeout_s:.1f}s")
+        except Exception:  # noqa: BLE001 - counted by the guarded job; the reason is in last_error
+            pass
+        return self.parent_run_id
 
     async def reopen_run(self, run_id: str, context: StudyContext | None = None) -> bool:
         """Reopen the parent run ``run_id`` (a resumed graph run whose process died): status back to
@@ -364,7 +377,7 @@ class MLflowTracker(Breaker):
         if self._context is None:
             directions = tuple(d.name.lower() for d in study.directions)
             await self.on_study_start(study, StudyContext(study_name=study.study_name, directions=directions))
-        if self._broken.is_set() or self.parent_run_id is None:
+        if self._broken.is_set() or (self.parent_run_id is None and self._starting is None):
             self._drop()
             return
         try:
@@ -373,24 +386,20 @@ class MLflowTracker(Breaker):
             self._drop()
             self._set_error(f"trial snapshot failed: {type(e).__name__}: {e}")
             return
-        if self._trial_writer is not None:
-            if record.number not in self._logged_trials:
-                self._trial_writer.put(record)
-                self._logged_trials.add(record.number)
-            return
         self._submit_background(self._trial_job, record)
 
     async def on_study_end(self, study: optuna.Study, result: OptimizationResult) -> None:
         """Log best value/params and counts on the parent run and terminate it."""
         if not self.enabled:
             return
-        await self.flush()
-        if self.parent_run_id is None:
+        if self.parent_run_id is None and self._starting is None:
             self._drop()
             return
         summary = summarize(result, self._metric_names)
         status = "FINISHED" if (getattr(result, "n_completed", 0) or 0) > 0 else "FAILED"
-        await self._call(self._end_job, summary, status, what="end study run")
+        # Queued behind the trial writes, not awaited: the study's caller (final fits under a time
+        # budget) does not wait for MLflow; flush(), log_final_model() and aclose() do.
+        self._submit_background(self._end_job, summary, status)
         self._run_open = False
 
     # ---------------------------------------------------------------- final model and lifecycle
@@ -451,9 +460,6 @@ class MLflowTracker(Breaker):
     def close(self, timeout_s: float | None = None) -> None:
         """Stop the writer thread after the queued writes (waits at most ``timeout_s``, default
         ``flush_timeout_s``). Blocking: in async code use :meth:`aclose`."""
-        if self._trial_writer is not None:
-            self._trial_writer.stop(self.flush_timeout_s if timeout_s is None else timeout_s)
-            self._trial_writer = None
         if self._worker is not None:
             finished = self._worker.stop(self.flush_timeout_s if timeout_s is None else timeout_s)
             if not finished and not self._broken.is_set():
