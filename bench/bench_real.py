@@ -270,7 +270,8 @@ class Runner:
         record = {"key_id": cell.key_id, "key": cell.key, "table": cell.table.name, "seed": cell.seed,
                   "budget": cell.budget, "arm": cell.arm, "problem_type": cell.table.problem_type,
                   "metric": peers.PRIMARY[cell.table.problem_type][0], **res, "core": core, "jobs": self.jobs,
-                  "finished_at": dt.datetime.now().isoformat(timespec="seconds"), "nproc": os.cpu_count()}
+                  "finished_at": dt.datetime.now().isoformat(timespec="seconds"), "nproc": os.cpu_count(),
+                  "loadavg_1m_at_end": os.getloadavg()[0]}
         if cell.arm.startswith("ours"):
             record.update(budget_flag=self.product.budget_flag, cli_args=cell.key["cli_args"],
                           product=self.product.state())
@@ -383,11 +384,16 @@ def write_report(args: argparse.Namespace, selected: real_report.Cells, tables: 
     import optuna
     meta = {"command": "./run bench bench_real " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
             "date": dt.datetime.now().isoformat(timespec="seconds"), "nproc": os.cpu_count(),
-            "cpu": _cpu_model(), "python": platform.python_version(), "jobs": args.jobs,
+            "cpu": _cpu_model(), "python": platform.python_version(),
             "product_root": str(product.root), "product_now": product.state(), "budget_flag": product.budget_flag,
             "ours_products": [json.loads(c) for c in commits], "bench_commit": _bench_commit(),
             "versions": {"lightgbm": lightgbm.__version__, "optuna": optuna.__version__, "flaml": flaml.__version__},
             "note": args.note, "variants": args.variant, "protocol": PROTOCOL, "peers_version": peers.PEERS_VERSION}
+    jobs_used = sorted({r["jobs"] for r in selected.values() if r.get("jobs")})
+    meta["jobs"] = jobs_used
+    loads = sorted(r["loadavg_1m_at_end"] for r in selected.values() if r.get("loadavg_1m_at_end") is not None)
+    if loads:
+        meta["loadavg_1m_at_cell_end"] = {"median": loads[len(loads) // 2], "max": loads[-1], "n": len(loads)}
     md_path = Path(args.md)
     json_path = Path(args.json) if args.json else md_path.with_suffix(".json")
     md_path.parent.mkdir(parents=True, exist_ok=True)
@@ -399,7 +405,9 @@ def write_report(args: argparse.Namespace, selected: real_report.Cells, tables: 
     prods = ", ".join(f"`{p['commit'][:12]}`" + (f" + uncommitted changes ({p['dirty_digest']})" if p.get("dirty") else "")
                       for p in meta["ours_products"]) or "-"
     lines += [f"- command: `{meta['command']}`", f"- date: {meta['date'][:10]}; machine: nproc {meta['nproc']} "
-              f"({meta['cpu']}), {args.jobs} cell(s) at a time, each pinned to one core",
+              f"({meta['cpu']}), {'/'.join(map(str, jobs_used)) or '-'} cell(s) at a time, each pinned to one core"
+              + (f"; 1-min load average at the end of a cell: median {loads[len(loads) // 2]:.1f}, max {loads[-1]:.1f}"
+                 " (other work shares the machine)" if loads else ""),
               f"- product commit of the ours cells: {prods}; budget flag: `{product.budget_flag}`"
               + ("" if product.auto_ok else "; `--algorithm auto` not accepted by this CLI (no ours-auto arm)"),
               f"- bench commit `{meta['bench_commit']}`; lightgbm {meta['versions']['lightgbm']}, "
@@ -497,20 +505,26 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-real-")) if own_work else args.workdir.resolve()
     (work / "cells").mkdir(parents=True, exist_ok=True)
     args.cache.parent.mkdir(parents=True, exist_ok=True)
-    cells = plan_cells(tables, args.seeds, args.budgets, arms, product, variants, work)
+    # --arms limits what runs; the report shows every arm with a cached cell (so `--arms ours` after a
+    # product change reports the new ours against the cached peers)
+    cells = plan_cells(tables, args.seeds, args.budgets, list(dict.fromkeys([*all_arms, *arms])), product,
+                       variants, work)
     runner = None
     try:
         if not args.report:
             cached = {r["key_id"]: r for r in load_cache(args.cache)}
-            todo = [c for c in cells if c.arm in args.rerun or c.key_id not in cached
+            planned = [c for c in cells if c.arm in arms]
+            todo = [c for c in planned if c.arm in args.rerun or c.key_id not in cached
                     or (args.rerun_failed and not cached[c.key_id].get("ok"))]
-            print(f"{len(cells)} cells planned, {len(cells) - len(todo)} cached, {len(todo)} to run "
+            print(f"{len(planned)} cells planned, {len(planned) - len(todo)} cached, {len(todo)} to run "
                   f"({args.jobs} at a time); cache {args.cache}; work dir {work}", flush=True)
             if todo:
                 runner = Runner(args.cache, work, product, args.jobs)
                 run_cells(runner, todo)
         if not args.no_report:
-            write_report(args, select(load_cache(args.cache), cells, args.ours_commit), tables, arms, product)
+            selected = select(load_cache(args.cache), cells, args.ours_commit)
+            shown = [a for a in all_arms if a == "ours" or any(k[3] == a for k in selected)]
+            write_report(args, selected, tables, shown, product)
     finally:
         if runner is not None:
             stop_embedded_postgres(product, runner.hpo_home)
