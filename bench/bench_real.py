@@ -72,6 +72,7 @@ OURS_AUTO = "ours-auto"
 PRODUCT_PATHS = ("src", "database", "pyproject.toml")
 DEFAULT_CACHE = HERE / "results-real" / "cells.jsonl"
 DEFAULT_MD = HERE / "results-real" / "report.md"
+COMMAND = "./run bench bench_real " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
 # ------------------------------------------------------------------------------------------ product
@@ -271,7 +272,7 @@ class Runner:
                   "budget": cell.budget, "arm": cell.arm, "problem_type": cell.table.problem_type,
                   "metric": peers.PRIMARY[cell.table.problem_type][0], **res, "core": core, "jobs": self.jobs,
                   "finished_at": dt.datetime.now().isoformat(timespec="seconds"), "nproc": os.cpu_count(),
-                  "loadavg_1m_at_end": os.getloadavg()[0]}
+                  "loadavg_1m_at_end": os.getloadavg()[0], "bench_command": COMMAND}
         if cell.arm.startswith("ours"):
             record.update(budget_flag=self.product.budget_flag, cli_args=cell.key["cli_args"],
                           product=self.product.state())
@@ -382,7 +383,8 @@ def write_report(args: argparse.Namespace, selected: real_report.Cells, tables: 
     import flaml
     import lightgbm
     import optuna
-    meta = {"command": "./run bench bench_real " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    run_commands = sorted({r["bench_command"] for r in selected.values() if r.get("bench_command")})
+    meta = {"command": COMMAND, "cells_run_by": run_commands,
             "date": dt.datetime.now().isoformat(timespec="seconds"), "nproc": os.cpu_count(),
             "cpu": _cpu_model(), "python": platform.python_version(),
             "product_root": str(product.root), "product_now": product.state(), "budget_flag": product.budget_flag,
@@ -404,7 +406,9 @@ def write_report(args: argparse.Namespace, selected: real_report.Cells, tables: 
         lines += [args.note, ""]
     prods = ", ".join(f"`{p['commit'][:12]}`" + (f" + uncommitted changes ({p['dirty_digest']})" if p.get("dirty") else "")
                       for p in meta["ours_products"]) or "-"
-    lines += [f"- command: `{meta['command']}`", f"- date: {meta['date'][:10]}; machine: nproc {meta['nproc']} "
+    lines += [f"- command: `{meta['command']}`"
+              + ("" if run_commands in ([], [COMMAND]) else "; cells run by: " + ", ".join(f"`{c}`" for c in run_commands)),
+              f"- date: {meta['date'][:10]}; machine: nproc {meta['nproc']} "
               f"({meta['cpu']}), {'/'.join(map(str, jobs_used)) or '-'} cell(s) at a time, each pinned to one core"
               + (f"; 1-min load average at the end of a cell: median {loads[len(loads) // 2]:.1f}, max {loads[-1]:.1f}"
                  " (other work shares the machine)" if loads else ""),

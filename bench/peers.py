@@ -72,7 +72,9 @@ def score(pt: str, y_true: Any, classes: Any = None, proba: Any = None, pred: An
         raise ValueError(f"test labels {unknown} are not among the model's classes {cls}")
     proba = np.clip(np.asarray(proba, dtype=float), 1e-15, 1 - 1e-15)
     proba = proba / proba.sum(axis=1, keepdims=True)
-    out = {"log_loss": float(log_loss(y, proba, labels=cls)),
+    # sklearn's log_loss takes the columns in the lexicographic order of the labels: '0', '10', '2'...
+    order = np.argsort(np.asarray(cls))
+    out = {"log_loss": float(log_loss(y, proba[:, order], labels=[cls[i] for i in order])),
            "accuracy": float(accuracy_score(y, np.asarray(cls)[proba.argmax(axis=1)]))}
     if pt == "binary_classification":
         out["roc_auc"] = float(roc_auc_score(y == cls[1], proba[:, 1]))
