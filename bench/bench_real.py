@@ -64,7 +64,7 @@ sys.path.insert(0, str(HERE))  # the bench modules below, by name (the cell runn
 
 import real_report  # noqa: E402
 from real_cell import load_bench_module  # noqa: E402
-from real_tables import TABLES, RealTable, check_tables, describe, find_tables, load_table, write_split  # noqa: E402
+from real_tables import RealTable, check_tables, describe, find_tables, load_table, write_split  # noqa: E402
 
 peers = load_bench_module("peers")
 PROTOCOL = 1  # bump when the split, the scoring or the cell protocol changes (invalidates the whole cache)
@@ -72,7 +72,24 @@ OURS_AUTO = "ours-auto"
 PRODUCT_PATHS = ("src", "database", "pyproject.toml")
 DEFAULT_CACHE = HERE / "results-real" / "cells.jsonl"
 DEFAULT_MD = HERE / "results-real" / "report.md"
-COMMAND = "./run bench bench_real " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _command(argv: list[str]) -> str:
+    """This invocation as a shell command, with a long --note elided (it is printed in the report anyway)."""
+    shown, skip = [], False
+    for a in argv:
+        if skip:
+            shown.append("'...'")
+            skip = False
+        elif a == "--note":
+            shown.append(a)
+            skip = True
+        else:
+            shown.append(shlex.quote(a) if not a.startswith("--note=") else "--note='...'")
+    return " ".join(["./run bench bench_real", *shown])
+
+
+COMMAND = _command(sys.argv[1:])
 
 
 # ------------------------------------------------------------------------------------------ product
@@ -379,7 +396,7 @@ def write_report(args: argparse.Namespace, selected: real_report.Cells, tables: 
                 if not r.get("ok") and a != "ours_defaults"]
     commits = sorted({json.dumps(r.get("product"), sort_keys=True) for (_, _, _, a), r in selected.items()
                       if a.startswith("ours") and r.get("product")})
-    facts = [describe(t, load_table(t)) for t in tables]
+    facts = [{**describe(t, load_table(t)), "note": t.note} for t in tables]
     import flaml
     import lightgbm
     import optuna
@@ -392,7 +409,7 @@ def write_report(args: argparse.Namespace, selected: real_report.Cells, tables: 
             "versions": {"lightgbm": lightgbm.__version__, "optuna": optuna.__version__, "flaml": flaml.__version__},
             "note": args.note, "variants": args.variant, "protocol": PROTOCOL, "peers_version": peers.PEERS_VERSION}
     jobs_used = sorted({r["jobs"] for r in selected.values() if r.get("jobs")})
-    meta["jobs"] = jobs_used
+    meta.update(jobs=jobs_used, n_cells=sum(k[3] != "ours_defaults" for k in selected), auto_accepted=product.auto_ok)
     loads = sorted(r["loadavg_1m_at_end"] for r in selected.values() if r.get("loadavg_1m_at_end") is not None)
     if loads:
         meta["loadavg_1m_at_cell_end"] = {"median": loads[len(loads) // 2], "max": loads[-1], "n": len(loads)}
@@ -401,35 +418,7 @@ def write_report(args: argparse.Namespace, selected: real_report.Cells, tables: 
     md_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps({"meta": meta, "tables": facts, "budgets": budgets, "failures": failures},
                                     indent=1, default=str) + "\n")
-    lines = ["# bench_real: `hpo train` vs LightGBM defaults, plain Optuna and FLAML on real tables", ""]
-    if args.note:
-        lines += [args.note, ""]
-    prods = ", ".join(f"`{p['commit'][:12]}`" + (f" + uncommitted changes ({p['dirty_digest']})" if p.get("dirty") else "")
-                      for p in meta["ours_products"]) or "-"
-    lines += [f"- command: `{meta['command']}`"
-              + ("" if run_commands in ([], [COMMAND]) else "; cells run by: " + ", ".join(f"`{c}`" for c in run_commands)),
-              f"- date: {meta['date'][:10]}; machine: nproc {meta['nproc']} "
-              f"({meta['cpu']}), {'/'.join(map(str, jobs_used)) or '-'} cell(s) at a time, each pinned to one core"
-              + (f"; 1-min load average at the end of a cell: median {loads[len(loads) // 2]:.1f}, max {loads[-1]:.1f}"
-                 " (other work shares the machine)" if loads else ""),
-              f"- product commit of the ours cells: {prods}; budget flag: `{product.budget_flag}`"
-              + ("" if product.auto_ok else "; `--algorithm auto` not accepted by this CLI (no ours-auto arm)"),
-              f"- bench commit `{meta['bench_commit']}`; lightgbm {meta['versions']['lightgbm']}, "
-              f"optuna {meta['versions']['optuna']}, flaml {meta['versions']['flaml']}",
-              "- protocol: per (table, seed) one 80/20 dev/test split (stratified for classification); every arm "
-              "sees dev.csv only, scored on the same raw test rows; the ours arms run `hpo train` end to end "
-              "(embedded PostgreSQL, local MLflow) and their saved artifact predicts the raw test rows; "
-              "cells killed at 3 x budget + 60 s count as failed; a failed cell is worse than any score",
-              f"- tie: |diff| <= {real_report.TIE_ABS:g} for ROC-AUC and log loss, <= {real_report.TIE_REL:g} "
-              "x |peer| for RMSE. ours_defaults is the defaults model ours reports (a diagnostic, not an arm)", ""]
-    lines += ["## Tables", ""] + real_report._table(
-        ["table", "rows", "features (string, with NaN)", "problem", "target", "note"],
-        [[f["table"], str(f["rows"]), f"{f['features']} ({f['string_columns']}, {f['columns_with_nan']})",
-          f["problem_type"].replace("_classification", ""), f["target"], t.note] for f, t in zip(facts, tables)]) + [""]
-    for rep in budgets.values():
-        lines += real_report.budget_markdown(rep, pts)
-    lines += real_report.failures_markdown(failures)
-    md_path.write_text("\n".join(lines))
+    md_path.write_text(real_report.markdown(meta, facts, budgets, failures, pts))
     print(f"report: {md_path} and {json_path}")
 
 

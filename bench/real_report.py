@@ -290,3 +290,43 @@ def failures_markdown(failures: list[dict[str, Any]]) -> list[str]:
     rows = [[f["table"], str(f["seed"]), f"{f['budget']:g}", f["arm"], ("killed: " if f.get("timed_out") else "")
              + str(f.get("error") or "")[:300].replace("|", "/").replace("\n", " ")] for f in failures]
     return ["## Failed cells", ""] + _table(["table", "seed", "budget", "arm", "error"], rows) + [""]
+
+
+def markdown(meta: dict[str, Any], facts: list[dict[str, Any]], budgets: dict[str, dict[str, Any]],
+             failures: list[dict[str, Any]], pts: dict[str, str]) -> str:
+    """The whole report: header (command, date, machine, product), tables, one section per budget, failures."""
+    load = meta.get("loadavg_1m_at_cell_end")
+    lines = ["# bench_real: `hpo train` vs LightGBM defaults, plain Optuna and FLAML on real tables", ""]
+    if meta["note"]:
+        lines += [meta["note"], ""]
+    trees: dict[tuple[str, str | None], list[str]] = {}
+    for p in meta["ours_products"]:
+        trees.setdefault((p.get("tree", "?"), p.get("dirty_digest")), []).append(p["commit"][:12])
+    prods = "; ".join(f"product tree `{tree}`" + (f" + uncommitted changes `{dirty}`" if dirty else "")
+                      + f" (commit{'s' if len(c) > 1 else ''} {', '.join(f'`{x}`' for x in c)})"
+                      for (tree, dirty), c in trees.items()) or "-"
+    lines += [f"- command: `{meta['command']}`"
+              + ("" if meta["cells_run_by"] in ([], [meta["command"]]) else "; cells run by (where recorded): " + ", ".join(f"`{c}`" for c in meta["cells_run_by"])),
+              f"- date: {meta['date'][:10]}; machine: nproc {meta['nproc']} "
+              f"({meta['cpu']}), {'/'.join(map(str, meta['jobs'])) or '-'} cell(s) at a time, each pinned to one core"
+              + (f"; 1-min load average at the end of a cell: median {load['median']:.1f}, max {load['max']:.1f}"
+                 f" over {load['n']} of {meta['n_cells']} cells (other work shares the machine)" if load else ""),
+              f"- the ours cells ran {prods} (the tree digests src/, database/, pyproject.toml); budget flag: "
+              f"`{meta['budget_flag']}`"
+              + ("" if meta["auto_accepted"] else "; `--algorithm auto` not accepted by this CLI (no ours-auto arm)"),
+              f"- bench commit `{meta['bench_commit']}`; lightgbm {meta['versions']['lightgbm']}, "
+              f"optuna {meta['versions']['optuna']}, flaml {meta['versions']['flaml']}",
+              "- protocol: per (table, seed) one 80/20 dev/test split (stratified for classification); every arm "
+              "sees dev.csv only, scored on the same raw test rows; the ours arms run `hpo train` end to end "
+              "(embedded PostgreSQL, local MLflow) and their saved artifact predicts the raw test rows; "
+              "cells killed at 3 x budget + 60 s count as failed; a failed cell is worse than any score",
+              f"- tie: |diff| <= {TIE_ABS:g} for ROC-AUC and log loss, <= {TIE_REL:g} "
+              "x |peer| for RMSE. ours_defaults is the defaults model ours reports (a diagnostic, not an arm)", ""]
+    lines += ["## Tables", ""] + _table(
+        ["table", "rows", "features (string, with NaN)", "problem", "target", "note"],
+        [[f["table"], str(f["rows"]), f"{f['features']} ({f['string_columns']}, {f['columns_with_nan']})",
+          f["problem_type"].replace("_classification", ""), f["target"], f.get("note", "")] for f in facts]) + [""]
+    for rep in budgets.values():
+        lines += budget_markdown(rep, pts)
+    lines += failures_markdown(failures)
+    return "\n".join(lines) + "\n"
