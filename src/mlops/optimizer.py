@@ -102,10 +102,13 @@ class _Run:
 
     study: optuna.Study
     n_trials: int | None
-    deadline: float | None
+    #: ``time.monotonic()`` at which ``timeout`` ends (None: no timeout)
+    end: float | None
     max_failures: int | None
     patience: int | None
     min_improvement: float
+    #: seconds to keep free before ``end`` (re-evaluated at every check; see ``optimize``)
+    time_reserve: Callable[[], float] | None = None
     started: float = field(default_factory=time.monotonic)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     inflight: dict[int, tuple[optuna.Trial, threading.Event]] = field(default_factory=dict)
@@ -122,6 +125,20 @@ class _Run:
     def stop(self, reason: str) -> None:
         if self.stop_reason is None:
             self.stop_reason = reason
+
+    @property
+    def deadline(self) -> float | None:
+        """When no trial may start any more and running ones are stopped: ``end`` minus the reserve."""
+        if self.end is None:
+            return None
+        if self.time_reserve is None:
+            return self.end
+        try:
+            reserve = max(0.0, float(self.time_reserve()))
+        except Exception:  # noqa: BLE001 - a broken estimate must not kill the study
+            log.exception("time_reserve raised; ignoring it")
+            reserve = 0.0
+        return self.end - reserve
 
 
 class OptunaOptimizer:
@@ -269,6 +286,7 @@ class OptunaOptimizer:
         enqueue_defaults: bool = True,
         enqueue: Iterable[Mapping[str, Any]] = (),
         enqueue_portfolio: bool = True,
+        time_reserve: Callable[[], float] | None = None,
     ) -> OptimizationResult:
         """Run trials until ``n_trials`` are done, ``timeout`` passes, or a stop rule fires.
 
@@ -282,7 +300,9 @@ class OptunaOptimizer:
         trials in this call. A fresh study of a ``ModelObjective`` starts with the model's defaults
         (``enqueue_defaults``), then the ``enqueue`` configurations, then the family's portfolio of
         robust configurations (``enqueue_portfolio``; only with the family's default search space,
-        and only as many as ``n_trials`` leaves room for).
+        and only as many as ``n_trials`` leaves room for). ``time_reserve``: a callable giving the
+        seconds to keep free before ``timeout`` ends (e.g. for final fits whose cost depends on the
+        best trial so far); the effective deadline is ``timeout`` minus its current value.
         """
         _check_positive("n_trials", n_trials, integer=True)
         _check_positive("timeout", timeout)
@@ -318,7 +338,7 @@ class OptunaOptimizer:
                 self.enqueue(study, config, source="portfolio")
 
         run = _Run(study, n_trials, None if timeout is None else time.monotonic() + timeout,
-                   max_failures, patience, min_improvement)
+                   max_failures, patience, min_improvement, time_reserve=time_reserve)
         run.has_complete = any(t.state == TrialState.COMPLETE for t in existing)
         if not multi:
             done = [t.value for t in existing if t.state == TrialState.COMPLETE and _finite(t.value)]
@@ -389,7 +409,9 @@ class OptunaOptimizer:
             if self._stop_requested:
                 run.stop("stop_requested")
                 return None
-            if run.deadline is not None and time.monotonic() >= run.deadline:
+            deadline = run.deadline
+            if deadline is not None and time.monotonic() >= deadline and (run.has_complete or run.inflight or run.n_finished):
+                # past the deadline, a study without any result still runs one trial (once)
                 run.stop("timeout")
                 return None
 
@@ -474,10 +496,13 @@ class OptunaOptimizer:
         start = time.monotonic()
         while True:
             now = time.monotonic()
+            deadline = run.deadline
             waits = [] if guard is None else [start + guard - now]
-            if run.deadline is not None and run.has_complete:
-                waits.append(run.deadline - now)
-            elif run.deadline is not None:
+            if deadline is not None and run.has_complete:
+                waits.append(deadline - now)
+                if run.time_reserve is not None:
+                    waits.append(1.0)  # the reserve may grow as other trials finish: look again
+            elif deadline is not None:
                 waits.append(1.0)  # no result yet: look again for a completion elsewhere
             timeout = max(0.0, min(waits)) if waits else None
             done, _ = await asyncio.wait({fut}, timeout=timeout)
@@ -487,7 +512,8 @@ class OptunaOptimizer:
             if guard is not None and now >= start + guard:
                 fut.cancel()
                 raise TimeoutError
-            if run.deadline is not None and run.has_complete and now >= run.deadline:
+            deadline = run.deadline
+            if deadline is not None and run.has_complete and now >= deadline:
                 cancel.set()
                 done, _ = await asyncio.wait({fut}, timeout=_DEADLINE_GRACE_S)
                 if done and not fut.cancelled() and fut.exception() is None:
