@@ -31,7 +31,7 @@ of its uncommitted changes (src/, database/, pyproject.toml: a commit touching o
 changes nothing). A re-run skips cells whose key is cached
 (failed ones too, unless --rerun-failed); --rerun ARM... runs those arms again. So after a product
 change only the ours arms run. The report takes, per cell, the newest record of the current key
-(for ours arms of another commit: --ours-commit SHA).
+(for the ours arms of another product: --ours-commit COMMIT-or-TREE, e.g. the baseline's tree).
 
 Report (--md, default bench/results-real/report.md, and JSON beside it): see bench/real_report.py.
 """
@@ -368,12 +368,14 @@ def select(records: list[dict[str, Any]], cells: list[Cell], ours_commit: str | 
         prod = r.get("product") or {}
         if prod.get("commit") and not prod.get("dirty"):
             by_commit[(r["table"], r["seed"], float(r["budget"]), r["arm"], prod["commit"])] = r
+            by_commit[(r["table"], r["seed"], float(r["budget"]), r["arm"], f"tree:{prod.get('tree')}")] = r
     out: real_report.Cells = {}
     for c in cells:
         rec = by_key.get(c.key_id)
         if ours_commit and c.arm.startswith("ours"):
             rec = next((r for (t, s, b, a, commit), r in by_commit.items() if (t, s, b, a) ==
-                        (c.table.name, c.seed, c.budget, c.arm) and commit.startswith(ours_commit)), None)
+                        (c.table.name, c.seed, c.budget, c.arm) and (commit.startswith(ours_commit)
+                                                           or commit.startswith(f"tree:{ours_commit}"))), None)
         if rec is not None:
             out[(c.budget, c.table.name, c.seed, c.arm)] = rec
             if c.arm == "ours":
@@ -469,7 +471,8 @@ def main() -> int:
     ap.add_argument("--note", default="", help="a paragraph put at the top of the report")
     ap.add_argument("--product", type=Path, default=HERE.parent, help="checkout whose .venv/bin/hpo is ours "
                                                                         "(default: this one)")
-    ap.add_argument("--ours-commit", help="report the ours arms of this (clean) product commit instead of the "
+    ap.add_argument("--ours-commit", help="report the ours arms of this clean product commit or product tree "
+                                          "(a prefix of either, as the report prints them) instead of the "
                                           "current state")
     ap.add_argument("--workdir", type=Path, help="splits, HPO_HOME and cell logs (default: a new temp dir, removed "
                                                  "at the end unless --keep-workdir)")
