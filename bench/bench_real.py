@@ -293,11 +293,14 @@ class Runner:
         if cell.arm.startswith("ours"):
             record.update(budget_flag=self.product.budget_flag, cli_args=cell.key["cli_args"],
                           product=self.product.state())
-        with self.lock:
-            with open(self.cache, "a") as f:
-                f.write(json.dumps(record, default=str) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+        line = (json.dumps(record, default=str) + "\n").encode()
+        with self.lock:  # one O_APPEND write per record: two bench invocations may share the cache file
+            fd = os.open(self.cache, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         return record
 
     def kill(self, proc: subprocess.Popen[bytes]) -> None:
