@@ -447,6 +447,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("DO_NOT_TRACK", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bars in our output
     from .tracking import http_settings  # MLflow reads its HTTP bounds from the environment: set them
     for name, value in http_settings().items():  # once, before any thread starts (user values win)
         os.environ.setdefault(name, value)
