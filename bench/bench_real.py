@@ -237,6 +237,15 @@ class Runner:
         self.hpo_home = work / "hpo-home"
         self.hpo_home.mkdir(parents=True, exist_ok=True)
 
+    def prepare_home(self) -> None:
+        """Create the embedded PostgreSQL and its schema once, before the cells: a user's HPO_HOME
+        exists after their first run, and no cell should pay (or race for) the one-off initdb."""
+        try:
+            subprocess.run([str(self.product.hpo), "db", "migrate"], env=self.env(), capture_output=True, timeout=300,
+                           check=True)
+        except (subprocess.SubprocessError, OSError) as e:
+            print(f"warning: `hpo db migrate` in {self.hpo_home} failed: {e}", file=sys.stderr)
+
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MLFLOW_TRACKING_URI")}
         env.update(HPO_HOME=str(self.hpo_home), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
@@ -519,6 +528,8 @@ def main() -> int:
                   f"({args.jobs} at a time); cache {args.cache}; work dir {work}", flush=True)
             if todo:
                 runner = Runner(args.cache, work, product, args.jobs)
+                if any(c.arm.startswith("ours") for c in todo):
+                    runner.prepare_home()
                 run_cells(runner, todo)
         if not args.no_report:
             selected = select(load_cache(args.cache), cells, args.ours_commit)
