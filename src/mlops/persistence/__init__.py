@@ -5,7 +5,8 @@
 * :func:`migrate` -- numbered SQL files in ``database/migrations``.
 * :class:`HistoryRepository` (:class:`PostgresHistoryRepository`, :class:`InMemoryHistoryRepository`),
   :class:`HistoryRecorder` (a ``TrialListener``) and :func:`save_to_database` -- study history.
-* :func:`create_optuna_storage` -- the Optuna study itself, shared by workers, in the same database.
+* :func:`create_optuna_storage` -- the Optuna studies themselves (one journal per study), shared by
+  workers, in the same database; :mod:`.trial_slots` -- the trial lifecycle (budget slots, leases).
 """
 
 from ..fingerprint import dataset_fingerprint
@@ -28,7 +29,7 @@ from .database import (
     with_database,
 )
 from .migrations import DEFAULT_MIGRATIONS_DIR, Migration, MigrationStatus, load_migrations, migrate, migration_status
-from .optuna_storage import PostgresJournalBackend, create_optuna_storage
+from .optuna_storage import PostgresJournalBackend, PostgresOptunaStorage, create_optuna_storage
 from .recorder import HistoryRecorder, RecorderStats, save_to_database, summarize_study
 from .repository import (
     FINISHED_STATES,
@@ -62,6 +63,7 @@ __all__ = [
     "MigrationStatus",
     "PostgresHistoryRepository",
     "PostgresJournalBackend",
+    "PostgresOptunaStorage",
     "RecorderStats",
     "StudyRecord",
     "StudySummary",
