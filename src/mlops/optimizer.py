@@ -184,7 +184,7 @@ class OptunaOptimizer:
     async def __aexit__(self, *exc: Any) -> None:
         await self.aclose()
 
-    def _resolve_storage(self, storage: Any) -> optuna.storages.BaseStorage | None:
+    def open_storage(self, storage: Any) -> optuna.storages.BaseStorage | None:
         """``resolve_storage``, opening one storage per URL for the life of this optimizer."""
         if isinstance(storage, str):
             if storage not in self._storages:
@@ -247,7 +247,7 @@ class OptunaOptimizer:
         else:
             pruner_obj = PrunerFactory.create(pruner, **dict(pruner_options or {}))
         name = study_name or f"study-{uuid.uuid4().hex[:12]}"
-        store = self._resolve_storage(storage if storage is not None else self.storage)
+        store = self.open_storage(storage if storage is not None else self.storage)
 
         def create() -> optuna.Study:
             study = optuna.create_study(

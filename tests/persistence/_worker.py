@@ -26,10 +26,11 @@ from src.mlops.persistence import (  # noqa: E402
     resolve_database_url,
     start_embedded_postgres,
 )
-from src.mlops.executors import current_worker_id  # noqa: E402
 from src.mlops.optimizer import OptunaOptimizer  # noqa: E402
+from src.mlops.trial_slots import new_worker_id  # noqa: E402
 from src.mlops.types import WORKER_ATTR, StudyContext  # noqa: E402
 
+WORKER_ID = new_worker_id()
 SPACE = {"x": FloatDistribution(-5, 5), "y": FloatDistribution(0, 1)}
 
 
@@ -83,7 +84,7 @@ def cmd_journal_worker(a: dict) -> dict:
     numbers = []
     for _ in range(a["n"]):
         trial = study.ask(SPACE)
-        trial.set_user_attr(WORKER_ATTR, current_worker_id())
+        trial.set_user_attr(WORKER_ATTR, WORKER_ID)
         study.tell(trial, _objective(trial.params))
         numbers.append(trial.number)
     return {"numbers": numbers}
@@ -94,7 +95,7 @@ async def _run_until(study: optuna.Study, recorder: HistoryRecorder, context: St
     await recorder.on_study_start(study, context)
     while len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))) < n_trials:
         trial = await asyncio.to_thread(study.ask, SPACE)
-        await asyncio.to_thread(trial.set_user_attr, WORKER_ATTR, current_worker_id())
+        await asyncio.to_thread(trial.set_user_attr, WORKER_ATTR, WORKER_ID)
         await asyncio.sleep(delay)  # "training"
         frozen = await asyncio.to_thread(study.tell, trial, _objective(trial.params))
         await recorder.on_trial_finished(study, frozen)
@@ -108,8 +109,12 @@ def cmd_kill_worker(a: dict) -> dict:
         storage = create_optuna_storage(a["dsn"])
         study = optuna.create_study(study_name=a["study"], storage=storage, load_if_exists=True,
                                     sampler=optuna.samplers.TPESampler(seed=a["seed"]))
-        # what the engine does on resume (this test runs one worker at a time: no grace needed)
-        reaped = OptunaOptimizer(ownerless_grace_s=0.0).reap_stale(study) if a.get("reap") else []
+        # what the engine does on resume: the killed raw ask/tell worker's RUNNING trial has no slot,
+        # so the PostgreSQL ledger knows it as an orphan of a dead worker
+        reaped = []
+        if a.get("reap"):
+            async with OptunaOptimizer() as opt:
+                reaped = await asyncio.to_thread(opt.reap_stale, study)
         context = StudyContext(study_name=a["study"], directions=("minimize",), algorithm="toy",
                                problem_type="regression", dataset_fingerprint="fp", n_trials=a["n_trials"])
         async with await create_pool(a["dsn"], max_size=2) as db:
