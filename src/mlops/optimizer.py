@@ -55,7 +55,7 @@ from .trial_slots import (
     tell_trial,
     uses_budget,
 )
-from .types import FAIL_REASON_ATTR, SOURCE_ATTR, WORKER_ATTR, OptimizationResult, StudyContext, TrialListener
+from .types import FAIL_REASON_ATTR, SOURCE_ATTR, OptimizationResult, StudyContext, TrialListener
 
 __all__ = ["OptunaOptimizer", "resolve_storage", "uses_budget"]
 
@@ -68,6 +68,8 @@ _DIRECTIONS = ("maximize", "minimize")
 _DEADLINE_GRACE_S = 2.0
 #: returned by ``_reserve`` when the budget is used but other workers' trials still run
 _WAIT = object()
+#: first pause before a waiting worker looks at the budget again (doubling up to 1 s)
+_FIRST_WAIT_S = 0.02
 
 
 class _DeadlinePassed(Exception):
@@ -119,6 +121,7 @@ class _Run:
     since_improvement: int = 0
     stop_reason: str | None = None
     waited: bool = False
+    wait_delay: float = _FIRST_WAIT_S
     #: a COMPLETE trial exists (this run's or an earlier one's): trials running at the deadline may
     #: then be interrupted; before that the first completion is awaited, so a study always has a result.
     has_complete: bool = False
@@ -456,8 +459,10 @@ class OptunaOptimizer:
                     log.info("study %s: the budget is used but trials of other workers still run; waiting for "
                              "them (a worker whose lease lapses frees its slot)", run.study.study_name)
                 run.waited = True
-                await asyncio.sleep(min(1.0, self.heartbeat_interval))
+                await asyncio.sleep(run.wait_delay)  # short at first: most trials of others just finish
+                run.wait_delay = min(run.wait_delay * 2, 1.0, self.heartbeat_interval)
                 continue
+            run.wait_delay = _FIRST_WAIT_S
             cancel = threading.Event()
             run.inflight[trial.number] = (trial, cancel)
             try:
@@ -493,10 +498,7 @@ class OptunaOptimizer:
         run.n_started += 1  # claimed before the await: concurrent workers of this run see it
 
         def reserve() -> Reservation:
-            reservation = run.slots.reserve(run.study, n_trials=run.n_trials, ask=run.study.ask)
-            if reservation.trial is not None:
-                reservation.trial.set_user_attr(WORKER_ATTR, self.worker_id)  # for people: who ran it
-            return reservation
+            return run.slots.reserve(run.study, n_trials=run.n_trials, ask=run.study.ask)
 
         task = asyncio.ensure_future(asyncio.to_thread(reserve))
         try:

@@ -55,6 +55,7 @@ __all__ = [
     "InMemoryTrialSlots",
     "Reservation",
     "SlotTransaction",
+    "Survey",
     "TrialSlots",
     "new_worker_id",
     "set_trial_user_attr",
@@ -118,18 +119,29 @@ class Reservation:
     reaped: list[int] = field(default_factory=list)
 
 
+@dataclass
+class Survey:
+    """The ledger of a study as a reservation finds it (one round trip in PostgreSQL)."""
+
+    #: ``(trial number, lapsed)`` of the RUNNING slots of other workers whose lease lapsed (``True``),
+    #: and of trials running outside the engine (``False``)
+    lapsed: list[tuple[int, bool]]
+    #: which of the asked trial numbers have a slot
+    known: set[int]
+    #: slots using the budget
+    used: int
+    #: RUNNING slots of other workers
+    others_running: int
+
+
 class SlotTransaction(Protocol):
     """What a ledger offers inside the study's lock (one transaction)."""
 
-    #: trial numbers known to have a slot (filled by ``known`` and ``add``)
+    #: trial numbers known to have a slot (filled by ``survey`` and ``add``)
     confirmed: set[int]
 
-    def lapsed(self) -> list[tuple[int, bool]]:
-        """``(trial number, lapsed)`` of the RUNNING slots of other workers whose lease lapsed
-        (``True``), and of trials running outside the engine (``False``)."""
-
-    def known(self, numbers: Sequence[int]) -> set[int]:
-        """Which of these trial numbers have a slot."""
+    def survey(self, numbers: Sequence[int]) -> Survey:
+        """Lapsed and foreign running slots, which of ``numbers`` have a slot, and the usage."""
 
     def add(self, number: int, state: str, reason: str | None, uses_budget: bool, *, mine: bool) -> None:
         """Record a slot (``mine``: held by this worker's lease; otherwise owned by nobody)."""
@@ -222,8 +234,7 @@ class TrialSlots(abc.ABC):
         """Reconcile, count, and -- if ``n_trials`` leaves room -- ``ask()`` and record the slot."""
 
         def txn(t: SlotTransaction) -> Reservation:
-            reaped = self._reconcile(study, t)
-            used, others_running = t.usage()
+            reaped, (used, others_running) = self._reconcile(study, t)
             if n_trials is not None and used >= n_trials:
                 return Reservation(None, wait=others_running > 0, reaped=reaped)
             trial = ask()
@@ -234,7 +245,7 @@ class TrialSlots(abc.ABC):
 
     def reap(self, study: optuna.Study) -> list[int]:
         """Reconcile now; the numbers of the trials failed as stale."""
-        return self._transact(study, lambda t: self._reconcile(study, t))
+        return self._transact(study, lambda t: self._reconcile(study, t)[0])
 
     def run_locked(self, study: optuna.Study, fn: Callable[[], _T]) -> _T:
         """``fn()`` under the study's lock (e.g. enqueue a fresh study's first trials once)."""
@@ -257,29 +268,33 @@ class TrialSlots(abc.ABC):
         self._known.setdefault(study._study_id, set()).update(confirmed)  # noqa: SLF001 - committed
         return out
 
-    def _reconcile(self, study: optuna.Study, t: SlotTransaction) -> list[int]:
+    def _reconcile(self, study: optuna.Study, t: SlotTransaction) -> tuple[list[int], tuple[int, int]]:
+        """Bring the ledger in line with Optuna (see the module docstring); the trials failed as
+        stale, and ``(slots using the budget, RUNNING slots of other workers)`` afterwards."""
         trials = study.get_trials(deepcopy=False)
         by_number = {tr.number: tr for tr in trials}
+        known = self._known.get(study._study_id, set())  # noqa: SLF001
+        unknown = [tr.number for tr in trials if tr.state != TrialState.WAITING and tr.number not in known]
+        survey = t.survey(unknown)
+        changed = False
         reaped: list[int] = []
-        for number, lapsed in t.lapsed():
+        for number, lapsed in survey.lapsed:
             tr = by_number.get(number)
             if tr is None:
                 continue
             if tr.state.is_finished():  # its worker told it but died before finishing the slot
                 t.settle(number, tr.state.name, tr.user_attrs.get(FAIL_REASON_ATTR), uses_budget(tr))
+                changed = True
                 if tr.user_attrs.get(FAIL_REASON_ATTR) == "stale":
                     self._retry_once(study, tr, trials)
             elif lapsed:
                 self._fail_stale(study, tr, trials)
                 t.settle(number, TrialState.FAIL.name, "stale", False)
+                changed = True
                 reaped.append(number)
-        known = self._known.get(study._study_id, set())  # noqa: SLF001
-        unknown = [tr.number for tr in trials if tr.state != TrialState.WAITING and tr.number not in known]
-        if unknown:
-            have = t.known(unknown)
-            for number in unknown:
-                if number in have:
-                    continue
+        for number in unknown:
+            if number not in survey.known:
+                changed = True
                 tr = by_number[number]
                 if tr.state.is_finished():
                     t.add(number, tr.state.name, tr.user_attrs.get(FAIL_REASON_ATTR), uses_budget(tr), mine=False)
@@ -292,7 +307,7 @@ class TrialSlots(abc.ABC):
         if reaped:
             log.warning("study %s: failed %d stale trial(s) of workers that stopped renewing their lease: %s",
                         study.study_name, len(reaped), reaped)
-        return reaped
+        return reaped, t.usage() if changed else (survey.used, survey.others_running)
 
     def _fail_stale(self, study: optuna.Study, trial: FrozenTrial, trials: list[FrozenTrial]) -> None:
         tell_trial(study, trial.number, TrialState.FAIL, None, "stale")
@@ -392,22 +407,19 @@ class _MemoryTransaction:
         self.slots = board.slots.setdefault(study_id, {})
         self.confirmed: set[int] = set()
 
-    def lapsed(self) -> list[tuple[int, bool]]:
+    def survey(self, numbers: Sequence[int]) -> Survey:
         now = time.monotonic()
-        out = []
+        lapsed = []
         for number, slot in self.slots.items():
             if slot.state != TrialState.RUNNING.name or slot.worker == self.worker:
                 continue
             if slot.worker is None:
-                out.append((number, False))
+                lapsed.append((number, False))
             elif self.board.leases[slot.worker].lapsed(now):
-                out.append((number, True))
-        return out
-
-    def known(self, numbers: Sequence[int]) -> set[int]:
+                lapsed.append((number, True))
         have = {n for n in numbers if n in self.slots}
         self.confirmed |= have
-        return have
+        return Survey(lapsed, have, *self.usage())
 
     def add(self, number: int, state: str, reason: str | None, uses_budget: bool, *, mine: bool) -> None:
         self.slots[number] = _Slot(state, reason, uses_budget, self.worker if mine else None)

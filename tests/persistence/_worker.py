@@ -127,8 +127,43 @@ def cmd_kill_worker(a: dict) -> dict:
     return asyncio.run(main())
 
 
+def cmd_engine_worker(a: dict) -> dict:
+    """An engine worker (``OptunaOptimizer.optimize``) on a shared study, with its own host id and lease.
+
+    ``tune``: the real objective (LightGBM on a small table, through run_hyperparameter_optimization,
+    so a fresh study gets its defaults and portfolio); otherwise each trial sleeps ``trial_s`` seconds
+    (``block``: forever -- a worker the test freezes or kills)."""
+    from src.mlops.optuna_optimizer import run_hyperparameter_optimization
+
+    async def main() -> dict:
+        async with OptunaOptimizer(storage=a["dsn"], host_id=a["host"], heartbeat_interval=a.get("heartbeat", 5.0),
+                                   lease_duration=a.get("lease", 60.0)) as opt:
+            _wait_until(a.get("start_at", 0))
+            if a.get("tune"):
+                from sklearn.datasets import load_breast_cancer
+
+                X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+                r = await run_hyperparameter_optimization(
+                    "lightgbm", "binary_classification", X[:200], y[:200], X[200:300], y[200:300],
+                    n_trials=a["n_trials"], study_name=a["study"], storage=a["dsn"], optimizer=opt, pruner="none",
+                    seed=None, early_stopping_rounds=5)  # the default space (so a portfolio), short fits
+                return {"worker_id": opt.worker_id, "n_completed": r.n_completed}
+            study = await opt.create_study(study_name=a["study"], direction="minimize", sampler="random")
+            print(json.dumps({"ready": True, "pid": os.getpid()}), flush=True)
+
+            def objective(trial: optuna.Trial) -> float:
+                x = trial.suggest_float("x", 0, 1)
+                time.sleep(3600 if a.get("block") else a["trial_s"])
+                return x
+
+            r = await opt.optimize(study, objective, n_trials=a["n_trials"], max_trials=a.get("max_trials"))
+            return {"worker_id": opt.worker_id, "n_completed": r.n_completed}
+
+    return asyncio.run(main())
+
+
 if __name__ == "__main__":
     command, args = sys.argv[1], json.loads(sys.argv[2])
     out = {"cmd_migrate": cmd_migrate, "cmd_embedded": cmd_embedded, "cmd_journal_worker": cmd_journal_worker,
-           "cmd_kill_worker": cmd_kill_worker}["cmd_" + command.replace("-", "_")](args)
+           "cmd_kill_worker": cmd_kill_worker, "cmd_engine_worker": cmd_engine_worker}["cmd_" + command.replace("-", "_")](args)
     print(json.dumps(out), flush=True)

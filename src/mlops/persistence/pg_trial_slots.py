@@ -33,7 +33,7 @@ import optuna
 import psycopg
 from optuna.trial import FrozenTrial
 
-from ..trial_slots import TrialSlots, uses_budget
+from ..trial_slots import Survey, TrialSlots, uses_budget
 from ..types import FAIL_REASON_ATTR
 from .database import normalize_dsn, redact_dsn
 from .pg_sync import SyncConnection
@@ -54,20 +54,21 @@ class _PgTransaction:
         self.conn, self.study_key, self.worker_key = conn, study_key, worker_key
         self.confirmed: set[int] = set()
 
-    def lapsed(self) -> list[tuple[int, bool]]:
-        rows = self.conn.execute(
-            "SELECT s.trial_number FROM hpo_trial_slots s JOIN hpo_worker_leases w ON w.worker_key = s.worker_key "
-            "WHERE s.study_key = %s AND s.state = 'RUNNING' AND s.worker_key <> %s AND w.lapse_reason IS NOT NULL",
-            (self.study_key, self.worker_key)).fetchall()
-        return [(n, True) for (n,) in rows]
-
-    def known(self, numbers: Sequence[int]) -> set[int]:
-        rows = self.conn.execute(
-            "SELECT trial_number FROM hpo_trial_slots WHERE study_key = %s AND trial_number = ANY(%s)",
-            (self.study_key, list(numbers))).fetchall()
-        have = {n for (n,) in rows}
+    def survey(self, numbers: Sequence[int]) -> Survey:
+        lapsed, known, used, running = self.conn.execute(
+            "SELECT (SELECT array_agg(s.trial_number) FROM hpo_trial_slots s "
+            "        JOIN hpo_worker_leases w ON w.worker_key = s.worker_key "
+            "        WHERE s.study_key = %(study)s AND s.state = 'RUNNING' AND s.worker_key <> %(me)s "
+            "          AND w.lapse_reason IS NOT NULL), "
+            "       (SELECT array_agg(trial_number) FROM hpo_trial_slots "
+            "        WHERE study_key = %(study)s AND trial_number = ANY(%(numbers)s)), "
+            "       count(*) FILTER (WHERE uses_budget), "
+            "       count(*) FILTER (WHERE state = 'RUNNING' AND worker_key IS NOT NULL AND worker_key <> %(me)s) "
+            "FROM hpo_trial_slots WHERE study_key = %(study)s",
+            {"study": self.study_key, "me": self.worker_key, "numbers": list(numbers)}).fetchone()
+        have = set(known or ())
         self.confirmed |= have
-        return have
+        return Survey([(n, True) for n in lapsed or ()], have, int(used), int(running))
 
     def add(self, number: int, state: str, reason: str | None, uses_budget: bool, *, mine: bool) -> None:
         self.conn.execute(
@@ -118,6 +119,10 @@ class PostgresTrialSlots(TrialSlots):
 
     def _on_connect(self, conn: psycopg.Connection[Any]) -> None:
         """Register on the first connection; on every connection take the lock naming this worker's session."""
+        # Nothing here needs to wait for the WAL flush: a slot lost in a server crash is rebuilt from
+        # the journal (an unslotted RUNNING trial is an orphan; a finished one is adopted or settled),
+        # and a lost renewal only makes the lease look shorter until the next beat.
+        conn.execute("SET synchronous_commit = off")
         if self.worker_key is None:
             self.worker_key = int(conn.execute(
                 "INSERT INTO hpo_workers (worker_id, host, pid, heartbeat_s, lease_s, expires_at) "
