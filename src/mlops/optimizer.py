@@ -154,7 +154,7 @@ class OptunaOptimizer:
     """
 
     def __init__(self, *, listeners: Iterable[TrialListener] = (), storage: Any = None,
-                 heartbeat_interval: float = 5.0, lease_duration: float = 60.0, host_id: str | None = None) -> None:
+                 heartbeat_interval: float = 2.0, lease_duration: float = 60.0, host_id: str | None = None) -> None:
         check_lease_settings(heartbeat_interval, lease_duration)
         self.listeners: list[TrialListener] = list(listeners)
         self.storage = storage
@@ -389,6 +389,11 @@ class OptunaOptimizer:
                                         enqueue_defaults=enqueue_defaults, enqueue=list(enqueue),
                                         enqueue_portfolio=enqueue_portfolio, max_trials=max_trials)
         finally:
+            try:
+                await asyncio.to_thread(slots.flush)  # the last finished slots, before the lease may lapse
+            except Exception as e:  # noqa: BLE001 - reconciling settles them from Optuna's states anyway
+                log.warning("study %s: could not write the last trials' slots (%s: %s)", study.study_name,
+                            type(e).__name__, e)
             await asyncio.to_thread(heartbeat.__exit__, None, None, None)
 
     async def _optimize(self, study: optuna.Study, slots: TrialSlots, objective: Any, *, n_trials: int | None,

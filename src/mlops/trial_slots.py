@@ -225,6 +225,9 @@ class TrialSlots(abc.ABC):
     def finish(self, study: optuna.Study, number: int, frozen: FrozenTrial) -> None:
         """Give this worker's slot of trial ``number`` the final state of ``frozen``."""
 
+    def flush(self) -> None:
+        """Write what ``finish`` queued (a no-op where nothing is queued)."""
+
     def close(self) -> None:
         """End this worker's lease (anything it still holds becomes stale)."""
 
@@ -446,7 +449,7 @@ class InMemoryTrialSlots(TrialSlots):
     counted, never failed.
     """
 
-    def __init__(self, storage: Any, *, worker_id: str, heartbeat_interval: float = 5.0,
+    def __init__(self, storage: Any, *, worker_id: str, heartbeat_interval: float = 2.0,
                  lease_duration: float = 60.0) -> None:
         super().__init__(worker_id=worker_id, heartbeat_interval=heartbeat_interval, lease_duration=lease_duration)
         with _BOARDS_LOCK:

@@ -22,7 +22,7 @@ from src.mlops.persistence.optuna_storage import TRIAL_ID_STRIDE, _records_resul
 from src.mlops.persistence.pg_sync import SyncConnection
 from src.mlops.types import FAIL_REASON_ATTR, WORKER_ATTR
 
-from ._helpers import result_of, soon, spawn, with_password
+from ._helpers import add_other_studies, result_of, soon, spawn, with_password
 
 SPACE = {"x": optuna.distributions.FloatDistribution(-1, 1), "c": optuna.distributions.CategoricalDistribution(["a", "b"])}
 SECRET = "journal-pw-77"
@@ -207,32 +207,6 @@ def test_opening_a_study_does_not_read_other_studies(migrated_dsn: str) -> None:
     crowded = open_ms()
     assert n_logs > 60_000
     assert crowded < 3 * empty + 30, f"open took {crowded:.1f} ms with 1000 other studies, {empty:.1f} ms without"
-
-
-def add_other_studies(dsn: str, n_studies: int, n_trials: int) -> int:
-    """Write ``n_studies`` finished studies of ``n_trials`` trials straight into the journals (fast)."""
-    with psycopg.connect(dsn, autocommit=True) as con:
-        keys = [r[0] for r in con.execute(
-            "INSERT INTO optuna_journal_studies (study_name) SELECT 'other-' || gen_random_uuid() "
-            "FROM generate_series(1, %s) RETURNING study_key", (n_studies,))]
-        rows = 0
-        with con.cursor().copy("COPY optuna_journal_logs (study_key, log_number, append_id, op_code, body) FROM STDIN") as copy:
-            for key in keys:
-                logs = [{"op_code": 0, "worker_id": "w", "study_name": f"other-{key}", "directions": [1]}]
-                for n in range(n_trials):
-                    tid = key * TRIAL_ID_STRIDE + n
-                    logs += [
-                        {"op_code": 4, "worker_id": "w", "study_id": key, "datetime_start": "2026-01-01T00:00:00.000000+00:00"},
-                        {"op_code": 5, "worker_id": "w", "trial_id": tid, "param_name": "x", "param_value_internal": 0.5,
-                         "distribution": '{"name": "FloatDistribution", "attributes": {"step": null, "low": 0.0, "high": 1.0, "log": false}}'},
-                        {"op_code": 6, "worker_id": "w", "trial_id": tid, "state": 1, "values": [0.5],
-                         "datetime_complete": "2026-01-01T00:00:01.000000+00:00"},
-                    ]
-                for number, log in enumerate(logs):
-                    copy.write_row((key, number, uuid.uuid4(), log["op_code"], json.dumps(log)))
-                rows += len(logs)
-        con.execute("ANALYZE optuna_journal_logs")
-    return rows
 
 
 def test_reconnects_after_the_server_drops_the_connection(migrated_dsn: str) -> None:

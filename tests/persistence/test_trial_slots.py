@@ -246,6 +246,7 @@ def test_the_ledger_records_who_ran_what(migrated_dsn: str) -> None:
     try:
         trial = slots.reserve(study, n_trials=2, ask=study.ask).trial
         slots.finish(study, trial.number, tell_trial(study, trial, TrialState.FAIL, None, "deadline"))
+        slots.flush()  # finished slots are queued until the next reservation or a flush
         with psycopg.connect(migrated_dsn) as con:
             row = con.execute("SELECT s.state, s.fail_reason, s.uses_budget, w.host, w.worker_id FROM hpo_trial_slots s "
                               "JOIN hpo_workers w USING (worker_key)").fetchone()

@@ -24,14 +24,17 @@ Not for pgbouncer in transaction-pooling mode (session advisory locks); session 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import optuna
 import psycopg
 from optuna.trial import FrozenTrial
+from psycopg.pq import TransactionStatus
 
 from ..trial_slots import Survey, TrialSlots, uses_budget
 from ..types import FAIL_REASON_ATTR
@@ -49,10 +52,16 @@ WORKER_LOCK_NAMESPACE = int.from_bytes(b"hpow", "big")
 _INT4 = 2**31 - 1
 
 
+_SETTLE = ("UPDATE hpo_trial_slots SET state = %s, fail_reason = %s, uses_budget = %s, finished_at = now() "
+           "WHERE study_key = %s AND trial_number = %s AND state = 'RUNNING'")
+
+
 class _PgTransaction:
     def __init__(self, conn: psycopg.Connection[Any], study_key: int, worker_key: int) -> None:
         self.conn, self.study_key, self.worker_key = conn, study_key, worker_key
         self.confirmed: set[int] = set()
+        #: statements sent with the COMMIT (one round trip): this worker's new slot
+        self.deferred: list[tuple[str, tuple[Any, ...]]] = []
 
     def survey(self, numbers: Sequence[int]) -> Survey:
         lapsed, known, used, running = self.conn.execute(
@@ -71,14 +80,17 @@ class _PgTransaction:
         return Survey([(n, True) for n in lapsed or ()], have, int(used), int(running))
 
     def add(self, number: int, state: str, reason: str | None, uses_budget: bool, *, mine: bool) -> None:
-        self.conn.execute(
-            "INSERT INTO hpo_trial_slots (study_key, trial_number, worker_key, state, fail_reason, uses_budget, "
-            "finished_at) VALUES (%s, %s, %s, %s, %s, %s, CASE WHEN %s = 'RUNNING' THEN NULL ELSE now() END)",
-            (self.study_key, number, self.worker_key if mine else None, state, reason, uses_budget, state))
+        insert = ("INSERT INTO hpo_trial_slots (study_key, trial_number, worker_key, state, fail_reason, uses_budget, "
+                  "finished_at) VALUES (%s, %s, %s, %s, %s, %s, CASE WHEN %s = 'RUNNING' THEN NULL ELSE now() END)",
+                  (self.study_key, number, self.worker_key if mine else None, state, reason, uses_budget, state))
+        if mine:  # the reservation's last statement: it travels with the COMMIT
+            self.deferred.append(insert)
+        else:
+            self.conn.execute(*insert)
         self.confirmed.add(number)
 
     def settle(self, number: int, state: str, reason: str | None, uses_budget: bool) -> None:
-        settle(self.conn, self.study_key, number, state, reason, uses_budget)
+        self.conn.execute(_SETTLE, (state, reason, uses_budget, self.study_key, number))
 
     def usage(self) -> tuple[int, int]:
         used, running = self.conn.execute(
@@ -86,14 +98,6 @@ class _PgTransaction:
             "count(*) FILTER (WHERE state = 'RUNNING' AND worker_key IS NOT NULL AND worker_key <> %s) "
             "FROM hpo_trial_slots WHERE study_key = %s", (self.worker_key, self.study_key)).fetchone()
         return int(used), int(running)
-
-
-def settle(conn: psycopg.Connection[Any], study_key: int, number: int, state: str, reason: str | None,
-           uses_budget: bool) -> None:
-    conn.execute(
-        "UPDATE hpo_trial_slots SET state = %s, fail_reason = %s, uses_budget = %s, finished_at = now() "
-        "WHERE study_key = %s AND trial_number = %s AND state = 'RUNNING'",
-        (state, reason, uses_budget, study_key, number))
 
 
 class PostgresTrialSlots(TrialSlots):
@@ -105,7 +109,7 @@ class PostgresTrialSlots(TrialSlots):
 
     reaps_unslotted = True
 
-    def __init__(self, dsn: str, *, worker_id: str, heartbeat_interval: float = 5.0, lease_duration: float = 60.0,
+    def __init__(self, dsn: str, *, worker_id: str, heartbeat_interval: float = 2.0, lease_duration: float = 60.0,
                  host: str | None = None, connect_timeout: float = 5.0, reconnect_timeout: float = 60.0) -> None:
         super().__init__(worker_id=worker_id, heartbeat_interval=heartbeat_interval, lease_duration=lease_duration)
         self.host = host or socket.gethostname()
@@ -113,6 +117,9 @@ class PostgresTrialSlots(TrialSlots):
         self.connection = SyncConnection(dsn, connect_timeout=connect_timeout, reconnect_timeout=reconnect_timeout,
                                          application_name="hpo-worker", what="trial ledger",
                                          on_connect=self._on_connect)
+        # finished slots not written yet: they go with this worker's next reservation, or ``flush``
+        self._pending: list[tuple[str, tuple[Any, ...]]] = []
+        self._pending_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"PostgresTrialSlots({redact_dsn(self.connection.dsn)!r}, worker_id={self.worker_id!r})"
@@ -140,14 +147,39 @@ class PostgresTrialSlots(TrialSlots):
         return self.worker_key
 
     def _in_transaction(self, study: optuna.Study, fn: Callable[[Any], _T]) -> _T:
+        """BEGIN, this worker's finished slots and the study's lock in one round trip (pipeline);
+        ``fn``; this worker's new slot and COMMIT in another."""
         study_key = study._study_id  # noqa: SLF001 - PostgresOptunaStorage: the study's key
 
         def op(conn: psycopg.Connection[Any]) -> _T:
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (STUDY_LOCK_NAMESPACE, study_key))
-                return fn(_PgTransaction(conn, study_key, self._key))
+            pending = self._take_pending()
+            try:
+                with conn.pipeline():
+                    conn.execute("BEGIN")
+                    for statement in pending:
+                        conn.execute(*statement)
+                    conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (STUDY_LOCK_NAMESPACE, study_key))
+                txn = _PgTransaction(conn, study_key, self._key)
+                out = fn(txn)
+                with conn.pipeline():
+                    for statement in txn.deferred:
+                        conn.execute(*statement)
+                    conn.execute("COMMIT")
+                return out
+            except BaseException:
+                with self._pending_lock:
+                    self._pending[:0] = pending  # not written: they go with the next attempt
+                if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+                    with contextlib.suppress(psycopg.Error):
+                        conn.execute("ROLLBACK")
+                raise
 
         return self.connection.run(op)
+
+    def _take_pending(self) -> list[tuple[str, tuple[Any, ...]]]:
+        with self._pending_lock:
+            pending, self._pending = self._pending, []
+        return pending
 
     def renew(self) -> None:
         self.connection.run(lambda conn: conn.execute(
@@ -155,17 +187,39 @@ class PostgresTrialSlots(TrialSlots):
             "WHERE worker_key = %s", (self._key,)))
 
     def finish(self, study: optuna.Study, number: int, frozen: FrozenTrial) -> None:
-        study_key = study._study_id  # noqa: SLF001
-        self.connection.run(lambda conn: settle(conn, study_key, number, frozen.state.name,
-                                                frozen.user_attrs.get(FAIL_REASON_ATTR), uses_budget(frozen)))
+        """Queue the slot's final state; it is written with this worker's next reservation (no round
+        trip of its own) or by ``flush``. Until then the slot reads RUNNING under a live lease: other
+        workers leave it alone, and if this worker dies first, reconciling takes the state from Optuna."""
+        with self._pending_lock:
+            self._pending.append((_SETTLE, (frozen.state.name, frozen.user_attrs.get(FAIL_REASON_ATTR),
+                                            uses_budget(frozen), study._study_id, number)))  # noqa: SLF001
+
+    def flush(self) -> None:
+        pending = self._take_pending()
+        if not pending:
+            return
+
+        def op(conn: psycopg.Connection[Any]) -> None:
+            with conn.pipeline():
+                for statement in pending:
+                    conn.execute(*statement)
+
+        try:
+            self.connection.run(op, retry=False)
+        except Exception:
+            with self._pending_lock:
+                self._pending[:0] = pending
+            raise
 
     def close(self) -> None:
-        """Mark this worker stopped and close its session (a no-op if it never connected)."""
+        """Write what is queued, mark this worker stopped and close its session (a no-op if it never
+        connected)."""
         if self.worker_key is not None and self.connection.is_open:
             try:
+                self.flush()
                 self.connection.run(lambda conn: conn.execute(
                     "UPDATE hpo_workers SET stopped_at = now() WHERE worker_key = %s", (self.worker_key,)), retry=False)
-            except Exception:  # noqa: BLE001 - closing anyway: the session's end tells the same
+            except Exception:  # noqa: BLE001 - closing anyway: reconciling and the session's end tell the same
                 pass
         self.connection.close()
 
