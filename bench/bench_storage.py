@@ -37,6 +37,7 @@ from optuna.distributions import FloatDistribution
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from src.mlops.persistence import (  # noqa: E402
+    EmbeddedPostgres,
     create_optuna_storage,
     create_pool,
     migrate,
@@ -130,6 +131,14 @@ async def drop_database(admin_dsn: str, name: str) -> None:
         await db.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def admin_server(home: str) -> tuple[str, EmbeddedPostgres | None]:
+    """``DATABASE_URL``'s server, or an embedded one in ``home`` (release it when done)."""
+    if os.environ.get("DATABASE_URL"):
+        return resolve_database_url(), None
+    embedded = start_embedded_postgres(home)
+    return embedded.dsn(), embedded
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n-trials", type=int, default=1000)
@@ -144,12 +153,7 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     tmp = tempfile.TemporaryDirectory(prefix="hpo-bench-")
-    embedded = None
-    if os.environ.get("DATABASE_URL"):
-        admin_dsn = resolve_database_url()
-    else:
-        embedded = start_embedded_postgres(args.hpo_home or os.path.join(tmp.name, "home"))
-        admin_dsn = embedded.dsn()
+    admin_dsn, embedded = admin_server(args.hpo_home or os.path.join(tmp.name, "home"))
     print(f"PostgreSQL: {redact_dsn(admin_dsn)}")
     print(f"{args.n_trials} trials per backend, TPE(seed={args.seed}), window = trials "
           f"{args.n_trials - args.window}-{args.n_trials}, {os.cpu_count()} CPUs, "

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import subprocess
@@ -37,15 +36,8 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from src.mlops.persistence import (  # noqa: E402
-    create_optuna_storage,
-    migrate,
-    redact_dsn,
-    resolve_database_url,
-    start_embedded_postgres,
-    to_sqlalchemy_url,
-    with_database,
-)
+from bench_storage import admin_server, drop_database, make_database  # noqa: E402
+from src.mlops.persistence import create_optuna_storage, redact_dsn, to_sqlalchemy_url  # noqa: E402
 from tests.persistence._helpers import add_other_studies  # noqa: E402
 
 ARMS = ("ours", "rdb", "journal-file")
@@ -149,18 +141,6 @@ def create_and_one_trial_ms(dsn: str) -> float:
     return statistics.median(times)
 
 
-def make_database(admin_dsn: str, name: str) -> str:
-    with psycopg.connect(admin_dsn, autocommit=True) as con:
-        con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        con.execute(f'CREATE DATABASE "{name}"')
-    return with_database(admin_dsn, name)
-
-
-def drop_database(admin_dsn: str, name: str) -> None:
-    with psycopg.connect(admin_dsn, autocommit=True) as con:
-        con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         arm, url, study, n, share, trial_s, go = sys.argv[2:9]
@@ -180,23 +160,17 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     tmp = tempfile.mkdtemp(prefix="hpo-bench-workers-")
-    embedded = None
-    if os.environ.get("DATABASE_URL"):
-        admin = resolve_database_url()
-    else:
-        embedded = start_embedded_postgres(os.path.join(tmp, "home"))
-        admin = embedded.dsn()
+    admin, embedded = admin_server(os.path.join(tmp, "home"))
     print(f"PostgreSQL: {redact_dsn(admin)}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}\n")
     dbs: list[str] = []
     try:
         urls = {}
         if "ours" in arms:
             dbs.append(f"hpo_bench_ours_{os.getpid()}")
-            urls["ours"] = make_database(admin, dbs[-1])
-            asyncio.run(migrate(urls["ours"]))
+            urls["ours"] = asyncio.run(make_database(admin, dbs[-1], migrated=True))
         if "rdb" in arms:
             dbs.append(f"hpo_bench_rdb_{os.getpid()}")
-            urls["rdb"] = to_sqlalchemy_url(make_database(admin, dbs[-1]))
+            urls["rdb"] = to_sqlalchemy_url(asyncio.run(make_database(admin, dbs[-1], migrated=False)))
         if "journal-file" in arms:
             urls["journal-file"] = os.path.join(tmp, "journal.log")
 
@@ -218,8 +192,7 @@ def main() -> None:
 
         if not args.skip_open:
             dbs.append(f"hpo_bench_open_{os.getpid()}")
-            dsn = make_database(admin, dbs[-1])
-            asyncio.run(migrate(dsn))
+            dsn = asyncio.run(make_database(admin, dbs[-1], migrated=True))
             target = optuna.create_study(study_name="target", storage=create_optuna_storage(dsn),
                                          sampler=optuna.samplers.RandomSampler(seed=0))
             target.optimize(lambda t: t.suggest_float("x", 0, 1) + t.suggest_float("y", 0, 1), n_trials=200)
@@ -237,7 +210,7 @@ def main() -> None:
                       flush=True)
     finally:
         for name in dbs:
-            drop_database(admin, name)
+            asyncio.run(drop_database(admin, name))
         if embedded is not None:
             embedded.release()
 
