@@ -200,16 +200,16 @@ class OptunaOptimizer:
         storage = study._storage  # noqa: SLF001 - the storage object identifies the ledger
         entry = self._slots.get(id(storage))
         if entry is None or entry[0] is not storage:
-            slots: TrialSlots
-            if getattr(storage, "dsn", None) is not None and type(storage).__name__ == "PostgresOptunaStorage":
+            lease = {"heartbeat_interval": self.heartbeat_interval, "lease_duration": self.lease_duration}
+            slots: TrialSlots | None = None
+            if not isinstance(storage, optuna.storages.InMemoryStorage):
+                from .persistence import PostgresOptunaStorage
                 from .persistence.pg_trial_slots import PostgresTrialSlots
 
-                slots = PostgresTrialSlots(storage.dsn, worker_id=self.worker_id, host=self.host_id,
-                                           heartbeat_interval=self.heartbeat_interval,
-                                           lease_duration=self.lease_duration)
-            else:
-                slots = InMemoryTrialSlots(storage, worker_id=self.worker_id, heartbeat_interval=self.heartbeat_interval,
-                                           lease_duration=self.lease_duration)
+                if isinstance(storage, PostgresOptunaStorage):
+                    slots = PostgresTrialSlots(storage.dsn, worker_id=self.worker_id, host=self.host_id, **lease)
+            if slots is None:
+                slots = InMemoryTrialSlots(storage, worker_id=self.worker_id, **lease)
             entry = self._slots[id(storage)] = (storage, slots)
         return entry[1]
 
