@@ -253,3 +253,33 @@ def test_the_ledger_records_who_ran_what(migrated_dsn: str) -> None:
         assert row == ("FAIL", "deadline", False, "host-a", "host-a:1:t")  # a deadline fail frees its slot
     finally:
         slots.close()
+
+
+def test_a_worker_stuck_inside_a_reservation_holds_the_study_for_one_lease_at_most(migrated_dsn: str) -> None:
+    """A worker frozen (or cut off) while it holds the study's lock: the server ends its session once
+    it has been idle in its transaction for a lease, and the other workers go on."""
+    study = optuna.create_study(study_name="stuck", storage=create_optuna_storage(migrated_dsn))
+    stuck = PostgresTrialSlots(migrated_dsn, worker_id=new_worker_id("host-stuck"), heartbeat_interval=0.1,
+                               lease_duration=1.0)
+    other = PostgresTrialSlots(migrated_dsn, worker_id=new_worker_id("host-other"))
+    entered, attempts = threading.Event(), []
+
+    def hold() -> None:
+        attempts.append(1)
+        entered.set()
+        if len(attempts) == 1:
+            time.sleep(4.0)  # frozen inside the transaction
+
+    holder = threading.Thread(target=stuck.run_locked, args=(study, hold))
+    try:
+        holder.start()
+        assert entered.wait(30)
+        t0 = time.monotonic()
+        trial = other.reserve(study, n_trials=3, ask=study.ask).trial
+        waited = time.monotonic() - t0
+        assert trial is not None and 0.5 < waited < 3.5, waited  # about one lease, not the 4 s freeze
+        holder.join(30)
+        assert len(attempts) == 2  # the stuck worker's transaction was ended; it ran again on a new session
+    finally:
+        stuck.close()
+        other.close()

@@ -107,10 +107,16 @@ class SyncConnection:
                     self._discard()
                     error: BaseException = e
                 except psycopg.Error as e:
-                    raise DatabaseError(
-                        f"{self.what} on PostgreSQL at {self.info.endpoint} failed: "
-                        f"[{getattr(e, 'sqlstate', None)}] {redact_secrets(str(e)).strip()}"
-                    ) from None
+                    if self._conn is not None and (self._conn.closed or self._conn.broken):
+                        # the server ended the session (e.g. idle_in_transaction_session_timeout, a
+                        # terminated backend): as good as a lost connection
+                        self._discard()
+                        error = e
+                    else:
+                        raise DatabaseError(
+                            f"{self.what} on PostgreSQL at {self.info.endpoint} failed: "
+                            f"[{getattr(e, 'sqlstate', None)}] {redact_secrets(str(e)).strip()}"
+                        ) from None
             if not retry:
                 raise DatabaseUnavailableError(
                     f"PostgreSQL at {self.info.endpoint} (database {self.info.database!r}) is unreachable for the "

@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 import optuna
 import psycopg
 from optuna.trial import FrozenTrial
+from psycopg import sql
 from psycopg.pq import TransactionStatus
 
 from ..trial_slots import Survey, TrialSlots, uses_budget
@@ -54,6 +55,12 @@ _INT4 = 2**31 - 1
 
 _SETTLE = ("UPDATE hpo_trial_slots SET state = %s, fail_reason = %s, uses_budget = %s, finished_at = now() "
            "WHERE study_key = %s AND trial_number = %s AND state = 'RUNNING'")
+
+
+def _batch(statements: list[tuple[str, tuple[Any, ...]]]) -> sql.Composed:
+    """Statements with their values inlined as literals, sent as one query (one round trip)."""
+    return sql.SQL("; ").join(sql.SQL(text.replace("%s", "{}")).format(*(sql.Literal(v) for v in values))
+                              for text, values in statements)
 
 
 class _PgTransaction:
@@ -130,6 +137,10 @@ class PostgresTrialSlots(TrialSlots):
         # the journal (an unslotted RUNNING trial is an orphan; a finished one is adopted or settled),
         # and a lost renewal only makes the lease look shorter until the next beat.
         conn.execute("SET synchronous_commit = off")
+        # a worker frozen (or cut off) inside a reservation must not hold the study's lock for long:
+        # the server ends its session once it has been idle in the transaction for a lease
+        conn.execute("SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
+                     (f"{int(self.lease_duration * 1000)}ms",))
         if self.worker_key is None:
             self.worker_key = int(conn.execute(
                 "INSERT INTO hpo_workers (worker_id, host, pid, heartbeat_s, lease_s, expires_at) "
@@ -147,24 +158,25 @@ class PostgresTrialSlots(TrialSlots):
         return self.worker_key
 
     def _in_transaction(self, study: optuna.Study, fn: Callable[[Any], _T]) -> _T:
-        """BEGIN, this worker's finished slots and the study's lock in one round trip (pipeline);
-        ``fn``; this worker's new slot and COMMIT in another."""
+        """BEGIN, this worker's finished slots and the study's lock in one round trip; ``fn``; this
+        worker's new slot and COMMIT in another. (One multi-statement query each: in pipeline mode
+        the server would not arm idle_in_transaction_session_timeout.)"""
         study_key = study._study_id  # noqa: SLF001 - PostgresOptunaStorage: the study's key
 
         def op(conn: psycopg.Connection[Any]) -> _T:
             pending = self._take_pending()
             try:
-                with conn.pipeline():
-                    conn.execute("BEGIN")
-                    for statement in pending:
-                        conn.execute(*statement)
-                    conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (STUDY_LOCK_NAMESPACE, study_key))
+                conn.execute(_batch([
+                    ("BEGIN", ()), *pending,
+                    # waiting for the lock may outlast statement_timeout, up to a frozen holder's end
+                    ("SELECT set_config('statement_timeout', %s, true)", (f"{int(2 * self.lease_duration * 1000)}ms",)),
+                    ("SELECT pg_advisory_xact_lock(%s, %s)", (STUDY_LOCK_NAMESPACE, study_key)),
+                    ("SELECT set_config('statement_timeout', %s, true)",
+                     (f"{int(self.connection.statement_timeout * 1000)}ms",)),
+                ]))
                 txn = _PgTransaction(conn, study_key, self._key)
                 out = fn(txn)
-                with conn.pipeline():
-                    for statement in txn.deferred:
-                        conn.execute(*statement)
-                    conn.execute("COMMIT")
+                conn.execute(_batch([*txn.deferred, ("COMMIT", ())]))
                 return out
             except BaseException:
                 with self._pending_lock:
@@ -199,13 +211,8 @@ class PostgresTrialSlots(TrialSlots):
         if not pending:
             return
 
-        def op(conn: psycopg.Connection[Any]) -> None:
-            with conn.pipeline():
-                for statement in pending:
-                    conn.execute(*statement)
-
         try:
-            self.connection.run(op, retry=False)
+            self.connection.run(lambda conn: conn.execute(_batch(pending)), retry=False)
         except Exception:
             with self._pending_lock:
                 self._pending[:0] = pending
