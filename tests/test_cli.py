@@ -127,7 +127,8 @@ def test_tune_command_prints_a_summary(tmp_path):
 
 
 def test_timeout_without_n_trials_bounds_the_study_by_time(tmp_path):
-    r = hpo(tmp_path / "home", "tune", "--dataset", "breast_cancer", "--timeout", "4", "--no-db", "--no-mlflow",
+    r = hpo(tmp_path / "home", "tune", "--dataset", "breast_cancer", "--timeout", "4", "--scheme", "holdout",
+            "--no-db", "--no-mlflow",
             "--quiet", "--output-json", str(tmp_path / "t.json"))
     assert r.returncode == 0, r.stderr[-2000:]
     out = json.loads((tmp_path / "t.json").read_text())
@@ -147,3 +148,25 @@ def test_db_status_then_migrate(tmp_path):
     assert migrate.returncode == 0, migrate.stderr[-2000:]
     again = hpo(home, "db", "status")
     assert "pending" not in again.stdout.lower(), again.stdout
+
+
+@pytest.mark.slow
+def test_time_budget_bounds_the_whole_run(tmp_path):
+    """--time-budget counts from the command's start (imports, embedded PostgreSQL, MLflow) to the
+    saved model: the run ends within max(3 s, 5 %) of it, and the study uses what the rest leaves."""
+    home = Path(tempfile.mkdtemp(prefix="hpo-cli-"))
+    hpo(home, "db", "migrate")  # the embedded server's first initdb is a one-off, not a run's cost
+    budget = 15.0
+    t0 = time.monotonic()
+    r = hpo(home, "train", "--dataset", "wine", "--time-budget", str(budget), "--quiet",
+            "--output-json", str(tmp_path / "run.json"))
+    wall = time.monotonic() - t0
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads((tmp_path / "run.json").read_text())
+    assert out["status"] == "completed" and out["mlflow_run_id"]
+    assert wall <= budget + 3.0, (wall, out["hpo"])
+    hpo_summary = out["hpo"]
+    assert hpo_summary["study_timeout"] is not None and hpo_summary["study_timeout"] < budget
+    assert hpo_summary["stop_reason"] == "timeout" and hpo_summary["n_completed"] >= 3
+    assert wall >= budget * 0.6, (wall, hpo_summary)  # the budget is used, not left idle
+    assert "scheme cv=5x2" in r.stdout and "refit on all" in r.stdout

@@ -1,5 +1,5 @@
 """Loading, cleaning, splitting and by-reference storage of messy tabular data (src/mlops/datasets.py,
-features.py and splits.py)."""
+the features/ package and splits.py)."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def test_load_parquet_keeps_dtypes(tmp_path):
     path = tmp_path / "d.parquet"
     df.to_parquet(path)
     ds = load_dataset(path, target="y")
-    assert isinstance(ds.frame["c"].dtype, pd.CategoricalDtype)
+    pd.testing.assert_frame_equal(ds.frame, df)  # category, float64 and int64 as written, same values
 
 
 def test_load_bundled_and_dataframe():
@@ -178,7 +178,7 @@ def test_prepare_features_cleans_messy_table(messy_frame):
     assert "identifier" in dropped["Name"]
     assert "constant" in dropped["Const"]
     assert "all values missing" in dropped["Empty"]
-    assert "free text" in dropped["Comment"] or "identifier" in dropped["Comment"]
+    assert dropped["Comment"] == "identifier (text unique per row)"
     assert "Ticket" in X.columns  # unique ints that are neither id-named nor a row counter stay
 
     assert isinstance(X["Sex"].dtype, pd.CategoricalDtype)
@@ -202,6 +202,24 @@ def test_prepare_features_cleans_messy_table(messy_frame):
     assert set(prep.numeric_columns) | set(prep.categorical_columns) == set(X.columns)
     lines = prep.describe()
     assert any("PassengerId" in line for line in lines)
+
+
+def test_prepare_features_drops_free_text_but_keeps_repeated_categories():
+    """Free text: more than 100 distinct values that are more than half of the non-missing ones (a
+    value repeated or missing keeps it from being an identifier)."""
+    n = 300
+    notes = [f"note {i}" for i in range(n)]
+    notes[1] = notes[0]  # not unique per row: not an identifier
+    frame = pd.DataFrame({
+        "notes": notes,
+        "levels": [f"level {i % 150}" for i in range(n)],  # 150 distinct in 300 rows: half, kept
+        "x": np.linspace(0, 1, n) ** 2,
+        "y": [0, 1] * (n // 2),
+    })
+    prep = prepare_features(frame, "y")
+    assert prep.dropped_columns == {"notes": "free text / very high cardinality (299 distinct values in 300 non-missing rows)"}
+    assert prep.X["levels"].dtype == "category" and len(prep.X["levels"].cat.categories) == 150
+    assert prep.conversions["levels"] == "text -> category (150 levels)"
 
 
 def test_prepare_features_ids_counters_and_labels():
@@ -454,6 +472,28 @@ def test_preparer_replays_the_training_cleaning(raw_rows):
     )
     pd.testing.assert_frame_equal(preparer.transform(typed), with_target)
     assert preparer.transform(raw_rows.head(0)).dtypes.equals(prep.X.dtypes)
+
+
+def test_preparer_fit_transform_is_prepare_features_without_the_target(raw_rows):
+    """FeaturePreparer is usable on its own: fit on rows, then transform; prepare_features is a thin
+    orchestrator over it (target rows dropped, then the same fit)."""
+    prep = prepare_features(raw_rows, "Survived", time_column="Joined", drop_columns=["Fare"])
+    rows = raw_rows.loc[prep.X.index]
+    preparer = FeaturePreparer("Survived")
+    X = preparer.fit_transform(rows, time_column="Joined", drop_columns=["Fare"])
+    pd.testing.assert_frame_equal(X, prep.X)
+    assert preparer == prep.preparer and preparer.to_dict() == prep.preparer.to_dict()
+    assert preparer.dropped_columns["Fare"] == "dropped by request"
+    report = preparer.report
+    assert report.time_feature == "Joined" and report.feature_kinds["Joined"] == "time"
+    assert report.conversions == prep.conversions and report.renamed_columns == prep.renamed_columns == {"city[1]": "city_1_"}
+    assert [c for c, k in report.feature_kinds.items() if k == "categorical"] == prep.categorical_columns
+    # fit returns the preparer; transform of the same rows gives the fitted features
+    again = FeaturePreparer("Survived").fit(rows, time_column="Joined", drop_columns=["Fare"])
+    pd.testing.assert_frame_equal(again.transform(rows), prep.X)
+    assert FeaturePreparer.from_dict(again.to_dict()).report is None  # the report is not saved
+    with pytest.raises(DataValidationError, match="FeaturePreparer.fit needs a pandas DataFrame, got list"):
+        FeaturePreparer("Survived").fit([1, 2])
 
 
 def test_preparer_new_values_follow_the_training_rules(raw_rows):

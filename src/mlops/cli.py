@@ -52,9 +52,12 @@ def _add_tuning_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metric", help="metric to optimize (default by problem: roc_auc, log_loss, rmse)")
     p.add_argument("--n-trials", type=int, default=None,
                    help="trials in the study (default 50; with --timeout and no --n-trials: as many as fit)")
-    p.add_argument("--timeout", type=float, help="study time budget in seconds")
+    p.add_argument("--timeout", type=float, help="seconds for the study alone (loading and final fits come on top)")
     p.add_argument("--trial-timeout", type=float, help="per-trial limit in seconds (trials run in worker processes)")
-    p.add_argument("--cv", type=int, help="tune on K folds of the training data instead of the validation split")
+    p.add_argument("--scheme", default="auto",
+                   help="how trials are scored: auto (default: chosen from the data, printed), holdout, cv, "
+                        "cv=K, cv=KxR (K folds of train+validation, R shuffles), timeseries[-cv=K]")
+    p.add_argument("--cv", type=int, help="shorthand for --scheme cv=K")
     p.add_argument("--sampler", default="tpe")
     p.add_argument("--pruner", default="median")
     p.add_argument("--n-jobs", type=int, default=1, help="trials in parallel")
@@ -75,8 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tuning_args(train)
     train.add_argument("--thread-id", help="graph thread id; give the id of an interrupted run to resume it")
     train.add_argument("--no-tuning", action="store_true", help="train with the model defaults only")
-    train.add_argument("--refit", choices=["train+val", "train"], default="train+val",
-                       help="rows the final model is fitted on (default train+val: all but the test split)")
+    train.add_argument("--time-budget", type=float,
+                       help="seconds for the whole run, from the command's start to the saved model "
+                            "(the study gets what remains after the final fits)")
+    train.add_argument("--refit", choices=["all", "train+val", "train"], default="all",
+                       help="rows the deployed model is fitted on (default all: after the test split is scored, "
+                            "the model is refit on every row)")
     train.add_argument("--test-size", type=float, default=0.2)
     train.add_argument("--val-size", type=float, default=0.2)
     tune = sub.add_parser("tune", help="hyperparameter search only (train/validation split)")
@@ -101,6 +108,17 @@ def build_parser() -> argparse.ArgumentParser:
 # ---------------------------------------------------------------------------------------------
 # adapters
 # ---------------------------------------------------------------------------------------------
+def _process_start() -> float:
+    """Epoch seconds at which this process started (a whole-run time budget counts from there,
+    imports included); the current time when the platform cannot say."""
+    try:
+        import psutil
+
+        return float(psutil.Process().create_time())
+    except Exception:  # noqa: BLE001 - psutil missing or the platform refuses: count from now
+        return time.time()
+
+
 def _hpo_home() -> Path:
     home = Path(os.environ.get("HPO_HOME", ".hpo")).resolve()
     home.mkdir(parents=True, exist_ok=True)
@@ -195,7 +213,7 @@ async def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
         "target": args.target, "problem_type": args.problem, "time_column": args.time_column,
         "algorithm": args.algorithm, "metric": args.metric, "n_trials": args.n_trials, "timeout": args.timeout,
         "sampler": args.sampler, "pruner": args.pruner, "search_space": _load_space(args.search_space),
-        "cv": args.cv, "n_jobs": args.n_jobs, "trial_timeout": args.trial_timeout,
+        "cv": args.cv, "scheme": args.scheme, "time_budget": args.time_budget, "n_jobs": args.n_jobs, "trial_timeout": args.trial_timeout,
         "tuning_enabled": not args.no_tuning, "seed": args.seed, "test_size": args.test_size,
         "val_size": args.val_size, "study_name": args.study_name, "refit": args.refit,
     }
@@ -212,28 +230,41 @@ async def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
             listeners.append(HistoryRecorder(PostgresHistoryRepository(db)))
         tracker = _tracker(not args.no_mlflow, home)
         graph = build_model_trainer_graph(checkpointer=saver or InMemorySaver())
-        context = ModelTrainerContext(hpo_home=home, optuna_storage=dsn, listeners=listeners, tracker=tracker)
+        context = ModelTrainerContext(hpo_home=home, optuna_storage=dsn, listeners=listeners, tracker=tracker,
+                                      started_at=_process_start())
         snapshot = await graph.aget_state(config)
         resume = bool(snapshot.next) if snapshot is not None else False
         if args.thread_id and not resume and snapshot is not None and snapshot.values.get("status"):
             raise BadInput(f"thread {thread_id!r} already finished with status {snapshot.values['status']!r}")
         final: dict[str, Any] = {}
+        timings: dict[str, float] = {}
         try:
             # durability="sync": every checkpoint is on disk before the next node starts, so a
             # killed run resumes from the node it was in (the tuner then continues its study).
+            timings["startup"] = round(time.time() - context.started_at, 2)
+            mark = time.time()
             async for mode, chunk in graph.astream(None if resume else inputs, config, context=context,
-                                                   stream_mode=["custom", "values"], durability="sync"):
+                                                   stream_mode=["custom", "values", "updates"], durability="sync"):
                 if mode == "custom" and isinstance(chunk, dict) and chunk.get("event") == "trial":
                     progress.update(chunk)
                 elif mode == "values":
                     final = chunk
+                elif mode == "updates" and isinstance(chunk, dict):
+                    now = time.time()
+                    for node in chunk:
+                        timings[node] = round(timings.get(node, 0.0) + now - mark, 2)
+                    mark = now
         finally:
             progress.close()
+            closing = time.time()
             for listener in listeners:
                 await listener.aclose()
             if tracker is not None:
                 await tracker.aclose()
+            timings["close"] = round(time.time() - closing, 2)
     final = dict(final)
+    timings["total"] = round(time.time() - context.started_at, 2)
+    final["timings"] = timings
     final["thread_id"] = thread_id
     return final
 
@@ -263,10 +294,23 @@ async def cmd_tune(args: argparse.Namespace) -> dict[str, Any]:
     _check_data_args(args)
     home = _hpo_home()
     # where the data is, so that `hpo worker` on another machine loads the very same splits
-    source = {"kind": "file" if args.data else "dataset", "target": args.target, "problem_type": args.problem,
-              "time_column": args.time_column, "split": {"seed": args.seed, "rare_classes": "train"},
-              **({"path": str(Path(args.data).resolve())} if args.data else {"name": args.dataset})}
-    data = load_data_source(source)
+    source: dict[str, Any] = {
+        "kind": "file" if args.data else "dataset", "target": args.target, "problem_type": args.problem,
+        "time_column": args.time_column, "split": {"seed": args.seed, "rare_classes": "train"},
+        **({"path": str(Path(args.data).resolve())} if args.data else {"name": args.dataset})}
+    splits = load_data_source(source)
+    from .problems import CLASSIFICATION
+    from .schemes import resolve_scheme, tuning_frames
+
+    try:
+        scheme = resolve_scheme(scheme=args.scheme, cv=args.cv, y_train=splits.y_train, y_val=splits.y_val,
+                                n_features=splits.X_train.shape[1],
+                                classification=splits.problem_type in CLASSIFICATION,
+                                time_ordered=splits.time_column is not None, time_budget=args.timeout)
+    except ValueError as e:
+        raise BadInput(str(e)) from e
+    source["scheme"] = scheme.to_dict()  # workers score trials the same way
+    X_tr, y_tr, X_va, y_va = tuning_frames(splits.X_train, splits.y_train, splits.X_val, splits.y_val, scheme)
     progress = _Progress(args.n_trials, enabled=not args.quiet)
     on_trial = _progress_callback(progress, args.n_trials)
 
@@ -281,9 +325,10 @@ async def cmd_tune(args: argparse.Namespace) -> dict[str, Any]:
             listeners.append(tracker)
         try:
             result = await run_hyperparameter_optimization(
-                args.algorithm, data.problem_type, data.X_train, data.y_train, data.X_val, data.y_val,
+                args.algorithm, splits.problem_type, X_tr, y_tr, X_va, y_va,
                 metric=args.metric, n_trials=args.n_trials, timeout=args.timeout, sampler=args.sampler,
-                pruner=args.pruner, search_space=_load_space(args.search_space), cv=args.cv, seed=args.seed,
+                pruner=args.pruner, search_space=_load_space(args.search_space), seed=args.seed,
+                **scheme.objective_options(),
                 study_name=args.study_name, storage=dsn, n_jobs=args.n_jobs, trial_timeout=args.trial_timeout,
                 listeners=listeners, callbacks=[on_trial], data_source=source,
             )
@@ -293,7 +338,9 @@ async def cmd_tune(args: argparse.Namespace) -> dict[str, Any]:
                 await listener.aclose()
     out = result.to_dict()
     out["status"] = "completed"
-    out["dropped_columns"] = data.dropped_columns
+    out["scheme"] = scheme.label
+    out["scheme_reason"] = scheme.reason
+    out["dropped_columns"] = splits.dropped_columns
     return out
 
 
@@ -394,6 +441,9 @@ def print_summary(out: dict[str, Any]) -> None:
               f"in {float(hpo.get('duration_s') or 0):.1f} s")
         for reason in sorted({r for r in reasons if r != "deadline"})[:3]:
             print(f"    failure: {reason[:160]}")
+        if hpo.get("scheme"):
+            reason = f": {hpo['scheme_reason']}" if hpo.get("scheme_reason") else ""
+            print(f"  scheme {hpo['scheme']}{reason}")
     tm, dm = out.get("test_metrics") or {}, out.get("defaults_test_metrics") or {}
     if tm or hpo:
         rows = []
@@ -405,10 +455,18 @@ def print_summary(out: dict[str, Any]) -> None:
         print(f"  {'metric':{width}s} {'defaults':>10s} {'tuned':>10s}")
         for name, defaults, tuned in rows:
             print(f"  {name:{width}s} {_fmt(defaults):>10s} {_fmt(tuned):>10s}")
+        deployed = (out.get("training") or {}).get("deployed")
+        if tm and deployed:
+            print(f"  (test: models fitted on train+val; the saved model was then refit on all "
+                  f"{deployed.get('fit_rows')} rows)")
     if out.get("model_path"):
         print(f"\n  model: {out['model_path']}")
     if out.get("mlflow_run_id"):
         print(f"  mlflow run: {out['mlflow_run_id']}")
+    timings = out.get("timings") or {}
+    if timings.get("total") is not None:
+        parts = ", ".join(f"{k} {v:.1f}" for k, v in timings.items() if k != "total")
+        print(f"  time: {timings['total']:.1f} s ({parts})")
     if out.get("best_params"):
         print(f"  best params: {json.dumps(out['best_params'], default=str)}")
 
@@ -428,7 +486,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("DO_NOT_TRACK", "true")
     args = build_parser().parse_args(argv)
-    if hasattr(args, "n_trials") and args.n_trials is None and getattr(args, "timeout", None) is None:
+    if (hasattr(args, "n_trials") and args.n_trials is None and getattr(args, "timeout", None) is None
+            and getattr(args, "time_budget", None) is None):
         args.n_trials = 50
     from .errors import DatabaseUnavailableError, MLOpsError
 

@@ -4,8 +4,8 @@ Everything here is a pure function or a plain dataclass; nothing prints. Problem
 :class:`~src.mlops.errors.DataValidationError` with a message that names the input, the rule it
 broke and what to do instead.
 
-* :data:`BINARY`, :data:`MULTICLASS`, :data:`REGRESSION`, :data:`ANOMALY` (:data:`PROBLEM_TYPES`) name
-  the problem types used across the engine.
+* :data:`BINARY`, :data:`MULTICLASS`, :data:`REGRESSION`, :data:`ANOMALY` (:data:`PROBLEM_TYPES`) are
+  re-exported from :mod:`src.mlops.problems`, where the problem types are defined.
 * :func:`load_dataset` reads a CSV/TSV/TXT (optionally compressed) or Parquet file, a dataset bundled
   with scikit-learn (offline: ``breast_cancer``, ``iris``, ``wine``, ``diabetes``, ``digits``) or an
   in-memory DataFrame, and resolves the target column.
@@ -31,6 +31,7 @@ from typing import Any
 import pandas as pd
 
 from .errors import DataValidationError
+from .problems import ANOMALY, BINARY, MULTICLASS, PROBLEM_TYPES, REGRESSION
 
 __all__ = [
     "BINARY",
@@ -42,13 +43,6 @@ __all__ = [
     "LoadedDataset",
     "load_dataset",
 ]
-
-BINARY = "binary_classification"
-MULTICLASS = "multiclass_classification"
-REGRESSION = "regression"
-ANOMALY = "anomaly_detection"
-PROBLEM_TYPES: tuple[str, ...] = (BINARY, MULTICLASS, REGRESSION, ANOMALY)
-_CLASSIFICATION = (BINARY, MULTICLASS)
 
 #: Datasets shipped inside scikit-learn (no download needed): name -> loader function name.
 BUNDLED_DATASETS: dict[str, str] = {

@@ -1,6 +1,9 @@
 """Stable dataset fingerprints: the same data gives the same hex digest in any process.
 
-Used to key study history (warm start, trial cache) and to name data references in graph state.
+Used to name a study after its data (``run_hyperparameter_optimization``'s default study name), to
+tag its history row and MLflow run (``StudyContext.dataset_fingerprint``: the repository's
+``best_trials`` looks up earlier studies of the same data by it), and to check that a stored frame
+reference still holds the data it was written with (:mod:`src.mlops.splits`). Nothing is cached by it.
 """
 
 from __future__ import annotations

@@ -10,45 +10,22 @@ import numpy as np
 from sklearn import metrics as skm
 
 from .errors import IncompatibleMetricError, UnknownMetricError
+from .problems import ANOMALY, BINARY, MULTICLASS, PROBLEM_TYPES, REGRESSION, normalize_problem_type
 
 __all__ = [
-    "PROBLEM_TYPES",
     "MetricSpec",
     "get_metric",
-    "normalize_problem_type",
     "default_metric",
     "list_metrics",
     "score_predictions",
+    # re-exported from .problems, where they are defined
+    "BINARY",
+    "MULTICLASS",
+    "REGRESSION",
+    "ANOMALY",
+    "PROBLEM_TYPES",
+    "normalize_problem_type",
 ]
-
-BINARY, MULTICLASS, REGRESSION, ANOMALY = (
-    "binary_classification",
-    "multiclass_classification",
-    "regression",
-    "anomaly_detection",
-)
-PROBLEM_TYPES = (BINARY, MULTICLASS, REGRESSION, ANOMALY)
-_PROBLEM_ALIASES = {
-    "binary": BINARY,
-    "binary_classification": BINARY,
-    "classification": BINARY,
-    "multiclass": MULTICLASS,
-    "multiclass_classification": MULTICLASS,
-    "multi_class": MULTICLASS,
-    "regression": REGRESSION,
-    "anomaly": ANOMALY,
-    "anomaly_detection": ANOMALY,
-    "outlier_detection": ANOMALY,
-}
-
-
-def normalize_problem_type(problem_type: str) -> str:
-    key = str(problem_type).strip().lower().replace("-", "_").replace(" ", "_")
-    if key not in _PROBLEM_ALIASES:
-        raise IncompatibleMetricError(
-            f"unknown problem_type {problem_type!r}; use one of {list(PROBLEM_TYPES)}"
-        )
-    return _PROBLEM_ALIASES[key]
 
 
 @dataclass(frozen=True)

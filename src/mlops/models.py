@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import UnknownModelError
-from .metrics import ANOMALY, BINARY, MULTICLASS, REGRESSION, normalize_problem_type
+from .problems import ANOMALY, BINARY, MULTICLASS, REGRESSION, normalize_problem_type
 from .search_space import SearchSpace, parse_search_space
 
 __all__ = ["ModelSpec", "get_model_spec", "get_model_class", "list_models", "MODEL_REGISTRY"]

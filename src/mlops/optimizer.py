@@ -107,10 +107,13 @@ class _Run:
     study: optuna.Study
     slots: TrialSlots
     n_trials: int | None
-    deadline: float | None
+    #: ``time.monotonic()`` at which ``timeout`` ends (None: no timeout)
+    end: float | None
     max_failures: int | None
     patience: int | None
     min_improvement: float
+    #: seconds to keep free before ``end`` (re-evaluated at every check; see ``optimize``)
+    time_reserve: Callable[[], float] | None = None
     max_trials: int | None = None
     started: float = field(default_factory=time.monotonic)
     n_started: int = 0
@@ -129,6 +132,20 @@ class _Run:
     def stop(self, reason: str) -> None:
         if self.stop_reason is None:
             self.stop_reason = reason
+
+    @property
+    def deadline(self) -> float | None:
+        """When no trial may start any more and running ones are stopped: ``end`` minus the reserve."""
+        if self.end is None:
+            return None
+        if self.time_reserve is None:
+            return self.end
+        try:
+            reserve = max(0.0, float(self.time_reserve()))
+        except Exception:  # noqa: BLE001 - a broken estimate must not kill the study
+            log.exception("time_reserve raised; ignoring it")
+            reserve = 0.0
+        return self.end - reserve
 
 
 class OptunaOptimizer:
@@ -339,6 +356,7 @@ class OptunaOptimizer:
         enqueue_defaults: bool = True,
         enqueue: Iterable[Mapping[str, Any]] = (),
         enqueue_portfolio: bool = True,
+        time_reserve: Callable[[], float] | None = None,
         max_trials: int | None = None,
     ) -> OptimizationResult:
         """Run trials until the study holds ``n_trials``, ``timeout`` passes, or a stop rule fires.
@@ -354,8 +372,10 @@ class OptunaOptimizer:
         (``enqueue_defaults``), then the ``enqueue`` configurations, then the family's portfolio of
         robust configurations (``enqueue_portfolio``; only with the family's default search space,
         and only as many as ``n_trials`` leaves room for) -- once per study, however many workers
-        start it. ``max_trials``: this call starts at most that many trials (a worker's own share;
-        the study still holds at most ``n_trials``).
+        start it. ``time_reserve``: a callable giving the seconds to keep free before ``timeout``
+        ends (e.g. for final fits whose cost depends on the best trial so far); the effective
+        deadline is ``timeout`` minus its current value. ``max_trials``: this call starts at most
+        that many trials (a worker's own share; the study still holds at most ``n_trials``).
         """
         _check_positive("n_trials", n_trials, integer=True)
         _check_positive("max_trials", max_trials, integer=True)
@@ -387,7 +407,8 @@ class OptunaOptimizer:
                                         callbacks=callbacks, trial_timeout=trial_timeout, max_failures=max_failures,
                                         patience=patience, min_improvement=min_improvement,
                                         enqueue_defaults=enqueue_defaults, enqueue=list(enqueue),
-                                        enqueue_portfolio=enqueue_portfolio, max_trials=max_trials)
+                                        enqueue_portfolio=enqueue_portfolio, time_reserve=time_reserve,
+                                        max_trials=max_trials)
         finally:
             try:
                 await asyncio.to_thread(slots.flush)  # the last finished slots, before the lease may lapse
@@ -400,13 +421,14 @@ class OptunaOptimizer:
                         timeout: float | None, n_jobs: int, callbacks: Sequence[Callable[..., None]] | None,
                         trial_timeout: float | None, max_failures: int | None, patience: int | None,
                         min_improvement: float, enqueue_defaults: bool, enqueue: list[Mapping[str, Any]],
-                        enqueue_portfolio: bool, max_trials: int | None) -> OptimizationResult:
+                        enqueue_portfolio: bool, time_reserve: Callable[[], float] | None,
+                        max_trials: int | None) -> OptimizationResult:
         multi = len(study.directions) > 1
         await asyncio.to_thread(slots.run_locked, study, lambda: self._seed(
             study, objective, n_trials, enqueue_defaults, enqueue, enqueue_portfolio))
         existing = await asyncio.to_thread(study.get_trials, False)
         run = _Run(study, slots, n_trials, None if timeout is None else time.monotonic() + timeout,
-                   max_failures, patience, min_improvement, max_trials)
+                   max_failures, patience, min_improvement, time_reserve=time_reserve, max_trials=max_trials)
         run.has_complete = any(t.state == TrialState.COMPLETE for t in existing)
         if not multi:
             done = [t.value for t in existing if t.state == TrialState.COMPLETE and _finite(t.value)]
@@ -494,7 +516,9 @@ class OptunaOptimizer:
         if self._stop_requested:
             run.stop("stop_requested")
             return None
-        if run.deadline is not None and time.monotonic() >= run.deadline:
+        deadline = run.deadline
+        if deadline is not None and time.monotonic() >= deadline and (run.has_complete or run.n_started):
+            # past the deadline, a study without any result still runs one trial (once)
             run.stop("timeout")
             return None
         if run.max_trials is not None and run.n_started >= run.max_trials:
@@ -577,10 +601,13 @@ class OptunaOptimizer:
         start = time.monotonic()
         while True:
             now = time.monotonic()
+            deadline = run.deadline
             waits = [] if guard is None else [start + guard - now]
-            if run.deadline is not None and run.has_complete:
-                waits.append(run.deadline - now)
-            elif run.deadline is not None:
+            if deadline is not None and run.has_complete:
+                waits.append(deadline - now)
+                if run.time_reserve is not None:
+                    waits.append(1.0)  # the reserve may grow as other trials finish: look again
+            elif deadline is not None:
                 waits.append(1.0)  # no result yet: look again for a completion elsewhere
             timeout = max(0.0, min(waits)) if waits else None
             done, _ = await asyncio.wait({fut}, timeout=timeout)
@@ -590,7 +617,8 @@ class OptunaOptimizer:
             if guard is not None and now >= start + guard:
                 fut.cancel()
                 raise TimeoutError
-            if run.deadline is not None and run.has_complete and now >= run.deadline:
+            deadline = run.deadline
+            if deadline is not None and run.has_complete and now >= deadline:
                 cancel.set()
                 done, _ = await asyncio.wait({fut}, timeout=_DEADLINE_GRACE_S)
                 if done and not fut.cancelled() and fut.exception() is None:

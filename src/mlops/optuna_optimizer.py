@@ -21,10 +21,11 @@ import optuna
 from .errors import StudyFailedError
 from .factories import PrunerFactory, SamplerFactory
 from .fingerprint import dataset_fingerprint
-from .metrics import default_metric, get_metric, normalize_problem_type
+from .metrics import default_metric, get_metric
 from .models import get_model_class, get_model_spec, list_models
 from .objectives import ModelObjective, TunedModel
 from .optimizer import OptunaOptimizer
+from .problems import normalize_problem_type
 from .search_space import SearchSpace, parse_search_space
 from .study_recipe import data_fingerprint, write_recipe
 from .types import OptimizationResult, StudyContext, TrialListener
@@ -69,6 +70,7 @@ async def run_hyperparameter_optimization(
     patience: int | None = None,
     min_improvement: float = 0.0,
     cv_strategy: str = "auto",
+    cv_repeats: int = 1,
     space_overrides: Mapping[str, Any] | None = None,
     fixed_params: Mapping[str, Any] | None = None,
     enqueue_defaults: bool = True,
@@ -81,13 +83,15 @@ async def run_hyperparameter_optimization(
     callbacks: Sequence[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] | None = None,
     optimizer: OptunaOptimizer | None = None,
     experiment_name: str | None = None,
+    time_reserve: Callable[[], float] | None = None,
     data_source: Mapping[str, Any] | None = None,
     max_trials: int | None = None,
 ) -> OptimizationResult:
     """Tune ``algorithm`` on validation data (or CV folds of the training data) and return the result.
 
     ``metric`` defaults by problem type (roc_auc for binary, log_loss for multiclass, rmse for
-    regression). ``search_space`` replaces the family's default space; ``space_overrides`` patches
+    regression). ``cv=k`` scores each trial on k folds drawn from ``X_train`` (``cv_repeats``
+    shuffles of them; ``cv_strategy="timeseries"`` for time-ordered folds). ``search_space`` replaces the family's default space; ``space_overrides`` patches
     it (a spec per param, ``None`` removes one). With ``cv`` the validation data is not needed.
     The model's defaults are trial 0 (``enqueue_defaults``), so ``best_value`` is never worse
     than the defaults' validation score; the family's portfolio of robust configurations follows
@@ -113,7 +117,8 @@ async def run_hyperparameter_optimization(
     opt = optimizer or OptunaOptimizer(listeners=listeners)
     try:
         if cv is not None:
-            objective = opt.create_cv_objective(spec.name, pt, X_train, y_train, cv=cv, cv_strategy=cv_strategy, **options)
+            objective = opt.create_cv_objective(spec.name, pt, X_train, y_train, cv=cv, cv_strategy=cv_strategy,
+                                                cv_repeats=cv_repeats, **options)
         else:
             objective = opt.create_validation_objective(spec.name, pt, X_train, y_train, X_val, y_val, **options)
         fingerprint = dataset_fingerprint(objective.X_train, y_train)
@@ -132,7 +137,8 @@ async def run_hyperparameter_optimization(
             pruner_options=pruner_options, context=context,
         )
         await asyncio.to_thread(write_recipe, study, dict(
-            algorithm=spec.name, problem_type=pt, objective={**options, "cv": cv, "cv_strategy": cv_strategy},
+            algorithm=spec.name, problem_type=pt,
+            objective={**options, "cv": cv, "cv_strategy": cv_strategy, "cv_repeats": cv_repeats},
             n_trials=n_trials, sampler=sampler, pruner=pruner, sampler_options=sampler_options,
             pruner_options=pruner_options, trial_timeout=trial_timeout, data=data_source,
             fingerprint=data_fingerprint(X_train, y_train, X_val, y_val)))
@@ -140,7 +146,7 @@ async def run_hyperparameter_optimization(
             study, objective, n_trials=n_trials, timeout=timeout, n_jobs=n_jobs, callbacks=callbacks,
             trial_timeout=trial_timeout, max_failures=max_failures, patience=patience,
             min_improvement=min_improvement, enqueue_defaults=enqueue_defaults, enqueue=enqueue,
-            enqueue_portfolio=enqueue_portfolio, max_trials=max_trials,
+            enqueue_portfolio=enqueue_portfolio, time_reserve=time_reserve, max_trials=max_trials,
         )
         if result.n_completed == 0:
             reasons = sorted(set(result.failure_reasons.values()))[:3]
@@ -154,6 +160,7 @@ async def run_hyperparameter_optimization(
         defaults = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
                     if t.user_attrs.get("source") == "defaults"]
         result.defaults_value = float(defaults[0].value) if defaults else None
+        result.defaults_user_attrs = dict(defaults[0].user_attrs) if defaults else {}
         return result
     finally:
         if optimizer is None:

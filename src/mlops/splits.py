@@ -25,10 +25,14 @@ from typing import Any, Literal, TypedDict
 import numpy as np
 import pandas as pd
 
-from .datasets import _CLASSIFICATION, _preview, _safe_file_stem, write_atomically
+from .datasets import _preview, _safe_file_stem, write_atomically
 from .errors import ConfigurationError, DataValidationError
-from .features import _datetime_from, _fmt, _timestamp_seconds, infer_problem_type
+from .features import infer_problem_type
+from .features._convert import datetime_from as _datetime_from
+from .features._convert import timestamp_seconds as _timestamp_seconds
+from .features._text import fmt as _fmt
 from .fingerprint import dataset_fingerprint
+from .problems import CLASSIFICATION as _CLASSIFICATION
 
 __all__ = [
     "Splits",

@@ -12,9 +12,14 @@
   held. ``data`` is one of::
 
       {"kind": "file", "path": "/shared/churn.csv", "target": "Churn", "problem_type": null,
-       "time_column": null, "split": {"seed": 42, "rare_classes": "train"}}    # hpo tune --data
+       "time_column": null, "split": {"seed": 42, "rare_classes": "train"},
+       "scheme": {"kind": "cv", "folds": 5, "repeats": 2, ...}}                 # hpo tune --data
       {"kind": "dataset", "name": "breast_cancer", ...same keys...}            # hpo tune --dataset
-      {"kind": "frames", "refs": {"train_X": DataRef, "train_y": ..., "val_X": ..., "val_y": ...}}  # the graph
+      {"kind": "frames", "refs": {"train_X": DataRef, "train_y": ..., "val_X": ..., "val_y": ...},
+       "scheme": {...}}                                                        # the graph
+
+  ``scheme`` (an :class:`~src.mlops.schemes.EvaluationScheme`) says how the splits became the
+  objective's data (under CV: train + validation joined, :func:`~src.mlops.schemes.tuning_frames`).
 
 :func:`join_study` (``hpo worker --study NAME``) reads the recipe, loads the data again, refuses data
 whose fingerprint differs, and runs trials of the same objective until the study's budget is used.
@@ -66,6 +71,7 @@ class TuningData:
     X_val: Any = None
     y_val: Any = None
     problem_type: str | None = None
+    time_column: str | None = None
     dropped_columns: dict[str, str] = field(default_factory=dict)
 
 
@@ -154,6 +160,13 @@ def _check_data_source(source: Mapping[str, Any]) -> None:
         raise ConfigurationError("a data_source of kind 'dataset' needs a 'name'")
     if kind == "frames" and not {"train_X", "train_y"} <= set(source.get("refs") or {}):
         raise ConfigurationError("a data_source of kind 'frames' needs 'refs' with at least train_X and train_y")
+    if source.get("scheme") is not None:
+        from .schemes import EvaluationScheme
+
+        try:
+            EvaluationScheme.from_dict(source["scheme"])
+        except (KeyError, TypeError) as e:
+            raise ConfigurationError(f"data_source scheme {source['scheme']!r} is not an evaluation scheme: {e}") from e
 
 
 def describe_source(source: Mapping[str, Any]) -> str:
@@ -167,23 +180,33 @@ def describe_source(source: Mapping[str, Any]) -> str:
 
 
 def load_data_source(source: Mapping[str, Any]) -> TuningData:
-    """Load the train/validation data a recipe's ``data`` names (what ``hpo tune`` does with its flags)."""
+    """Load the data a recipe's ``data`` names: the train/validation splits (what ``hpo tune`` does
+    with its flags), then, when ``source`` has a ``scheme``, the objective's data under it."""
     from .datasets import load_dataset
     from .features import prepare_features
+    from .schemes import EvaluationScheme, tuning_frames
     from .splits import load_frame_ref, split_dataset
 
     _check_data_source(source)
     if source["kind"] == "frames":
         refs = source["refs"]
         frames = {k: load_frame_ref(refs[k]) if refs.get(k) else None for k in _FRAME_KEYS}
-        return TuningData(frames["train_X"], frames["train_y"], frames["val_X"], frames["val_y"])
-    loaded = load_dataset(source["path"] if source["kind"] == "file" else source["name"], target=source.get("target"))
-    prepared = prepare_features(loaded.frame, loaded.target, problem_type=source.get("problem_type"),
-                                time_column=source.get("time_column"))
-    splits = split_dataset(prepared.X, prepared.y, problem_type=prepared.problem_type,
-                           time_column=prepared.time_column, **dict(source.get("split") or {}))
-    return TuningData(splits.X_train, splits.y_train, splits.X_val, splits.y_val,
-                      problem_type=prepared.problem_type, dropped_columns=dict(prepared.dropped_columns))
+        data = TuningData(frames["train_X"], frames["train_y"], frames["val_X"], frames["val_y"])
+    else:
+        loaded = load_dataset(source["path"] if source["kind"] == "file" else source["name"],
+                              target=source.get("target"))
+        prepared = prepare_features(loaded.frame, loaded.target, problem_type=source.get("problem_type"),
+                                    time_column=source.get("time_column"))
+        splits = split_dataset(prepared.X, prepared.y, problem_type=prepared.problem_type,
+                               time_column=prepared.time_column, **dict(source.get("split") or {}))
+        data = TuningData(splits.X_train, splits.y_train, splits.X_val, splits.y_val,
+                          problem_type=prepared.problem_type, time_column=prepared.time_column,
+                          dropped_columns=dict(prepared.dropped_columns))
+    if source.get("scheme") is not None:
+        scheme = EvaluationScheme.from_dict(source["scheme"])
+        data.X_train, data.y_train, data.X_val, data.y_val = tuning_frames(
+            data.X_train, data.y_train, data.X_val, data.y_val, scheme)
+    return data
 
 
 def study_progress(study: optuna.Study) -> tuple[int, int | None]:

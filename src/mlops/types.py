@@ -14,7 +14,10 @@ FAIL_REASON_ATTR = "fail_reason"
 #: user attribute naming a worker (host:pid:token). The engine records who runs a trial in its trial
 #: ledger (``hpo_trial_slots``), not in the trial; liveness is judged by leases, never by this name.
 WORKER_ATTR = "worker_id"
-#: user attribute telling where a trial's params came from ("defaults", "user", "retry", "warm_start").
+#: user attribute telling where an enqueued trial's params came from: "defaults" (trial 0, the family's
+#: defaults), "user" (``enqueue``), "portfolio" (the family's known-good configurations) or "retry" (a
+#: stale trial's params tried again; a retried defaults trial stays "defaults"). Absent: the sampler
+#: proposed them (reports show "sampler").
 SOURCE_ATTR = "source"
 
 
@@ -64,6 +67,8 @@ class OptimizationResult:
     default_params: dict[str, Any] = field(default_factory=dict)
     defaults_value: float | None = None
     best_user_attrs: dict[str, Any] = field(default_factory=dict)
+    #: user attributes of the defaults trial (its boosting round count, fit time...), if it completed
+    defaults_user_attrs: dict[str, Any] = field(default_factory=dict)
     pareto_front: list[dict[str, Any]] = field(default_factory=list)
     algorithm: str | None = None
     problem_type: str | None = None

@@ -16,6 +16,7 @@ from src.agents.ml_foundation.model_trainer import (
     build_model_trainer_graph,
     load_model_artifact,
 )
+from src.agents.ml_foundation.model_trainer.nodes.model_evaluator import score_model
 from src.mlops.splits import load_frame_ref
 from src.mlops.tracking import MLflowTracker
 
@@ -33,7 +34,8 @@ async def test_breast_cancer_end_to_end_with_mlflow(tmp_path: Path, context: Mod
     context.tracker = tracker
     graph = build_model_trainer_graph()
     try:
-        final = await graph.ainvoke({"dataset_name": "breast_cancer", "n_trials": 5, "refit": "train"}, context=context)
+        final = await graph.ainvoke({"dataset_name": "breast_cancer", "n_trials": 5, "refit": "train", "scheme": "holdout"},
+                                   context=context)
     finally:
         await tracker.aclose()
 
@@ -88,16 +90,18 @@ async def test_breast_cancer_end_to_end_with_mlflow(tmp_path: Path, context: Mod
     assert logged == {"preparer.json", "metadata.json"}
 
 
-async def test_default_refit_uses_train_and_validation_rows(context: ModelTrainerContext) -> None:
-    """By default the final model is fitted on train+val, with the best trial's rounds scaled up;
-    its validation score is the study's (it has seen the validation rows)."""
+async def test_refit_train_val_uses_train_and_validation_rows(context: ModelTrainerContext) -> None:
+    """refit="train+val": the deployed model is fitted on train+val, with the best holdout trial's
+    rounds scaled up; its validation score is the study's (it has seen the validation rows)."""
     space = {"learning_rate": {"type": "float", "low": 0.03, "high": 0.3, "log": True}}  # gbdt: early stopping
     final = await build_model_trainer_graph().ainvoke({"dataset_name": "breast_cancer", "n_trials": 4,
-                                                       "search_space": space}, context=context)
+                                                       "search_space": space, "refit": "train+val",
+                                                       "scheme": "holdout"}, context=context)
     assert final["status"] == "completed", final.get("error")
     training, hpo, sizes = final["training"], final["hpo"], final["split_sizes"]
-    assert training["refit"] == "train+val"
-    assert training["best_iteration"] == hpo["best_iteration"]
+    assert training["refit"] == "train+val" and training["fitted_on"] == "train+val"
+    assert "deployed" not in training and final["evaluated_model_path"] == final["model_path"]
+    assert training["best_iteration"] == hpo["best_iteration"] and hpo["best_fit_rows"] == sizes["train"]
     grown = (sizes["train"] + sizes["val"]) / sizes["train"]
     assert training["n_rounds"] == max(1, round(hpo["best_iteration"] * grown)) > hpo["best_iteration"]
     assert final["validation_metrics"] == {"roc_auc": hpo["best_value"]}
@@ -105,6 +109,40 @@ async def test_default_refit_uses_train_and_validation_rows(context: ModelTraine
     assert model.estimator.n_estimators == training["n_rounds"]
     assert set(final["test_metrics"]) == {"roc_auc", "accuracy", "f1", "log_loss"}
     assert final["test_metrics"]["roc_auc"] > 0.9
+
+
+async def test_default_refit_deploys_a_model_fitted_on_every_row(context: ModelTrainerContext) -> None:
+    """refit="all" (default): the test metrics are those of a model fitted on train+val (scored
+    before the refit); the saved model is then refit on train+val+test, with the rounds the study
+    found scaled to all rows, and its metadata says whose test metrics it carries."""
+    space = {"learning_rate": {"type": "float", "low": 0.03, "high": 0.3, "log": True}}  # gbdt: early stopping
+    final = await build_model_trainer_graph().ainvoke({"dataset_name": "breast_cancer", "n_trials": 4,
+                                                       "search_space": space}, context=context)
+    assert final["status"] == "completed", final.get("error")
+    training, hpo, sizes = final["training"], final["hpo"], final["split_sizes"]
+    n_trainval, n_all = sizes["train"] + sizes["val"], sum(sizes.values())
+    assert training["refit"] == "all" and training["fitted_on"] == "train+val" and training["fit_rows"] == n_trainval
+    deployed = training["deployed"]
+    assert deployed["refit"] == "train+val+test" and deployed["fit_rows"] == n_all
+    # the study's early-stopped round count, found on fits of best_fit_rows rows, scaled to the fit's rows
+    assert training["n_rounds"] == round(hpo["best_iteration"] * n_trainval / hpo["best_fit_rows"])
+    assert deployed["n_rounds"] == round(hpo["best_iteration"] * n_all / hpo["best_fit_rows"]) > training["n_rounds"]
+
+    assert final["evaluated_model_path"] != final["model_path"]
+    deployed_model, meta = load_model_artifact(final["model_path"])
+    evaluated_model, evaluated_meta = load_model_artifact(final["evaluated_model_path"])
+    assert deployed_model.estimator.n_estimators == deployed["n_rounds"]
+    assert meta["kind"] == "deployed" and meta["fitted_on"] == "train+val+test" and meta["fit_rows"] == n_all
+    assert meta["test_metrics_of"] == "evaluated_model" and "train+validation+test" in meta["test_metrics_note"]
+    assert meta["test_metrics"] == final["test_metrics"] == evaluated_meta["test_metrics"]
+    assert evaluated_meta["fitted_on"] == "train+val"
+    # the reported test score is the evaluated model's, recomputed here from the test split
+    X_test, y_test = load_frame_ref(final["splits"]["test_X"]), load_frame_ref(final["splits"]["test_y"])
+    scores, _ = score_model(evaluated_model.model, X_test, y_test, ["roc_auc"], "binary_classification")
+    assert scores["roc_auc"] == pytest.approx(final["test_metrics"]["roc_auc"], abs=1e-12)
+    # ... and not the deployed model's, which has seen those rows
+    seen, _ = score_model(deployed_model.model, X_test, y_test, ["log_loss"], "binary_classification")
+    assert seen["log_loss"] < final["test_metrics"]["log_loss"]
 
 
 async def test_trial_progress_is_streamed(context: ModelTrainerContext) -> None:
@@ -172,7 +210,7 @@ async def test_in_memory_arrays_without_tuning(context: ModelTrainerContext) -> 
     assert final["status"] == "completed", final.get("error")
     assert final["hpo"] == {"enabled": False, "algorithm": "lightgbm", "metric": "roc_auc", "direction": "maximize"}
     assert final["merged_params"] == final["default_params"]
-    assert final["defaults_model_path"] == final["model_path"]  # one fit only
+    assert final["defaults_model_path"] == final["evaluated_model_path"]  # one fit only
     assert final["defaults_test_metrics"] == final["test_metrics"]
     assert final["target"] == "target" and final["dataset_info"]["n_features"] == 30
     _assert_plain_json(final)

@@ -38,14 +38,39 @@ def test_every_spec_family_is_registered():
         assert list_models(pt)
 
 
+#: params the spec translates before they reach the estimator (see models._translate; tested apart).
+_TRANSLATED = {"dart_rounds", "boosting_type", "bagging_fraction", "bagging_freq", "n_estimators", "hidden_layer_sizes"}
+
+
+def _assert_reached(est, params):
+    """Every param (but the translated ones) is the estimator's, with the value given."""
+    got = est.get_params()
+    for k, v in params.items():
+        if k == "hidden_layer_sizes":
+            assert got[k] == (tuple(int(x) for x in v.split("-")) if isinstance(v, str) else v)
+        elif k not in _TRANSLATED:
+            assert k in got and got[k] == v, (type(est).__name__, k, v, got.get(k, "<not a param>"))
+
+
 @pytest.mark.parametrize("name", list(MODEL_REGISTRY))
 def test_defaults_build_and_default_space_is_valid(name):
+    """The defaults and any point of the default space build the family's estimator with exactly
+    those params, and the seed reaches the estimator."""
     spec = get_model_spec(name)
     for pt in spec.problem_types:
         space = spec.search_space(pt)
         assert len(space) > 0
-        est = spec.build(spec.default_params(pt, seed=0), pt)
-        assert est is not None
+        defaults = spec.default_params(pt, seed=7)
+        est = spec.build(defaults, pt)
+        assert type(est) is spec.estimator_class(pt)
+        _assert_reached(est, defaults)
+        if spec.seed_param:
+            assert est.get_params()[spec.seed_param] == 7
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        for _ in range(3):
+            point = space.sample(study.ask())
+            assert point and set(point) <= set(space.names)
+            _assert_reached(spec.build({**defaults, **point}, pt), point)
 
 
 def test_lightgbm_default_space_matches_the_issue():
@@ -126,9 +151,50 @@ def test_metrics_have_directions_and_refuse_mismatches():
     assert {"rmse", "mae", "r2", "mape"} == set(list_metrics("regression"))
 
 
-@pytest.mark.parametrize("name", ["tpe", "random", "cmaes", "qmc", "nsga2", "nsga3", "bruteforce"])
-def test_sampler_factory_builds_each_sampler(name):
-    assert isinstance(SamplerFactory.create(name, seed=1), optuna.samplers.BaseSampler)
+def _options(obj):
+    """The constructor options Optuna keeps on a sampler or pruner (its ``_name`` attributes)."""
+    return {k.lstrip("_"): v for k, v in vars(obj).items()}
+
+
+def _walk(sampler, n=6):
+    """The params a sampler proposes for n trials of a small mixed space."""
+    study = optuna.create_study(sampler=sampler)
+    out = []
+    for _ in range(n):
+        t = study.ask()
+        params = (t.suggest_float("x", -3.0, 3.0, step=0.25), t.suggest_int("k", 0, 9), t.suggest_categorical("c", ["a", "b", "c"]))
+        study.tell(t, (params[0] - 1) ** 2 + params[1] + ("abc".index(params[2])))
+        out.append(params)
+    return out
+
+
+@pytest.mark.parametrize("name, cls, options", [
+    ("tpe", optuna.samplers.TPESampler, {"n_startup_trials": 3}),
+    ("random", optuna.samplers.RandomSampler, {}),
+    ("cmaes", optuna.samplers.CmaEsSampler, {"n_startup_trials": 2}),
+    ("qmc", optuna.samplers.QMCSampler, {"qmc_type": "halton", "scramble": True}),
+    ("nsga2", optuna.samplers.NSGAIISampler, {"population_size": 4}),
+    ("nsga3", optuna.samplers.NSGAIIISampler, {"population_size": 4}),
+    ("bruteforce", optuna.samplers.BruteForceSampler, {"avoid_premature_stop": True}),
+])
+def test_sampler_factory_passes_options_and_the_seed(name, cls, options):
+    sampler = SamplerFactory.create(name, seed=1, **options)
+    assert type(sampler) is cls
+    kept = _options(sampler)
+    for k, v in options.items():
+        assert kept[k] == v, (name, k)
+    # the seed reached it: the same seed proposes the same points, past the startup trials
+    assert _walk(SamplerFactory.create(name, seed=1, **options)) == _walk(sampler)
+
+
+@pytest.mark.parametrize("name", ["tpe", "random", "cmaes", "nsga2"])
+def test_sampler_factory_seed_changes_the_points(name):
+    assert _walk(SamplerFactory.create(name, seed=1)) != _walk(SamplerFactory.create(name, seed=2))
+
+
+def test_tpe_defaults_to_multivariate_and_options_override_the_defaults():
+    assert _options(SamplerFactory.create("tpe", seed=0))["multivariate"] is True
+    assert _options(SamplerFactory.create("tpe", seed=0, multivariate=False))["multivariate"] is False
 
 
 def test_grid_sampler_from_our_space_and_gp_needs_its_extra():
@@ -153,13 +219,45 @@ def test_tpe_uses_group_mode_for_conditional_spaces():
     ("percentile", {"percentile": 25.0}, optuna.pruners.PercentilePruner),
     ("successive_halving", {"min_resource": 1, "reduction_factor": 3, "min_early_stopping_rate": 0},
      optuna.pruners.SuccessiveHalvingPruner),
-    ("hyperband", {}, optuna.pruners.HyperbandPruner),
+    ("hyperband", {"min_resource": 2, "max_resource": 30, "reduction_factor": 2}, optuna.pruners.HyperbandPruner),
     ("threshold", {"lower": 0.5}, optuna.pruners.ThresholdPruner),
-    ("patient", {"patience": 3, "wrapped": "median"}, optuna.pruners.PatientPruner),
+    ("patient", {"patience": 3, "wrapped": "median", "wrapped_options": {"n_startup_trials": 1}}, optuna.pruners.PatientPruner),
     ("none", {}, optuna.pruners.NopPruner),
 ])
-def test_pruner_factory_builds_each_pruner(name, options, cls):
-    assert isinstance(PrunerFactory.create(name, **options), cls)
+def test_pruner_factory_builds_each_pruner_with_its_options(name, options, cls):
+    pruner = PrunerFactory.create(name, **options)
+    assert type(pruner) is cls
+    kept = _options(pruner)
+    for k, v in options.items():
+        if k == "wrapped":
+            assert type(kept["wrapped_pruner"]) is optuna.pruners.MedianPruner
+        elif k == "wrapped_options":
+            assert _options(kept["wrapped_pruner"])["n_startup_trials"] == 1
+        else:
+            assert kept[k] == v, (name, k)
+
+
+def test_median_pruner_options_act_on_trials():
+    """n_startup_trials=2, n_warmup_steps=3: nothing is pruned before two finished trials or before step 3."""
+    study = optuna.create_study(direction="maximize", pruner=PrunerFactory.create("median", n_startup_trials=2,
+                                                                                 n_warmup_steps=3))
+
+    def low_trial(steps):
+        t = study.ask()
+        for step in range(steps):
+            t.report(0.0, step)
+        return t
+
+    first = low_trial(5)
+    assert not first.should_prune()  # no finished trial yet
+    study.tell(first, 0.0)
+    for _ in range(2):
+        t = study.ask()
+        for step in range(5):
+            t.report(1.0, step)
+        study.tell(t, 1.0)
+    assert not low_trial(3).should_prune()  # step 2 < n_warmup_steps
+    assert low_trial(4).should_prune()  # step 3: below the median of the finished trials
 
 
 def test_factories_refuse_unknown_names_and_options():

@@ -3,10 +3,13 @@
 * :func:`resolve_database_url` / :func:`create_pool` -- ``DATABASE_URL`` or the embedded server; an
   asyncpg pool with timeouts (:class:`Database`).
 * :func:`migrate` -- numbered SQL files in ``database/migrations``.
-* :class:`HistoryRepository` (:class:`PostgresHistoryRepository`, :class:`InMemoryHistoryRepository`),
-  :class:`HistoryRecorder` (a ``TrialListener``) and :func:`save_to_database` -- study history.
+* study history: the records (``records.py``), the :class:`HistoryRepository` protocol
+  (``protocol.py``) and its two implementations, :class:`PostgresHistoryRepository` (``postgres.py``,
+  literal SQL) and :class:`InMemoryHistoryRepository` (``memory.py``); :class:`HistoryRecorder` (a
+  ``TrialListener``) and :func:`save_to_database` write it.
 * :func:`create_optuna_storage` -- the Optuna studies themselves (one journal per study), shared by
-  workers, in the same database; :mod:`.trial_slots` -- the trial lifecycle (budget slots, leases).
+  workers, in the same database; ``pg_trial_slots.py`` -- the trial lifecycle in PostgreSQL (budget
+  slots, worker leases; the engine-side protocol is ``src/mlops/trial_slots.py``).
 """
 
 from ..fingerprint import dataset_fingerprint
@@ -28,21 +31,13 @@ from .database import (
     to_sqlalchemy_url,
     with_database,
 )
+from .memory import InMemoryHistoryRepository
 from .migrations import DEFAULT_MIGRATIONS_DIR, Migration, MigrationStatus, load_migrations, migrate, migration_status
 from .optuna_storage import PostgresJournalBackend, PostgresOptunaStorage, create_optuna_storage
+from .postgres import PostgresHistoryRepository
+from .protocol import HistoryRepository
 from .recorder import HistoryRecorder, RecorderStats, save_to_database, summarize_study
-from .repository import (
-    FINISHED_STATES,
-    STUDY_STATUSES,
-    TRIAL_STATES,
-    BestTrial,
-    HistoryRepository,
-    InMemoryHistoryRepository,
-    PostgresHistoryRepository,
-    StudyRecord,
-    StudySummary,
-    TrialRecord,
-)
+from .records import FINISHED_STATES, STUDY_STATUSES, TRIAL_STATES, BestTrial, StudyRecord, StudySummary, TrialRecord
 
 __all__ = [
     "DEFAULT_HPO_HOME",

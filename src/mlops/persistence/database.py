@@ -35,6 +35,7 @@ import threading
 import warnings
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from json import loads as json_loads
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
@@ -42,7 +43,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 import asyncpg
 
 from ..errors import ConfigurationError, DatabaseError, DatabaseTimeoutError, DatabaseUnavailableError
-from ._json import json_dumps, json_loads
+from ..jsonutil import json_dumps
 
 __all__ = [
     "ENV_DATABASE_URL",

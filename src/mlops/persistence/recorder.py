@@ -15,12 +15,14 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
 import optuna
 
 from ..errors import ConfigurationError, DatabaseError, StudyNotFoundError
 from ..types import OptimizationResult, StudyContext
 from .database import redact_secrets
-from .repository import HistoryRepository, StudySummary, TrialRecord
+from .protocol import HistoryRepository
+from .records import StudySummary, TrialRecord
 
 __all__ = ["HistoryRecorder", "RecorderStats", "save_to_database", "summarize_study"]
 

@@ -16,6 +16,7 @@ A resumed run needs the same context again (same ``hpo_home`` and ``optuna_stora
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,8 @@ class ModelTrainerContext:
         max_failures: stop the study after this many failed trials (``None``: no limit).
         patience: stop the study after this many completed trials without improvement.
         registered_model_name: also register the MLflow model under this name.
+        started_at: epoch seconds at which the run started (default: when the context was made);
+            ``state["time_budget"]`` counts from here. The CLI passes its process start.
     """
 
     hpo_home: Path = field(default_factory=default_hpo_home)
@@ -73,6 +76,7 @@ class ModelTrainerContext:
     max_failures: int | None = None
     patience: int | None = None
     registered_model_name: str | None = None
+    started_at: float = field(default_factory=time.time)
 
     def __post_init__(self) -> None:
         self.hpo_home = Path(self.hpo_home).expanduser().resolve()

@@ -1,6 +1,7 @@
 """The model-trainer graph (SPEC F20):
 
-    load_data -> split_data -> hyperparameter_tuner -> training_executor -> model_evaluator -> register_model
+    load_data -> split_data -> hyperparameter_tuner -> training_executor -> model_evaluator -> final_refit
+              -> register_model
 
 After every node a conditional edge ends the run when the node set ``state["error"]``.
 
@@ -28,6 +29,7 @@ from src.mlops.errors import DatabaseTimeoutError, DatabaseUnavailableError
 
 from .context import ModelTrainerContext
 from .nodes import (
+    final_refit,
     hyperparameter_tuner,
     load_data,
     model_evaluator,
@@ -46,6 +48,7 @@ NODE_ORDER: tuple[str, ...] = (
     "hyperparameter_tuner",
     "training_executor",
     "model_evaluator",
+    "final_refit",
     "register_model",
 )
 
@@ -88,6 +91,7 @@ def build_model_trainer_graph(checkpointer: Any = None, *, store: Any = None,
     builder.add_node("hyperparameter_tuner", hyperparameter_tuner, retry_policy=TUNER_RETRY)
     builder.add_node("training_executor", training_executor)
     builder.add_node("model_evaluator", model_evaluator)
+    builder.add_node("final_refit", final_refit)
     builder.add_node("register_model", register_model)
     builder.add_edge(START, NODE_ORDER[0])
     for node, next_node in zip(NODE_ORDER, NODE_ORDER[1:]):

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any, Literal, TypedDict
 
 from src.mlops.errors import ConfigurationError, MLOpsError
+from src.mlops.jsonutil import to_jsonable
 from src.mlops.objectives import REFIT_MODES
 from src.mlops.splits import DataRef
 
@@ -31,6 +32,7 @@ __all__ = [
     "TunerUpdate",
     "TrainingUpdate",
     "EvaluatorUpdate",
+    "RefitUpdate",
     "RegisterUpdate",
     "DEFAULTS",
     "OUTPUT_KEYS",
@@ -91,8 +93,17 @@ class HPOSummary(TypedDict, total=False):
     stop_reason: str
     #: trial number (as a string) -> reason, for FAIL trials.
     failure_reasons: dict[str, str]
-    #: "validation" or "cv=<k>".
+    #: the evaluation scheme of the trials: "holdout", "cv=5", "cv=5x2", "timeseries-cv=5".
     scheme: str
+    #: why that scheme was chosen ("requested", or the rule's reason).
+    scheme_reason: str
+    #: rows of the fits that found ``best_iteration`` (a CV fold's training rows, or the training split).
+    best_fit_rows: int | None
+    #: boosting round count (and its fits' rows) of the defaults trial.
+    defaults_best_iteration: int | None
+    defaults_fit_rows: int | None
+    #: seconds the study was given (``time_budget`` minus what the rest of the run needs), if bounded by time.
+    study_timeout: float | None
 
 
 class ModelTrainerState(TypedDict, total=False):
@@ -126,13 +137,20 @@ class ModelTrainerState(TypedDict, total=False):
     n_trials: int | None
     #: seconds for the whole study (``None``: no limit). With ``n_trials=None`` the timeout alone bounds it.
     timeout: float | None
+    #: seconds for the whole run, from ``ModelTrainerContext.started_at`` to the saved model: the study
+    #: gets what remains after an estimate of the rest (final fits, evaluation, registration).
+    time_budget: float | None
     #: "tpe" (default), "random", "cmaes", "gp", "qmc", "grid".
     sampler: str
     #: "median" (default), "percentile", "successive_halving", "hyperband", "threshold", "patient", "none".
     pruner: str | None
     #: search space replacing the family's default (dict format of SPEC F2; JSON only).
     search_space: dict[str, Any] | None
-    #: number of CV folds drawn from the training split (``None``: score on the validation split).
+    #: how trials are scored: "auto" (default: chosen from the data by the rule of
+    #: :mod:`src.mlops.schemes`, printed in the summary), "holdout", "cv", "cv=K", "cv=KxR"
+    #: (K folds of train+validation, R shuffles), "timeseries", "timeseries-cv=K".
+    scheme: str
+    #: shorthand for ``scheme="cv=K"`` (K folds of train+validation); ``None``: ``scheme`` decides.
     cv: int | None
     #: trials running at once (default 1).
     n_jobs: int
@@ -140,9 +158,10 @@ class ModelTrainerState(TypedDict, total=False):
     trial_timeout: float | None
     #: ``False`` skips the study: the model defaults are trained (default ``True``).
     tuning_enabled: bool
-    #: rows the final (and the defaults) model is fitted on: "train+val" (default: every row but the
-    #: test split; boosting rounds come from early stopping on validation, scaled to the larger data)
-    #: or "train" (exactly like the trials, early stopping on validation).
+    #: rows the deployed model is fitted on: "all" (default: the model scored on the test split is
+    #: fitted on train+val; after that the deployed model is refit on train+val+test), "train+val"
+    #: (every row but the test split) or "train" (exactly like holdout trials). Boosting round
+    #: counts come from early stopping in the study, scaled to the rows of the final fit.
     refit: str
     #: seed of the split, the sampler and the models (default 42).
     seed: int
@@ -182,14 +201,18 @@ class ModelTrainerState(TypedDict, total=False):
     merged_params: dict[str, Any]
     #: the defaults of the model family (hyperparameter_tuner), for the defaults baseline.
     default_params: dict[str, Any]
-    #: directory of the tuned model artifact: model.joblib + metadata.json (training_executor).
+    #: directory of the deployed model artifact (training_executor; replaced by final_refit with
+    #: the model refit on all rows when ``refit="all"``).
     model_path: str
+    #: directory of the model the test metrics belong to (fitted without the test rows) (training_executor).
+    evaluated_model_path: str
     #: directory of the defaults model artifact (training_executor; equals ``model_path`` when
     #: tuning was disabled or the best params are the defaults).
     defaults_model_path: str
     #: ``{"refit", "best_iteration", "n_rounds", "fit_seconds", "defaults_best_iteration",
-    #: "defaults_n_rounds", "defaults_fit_seconds"}`` (training_executor): ``best_iteration`` is the
-    #: round count found on validation, ``n_rounds`` the count of the saved model.
+    #: "defaults_n_rounds", "defaults_fit_seconds", "fit_rows"}`` (training_executor): ``best_iteration`` is the
+    #: round count found on validation, ``n_rounds`` the count of the evaluated model; final_refit
+    #: adds ``"deployed": {"refit", "fit_rows", "n_rounds", "fit_seconds"}`` for the model refit on all rows.
     training: dict[str, Any]
     #: metrics of the tuned model on the validation split (model_evaluator).
     validation_metrics: dict[str, float | None]
@@ -226,7 +249,9 @@ class ModelTrainerInput(TypedDict, total=False):
     sampler: str
     pruner: str | None
     search_space: dict[str, Any] | None
+    scheme: str
     cv: int | None
+    time_budget: float | None
     n_jobs: int
     trial_timeout: float | None
     tuning_enabled: bool
@@ -259,6 +284,7 @@ class LoadDataUpdate(TypedDict, total=False):
     merged_params: dict[str, Any] | None
     default_params: dict[str, Any] | None
     model_path: str | None
+    evaluated_model_path: str | None
     defaults_model_path: str | None
     training: dict[str, Any] | None
     validation_metrics: dict[str, float | None] | None
@@ -291,6 +317,7 @@ class TunerUpdate(TypedDict, total=False):
 
 class TrainingUpdate(TypedDict, total=False):
     model_path: str
+    evaluated_model_path: str
     defaults_model_path: str
     training: dict[str, Any]
     error: ErrorInfo
@@ -306,6 +333,13 @@ class EvaluatorUpdate(TypedDict, total=False):
     status: str
 
 
+class RefitUpdate(TypedDict, total=False):
+    model_path: str
+    training: dict[str, Any]
+    error: ErrorInfo
+    status: str
+
+
 class RegisterUpdate(TypedDict, total=False):
     mlflow_run_id: str | None
     mlflow_model_uri: str | None
@@ -317,6 +351,7 @@ class RegisterUpdate(TypedDict, total=False):
 #: Keys the nodes produce. ``load_data`` resets them at the start of a run.
 OUTPUT_KEYS: tuple[str, ...] = (
     "splits", "split_sizes", "split_strategy", "hpo", "merged_params", "default_params", "model_path",
+    "evaluated_model_path",
     "defaults_model_path", "training", "validation_metrics", "test_metrics", "defaults_test_metrics",
     "metric_errors", "mlflow_run_id", "mlflow_model_uri", "mlflow_dropped_writes", "error",
 )
@@ -330,11 +365,13 @@ DEFAULTS: dict[str, Any] = {
     "sampler": "tpe",
     "pruner": "median",
     "search_space": None,
+    "scheme": "auto",
     "cv": None,
+    "time_budget": None,
     "n_jobs": 1,
     "trial_timeout": None,
     "tuning_enabled": True,
-    "refit": "train+val",
+    "refit": "all",
     "seed": 42,
     "test_size": 0.2,
     "val_size": 0.2,
@@ -355,7 +392,7 @@ def setting(state: Mapping[str, Any], key: str) -> Any:
 
 
 _NONE_IS_A_VALUE = frozenset({
-    "n_trials", "timeout", "cv", "trial_timeout", "study_name", "metric", "time_column", "problem_type", "pruner",
+    "n_trials", "timeout", "cv", "time_budget", "trial_timeout", "study_name", "metric", "time_column", "problem_type", "pruner",
 })
 
 
@@ -368,28 +405,10 @@ def error_update(node: str, exc: BaseException) -> dict[str, Any]:
 
 
 def jsonable(value: Any) -> Any:
-    """``value`` with numpy scalars/arrays, tuples and non-finite floats made JSON-safe.
-
-    Non-finite floats become ``None`` (JSON has no NaN); unknown objects raise ``TypeError``
-    (a bug: only plain data may enter the state).
-    """
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    item = getattr(value, "item", None)  # numpy scalar
-    if callable(item) and getattr(value, "shape", None) == ():
-        return jsonable(item())
-    tolist = getattr(value, "tolist", None)  # numpy array
-    if callable(tolist):
-        return jsonable(tolist())
-    raise TypeError(f"{type(value).__name__} is not plain data and cannot enter the graph state: {value!r}")
+    """``value`` as plain data for the graph state (:func:`src.mlops.jsonutil.to_jsonable` with the
+    state's policy): non-finite floats become ``None`` (JSON has no NaN); anything that is not plain
+    data raises ``TypeError`` (a bug: only plain data may enter the state)."""
+    return to_jsonable(value, non_finite="null", strict=True)
 
 
 def _positive(name: str, value: Any, *, integer: bool, allow_none: bool = True) -> None:
@@ -410,19 +429,26 @@ def validate_settings(state: Mapping[str, Any]) -> None:
     """
     from src.mlops.factories import PrunerFactory
     from src.mlops.models import get_model_spec
+    from src.mlops.schemes import parse_scheme
     from src.mlops.search_space import parse_search_space
 
     get_model_spec(setting(state, "algorithm"))
     n_trials, timeout = setting(state, "n_trials"), setting(state, "timeout")
     _positive("n_trials", n_trials, integer=True)
     _positive("timeout", timeout, integer=False)
-    if setting(state, "tuning_enabled") and n_trials is None and timeout is None:
-        raise ConfigurationError("give n_trials and/or timeout: an unbounded study would never end")
+    if setting(state, "tuning_enabled") and n_trials is None and timeout is None and setting(state, "time_budget") is None:
+        raise ConfigurationError("give n_trials, timeout and/or time_budget: an unbounded study would never end")
     _positive("n_jobs", setting(state, "n_jobs"), integer=True, allow_none=False)
     _positive("trial_timeout", setting(state, "trial_timeout"), integer=False)
+    _positive("time_budget", setting(state, "time_budget"), integer=False)
     cv = setting(state, "cv")
     if cv is not None and (isinstance(cv, bool) or not isinstance(cv, int) or cv < 2):
         raise ConfigurationError(f"cv must be an integer >= 2 (number of folds) or None, but got {cv!r}")
+    requested = parse_scheme(setting(state, "scheme"))
+    if cv is not None and requested is not None:
+        raise ConfigurationError(
+            f"give cv={cv} or scheme={state.get('scheme')!r}, not both (cv=K is shorthand for scheme='cv=K')"
+        )
     test_size, val_size = setting(state, "test_size"), setting(state, "val_size")
     for label, value in (("test_size", test_size), ("val_size", val_size)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:

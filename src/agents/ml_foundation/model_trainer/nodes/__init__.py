@@ -8,6 +8,7 @@ failures raise.
 
 from .data_loader import load_data
 from .data_splitter import split_data
+from .final_refit import final_refit
 from .hyperparameter_tuner import StreamProgressListener, hyperparameter_tuner
 from .model_evaluator import model_evaluator
 from .model_registrar import register_model
@@ -19,6 +20,7 @@ __all__ = [
     "hyperparameter_tuner",
     "training_executor",
     "model_evaluator",
+    "final_refit",
     "register_model",
     "StreamProgressListener",
 ]

@@ -27,14 +27,15 @@ import numpy as np
 import pandas as pd
 from langgraph.runtime import Runtime
 
-from src.mlops.datasets import ANOMALY, BUNDLED_DATASETS, load_dataset
+from src.mlops.datasets import BUNDLED_DATASETS, load_dataset
 from src.mlops.errors import ConfigurationError, DataValidationError
 from src.mlops.features import prepare_features, save_preparer
 from src.mlops.fingerprint import dataset_fingerprint
-from src.mlops.metrics import default_metric, get_metric, normalize_problem_type
+from src.mlops.metrics import default_metric, get_metric
 from src.mlops.models import get_model_spec
 from src.mlops.objectives import check_metric_supported
 from src.mlops.preprocessing import as_frame
+from src.mlops.problems import ANOMALY, normalize_problem_type
 from src.mlops.splits import save_frame_ref
 
 from ..context import ModelTrainerContext, get_context, run_directory

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 from langgraph.runtime import Runtime
 
-from src.mlops.datasets import ANOMALY
+from src.mlops.problems import ANOMALY
 from src.mlops.splits import load_frame_ref, save_frame_ref, split_dataset
 
 from ..context import ModelTrainerContext, get_context, run_directory

@@ -2,6 +2,11 @@
 
 * Loads the train and validation references only — the test split is never read here, so it
   cannot reach an objective — and refuses train/validation splits that share rows.
+* Scores trials by the evaluation scheme of ``state["scheme"]`` (default ``auto``: the rule of
+  :mod:`src.mlops.schemes` picks holdout, k-fold or repeated k-fold CV over train+validation from
+  the data; time-ordered data gets time-ordered folds). The summary records the scheme and why.
+* With ``state["time_budget"]`` the study gets what the whole-run budget leaves after the final
+  fits, evaluation and registration (:mod:`..budget`).
 * ``tuning_enabled=False``: no study; the family's defaults become ``merged_params``.
 * Otherwise :func:`~src.mlops.optuna_optimizer.run_hyperparameter_optimization` runs a study named
   ``state["study_name"]`` or ``trainer-<run_id>`` in ``ModelTrainerContext.optuna_storage``. The
@@ -29,14 +34,29 @@ import optuna
 import pandas as pd
 from langgraph.runtime import Runtime
 
-from src.mlops.optimizer import uses_budget
 from src.mlops.errors import DataValidationError
 from src.mlops.metrics import default_metric, get_metric
 from src.mlops.models import get_model_spec
+from src.mlops.optimizer import uses_budget
 from src.mlops.optuna_optimizer import run_hyperparameter_optimization
+from src.mlops.problems import CLASSIFICATION
+from src.mlops.schemes import EvaluationScheme, resolve_scheme, tuning_frames
 from src.mlops.splits import load_frame_ref
-from src.mlops.types import FAIL_REASON_ATTR, OptimizationResult, StudyContext, TrialListener
+from src.mlops.types import (
+    FAIL_REASON_ATTR,
+    OptimizationResult,
+    StudyContext,
+    TrialListener,
+)
 
+from ..budget import (
+    FIXED_RESERVE_S,
+    MLFLOW_RESERVE_S,
+    PostStudyReserve,
+    measured_seconds,
+    run_deadline,
+    study_timeout,
+)
 from ..context import ModelTrainerContext, get_context
 from ..state import (
     HPOSummary,
@@ -49,7 +69,7 @@ from ..state import (
     validate_settings,
 )
 
-__all__ = ["hyperparameter_tuner", "StreamProgressListener", "study_name_for", "NODE", "TUNING_SPLITS"]
+__all__ = ["hyperparameter_tuner", "StreamProgressListener", "study_name_for", "scheme_for", "NODE", "TUNING_SPLITS"]
 
 NODE = "hyperparameter_tuner"
 #: The only split references this node reads.
@@ -131,7 +151,19 @@ def _load_tuning_data(splits: Mapping[str, Any]) -> dict[str, pd.DataFrame | pd.
     return data
 
 
-def _summary(result: OptimizationResult, cv: int | None) -> HPOSummary:
+def scheme_for(state: Mapping[str, Any], y_train: pd.Series, y_val: pd.Series, n_features: int) -> EvaluationScheme:
+    """The evaluation scheme of this run's trials (:func:`~src.mlops.schemes.resolve_scheme` on the
+    state's settings; the time budget the rule weighs is ``time_budget`` or ``timeout``)."""
+    return resolve_scheme(
+        scheme=setting(state, "scheme"), cv=setting(state, "cv"), y_train=y_train, y_val=y_val, n_features=n_features,
+        classification=state["problem_type"] in CLASSIFICATION,
+        time_ordered=setting(state, "time_column") is not None,
+        time_budget=setting(state, "time_budget") or setting(state, "timeout"),
+    )
+
+
+def _summary(result: OptimizationResult, scheme: EvaluationScheme, study_seconds: float | None) -> HPOSummary:
+    defaults = result.defaults_user_attrs or {}
     return jsonable({
         "enabled": True,
         "study_name": result.study_name,
@@ -144,6 +176,9 @@ def _summary(result: OptimizationResult, cv: int | None) -> HPOSummary:
         "improvement_over_defaults": result.improvement_over_defaults,
         "best_trial_number": result.best_trial_number,
         "best_iteration": result.best_user_attrs.get("best_iteration"),
+        "best_fit_rows": result.best_user_attrs.get("fit_rows"),
+        "defaults_best_iteration": defaults.get("best_iteration"),
+        "defaults_fit_rows": defaults.get("fit_rows"),
         "n_trials": result.n_trials,
         "n_completed": result.n_completed,
         "n_pruned": result.n_pruned,
@@ -151,7 +186,9 @@ def _summary(result: OptimizationResult, cv: int | None) -> HPOSummary:
         "duration_s": result.duration_s,
         "stop_reason": result.stop_reason,
         "failure_reasons": result.to_dict()["failure_reasons"],
-        "scheme": "validation" if cv is None else f"cv={cv}",
+        "scheme": scheme.label,
+        "scheme_reason": scheme.reason,
+        "study_timeout": None if study_seconds is None else round(study_seconds, 2),
     })
 
 
@@ -173,25 +210,41 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
                 "merged_params": jsonable(defaults),
                 "default_params": jsonable(defaults),
             }
-        n_trials, cv = setting(state, "n_trials"), setting(state, "cv")
+        n_trials = setting(state, "n_trials")
+        scheme = scheme_for(state, data["train_y"], data["val_y"], data["train_X"].shape[1])
+        X_tr, y_tr, X_va, y_va = await asyncio.to_thread(
+            tuning_frames, data["train_X"], data["train_y"], data["val_X"], data["val_y"], scheme)
         listeners: list[TrialListener] = [*ctx.listeners]
         if ctx.tracker is not None:
             listeners.append(ctx.tracker)
         listeners.append(StreamProgressListener(runtime.stream_writer, n_trials))
+        reserve = None
+        deadline = run_deadline(state, ctx.started_at)
+        upload = measured_seconds(ctx.hpo_home, "mlflow_model_upload", MLFLOW_RESERVE_S) if ctx.tracker else 0.0
+        timeout = study_timeout(deadline, setting(state, "timeout"), fixed_reserve=FIXED_RESERVE_S + upload)
+        if deadline is not None:
+            sizes = state.get("split_sizes") or {}
+            rows_trainval = len(data["train_y"]) + len(data["val_y"])
+            reserve = PostStudyReserve(
+                rows_trainval=rows_trainval,
+                rows_all=rows_trainval + int(sizes.get("test", 0)) if setting(state, "refit") == "all" else None,
+                n_fits_per_trial=(scheme.folds or 1) * scheme.repeats)
+            listeners.append(reserve)
         result = await run_hyperparameter_optimization(
             algorithm=spec.name,
             problem_type=problem_type,
-            X_train=data["train_X"],
-            y_train=data["train_y"],
-            X_val=data["val_X"],
-            y_val=data["val_y"],
+            X_train=X_tr,
+            y_train=y_tr,
+            X_val=X_va,
+            y_val=y_va,
             metric=metric.name,
             n_trials=n_trials,
-            timeout=setting(state, "timeout"),
+            timeout=timeout,
+            time_reserve=reserve,
             sampler=setting(state, "sampler"),
             pruner=setting(state, "pruner"),
             search_space=setting(state, "search_space"),
-            cv=cv,
+            **scheme.objective_options(),
             seed=seed,
             study_name=study_name_for(state),
             storage=ctx.optuna_storage,
@@ -203,14 +256,15 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
             listeners=listeners,
             experiment_name=ctx.experiment_name,
             # the split files, so `hpo worker` processes can join this study (a path every worker reads)
-            data_source={"kind": "frames", "refs": {k: state["splits"][k] for k in TUNING_SPLITS}},
+            data_source={"kind": "frames", "refs": {k: state["splits"][k] for k in TUNING_SPLITS},
+                         "scheme": scheme.to_dict()},
         )
     except Exception as e:
         if is_bad_input(e):
             return error_update(NODE, e)  # type: ignore[return-value]
         raise
     return {
-        "hpo": _summary(result, cv),
+        "hpo": _summary(result, scheme, timeout),
         "merged_params": jsonable(result.merged_params),
         "default_params": jsonable(result.default_params),
     }

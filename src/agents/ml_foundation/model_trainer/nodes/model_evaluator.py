@@ -1,7 +1,8 @@
 """``model_evaluator``: test metrics, computed once, here only.
 
-This is the only node that reads the test references. It scores the tuned model on test, and
-the defaults model on test, with the run's metric first and a few standard ones. Validation
+This is the only node that scores on the test references (``final_refit`` later fits the deployed
+model on them, after this node has scored a model that never saw them). It scores the evaluated
+tuned model (``evaluated_model_path``: fitted on train+validation) on test, and the defaults model on test, with the run's metric first and a few standard ones. Validation
 metrics: when the final model was fitted on the training split only (``refit="train"``) it is
 scored on validation too; when it was fitted on train+val (the default), scoring it on rows it
 has seen would flatter it, so ``validation_metrics`` holds the study's best validation score
@@ -26,8 +27,8 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from src.mlops.datasets import ANOMALY, BINARY, MULTICLASS, REGRESSION
 from src.mlops.metrics import get_metric, score_predictions
+from src.mlops.problems import ANOMALY, BINARY, MULTICLASS, REGRESSION
 from src.mlops.splits import load_frame_ref
 
 from ..artifacts import load_model_artifact, update_artifact_metadata
@@ -84,7 +85,8 @@ def _evaluate(state: Mapping[str, Any]) -> EvaluatorUpdate:
     primary = setting(state, "metric")
     names = list(dict.fromkeys([primary, *STANDARD_METRICS.get(problem_type, ())]))
     splits = state["splits"]
-    model_path, defaults_path = state["model_path"], state["defaults_model_path"]
+    model_path = state.get("evaluated_model_path") or state["model_path"]
+    defaults_path = state["defaults_model_path"]
     # the splits hold prepared features: score the bare TunedModels (``.model``), not the raw-row wrappers
     tuned = load_model_artifact(model_path)[0].model
     baseline = tuned if defaults_path == model_path else load_model_artifact(defaults_path)[0].model

@@ -15,6 +15,7 @@ The tracker is owned by the caller, who closes it (``await tracker.aclose()``).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,13 @@ from langgraph.runtime import Runtime
 
 from src.mlops.splits import load_frame_ref
 
-from ..artifacts import METADATA_FILE, PREPARER_FILE, load_model_artifact, update_artifact_metadata
+from ..artifacts import (
+    METADATA_FILE,
+    PREPARER_FILE,
+    load_model_artifact,
+    update_artifact_metadata,
+)
+from ..budget import record_seconds
 from ..context import ModelTrainerContext, get_context
 from ..state import ModelTrainerState, RegisterUpdate, error_update, is_bad_input
 
@@ -63,11 +70,14 @@ async def register_model(state: ModelTrainerState, runtime: Runtime[ModelTrainer
     params = {f"final.{k}": v for k, v in (state.get("merged_params") or {}).items()}
     model_dir = Path(state["model_path"])
     files = [model_dir / name for name in (PREPARER_FILE, METADATA_FILE) if (model_dir / name).is_file()]
+    started = time.monotonic()
     uri = await tracker.log_final_model(
         model, sample, metrics=_metrics(state), params=params, registered_model_name=ctx.registered_model_name,
         files=files,
     )
     await tracker.end_run("FINISHED")
+    # the next run's time budget keeps this much for the upload (see budget.py)
+    await asyncio.to_thread(record_seconds, ctx.hpo_home, "mlflow_model_upload", time.monotonic() - started)
     run_id = tracker.parent_run_id
     if run_id is not None:
         await asyncio.to_thread(update_artifact_metadata, state["model_path"],

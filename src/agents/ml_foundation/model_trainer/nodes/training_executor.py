@@ -1,14 +1,18 @@
-"""``training_executor``: fit the final model with the merged params, and the defaults baseline.
+"""``training_executor``: fit the model that the test split will score, and the defaults baseline.
 
-The final model is fitted with the same ``fit_model`` code as a trial
-(:meth:`ModelObjective.fit_final`). With ``refit="train+val"`` (the default) it is fitted on the
-training and validation splits together -- every row but the test split, as FLAML and most AutoML
-tools do; boosting families take their round count from early stopping on validation (the best
-trial's, scaled to the larger data). With ``refit="train"`` it is fitted exactly like a trial: on
-the training split, with early stopping on the validation split. The family's defaults are fitted
-the same way for comparison (once only when they equal the merged params). Both are saved as artifacts (``model.joblib`` + ``metadata.json``)
-under ``<hpo_home>/runs/<run_id>/model`` and ``.../defaults_model``; the state keeps the paths.
-Fits run in a worker thread, never on the event loop. The test split is not read here.
+The model is fitted with the same ``fit_model`` code as a trial (:meth:`ModelObjective.fit_final`),
+on the rows the study could see: train+validation (``refit="all"``, the default, and
+``"train+val"``), or, with ``refit="train"``, exactly like a holdout trial (training split, early
+stopping on validation). Boosting families take their round count from the study (the best
+trial's early-stopped count, scaled to the rows of the fit). The family's defaults are fitted the
+same way for comparison (once only when they equal the merged params). The test split is not read
+here: ``model_evaluator`` scores these models, then ``final_refit`` refits the deployed model on
+every row (``refit="all"``).
+
+Artifacts (``model.joblib`` + ``preparer.json`` + ``metadata.json``): with ``refit="all"`` the
+evaluated model goes to ``<hpo_home>/runs/<run_id>/evaluated_model`` (``final_refit`` writes the
+deployed ``model``); otherwise to ``.../model``, which is then also the deployed model. The
+defaults model goes to ``.../defaults_model``. Fits run in a worker thread, never on the event loop.
 """
 
 from __future__ import annotations
@@ -19,13 +23,14 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from src.mlops.objectives import FitResult, ModelObjective
+from src.mlops.schemes import EvaluationScheme, parse_scheme, tuning_frames
 from src.mlops.splits import load_frame_ref
 
 from ..artifacts import save_model_artifact
 from ..context import ModelTrainerContext, get_context, run_directory
 from ..state import ModelTrainerState, TrainingUpdate, run_blocking, setting
 
-__all__ = ["training_executor", "NODE"]
+__all__ = ["training_executor", "final_objective", "artifact_metadata", "NODE"]
 
 NODE = "training_executor"
 
@@ -36,7 +41,26 @@ async def training_executor(state: ModelTrainerState, runtime: Runtime[ModelTrai
     return await run_blocking(NODE, _train, state, ctx)  # type: ignore[no-any-return]
 
 
-def _metadata(state: Mapping[str, Any], kind: str, params: Mapping[str, Any], fit: FitResult) -> dict[str, Any]:
+def final_objective(state: Mapping[str, Any], ctx: ModelTrainerContext) -> ModelObjective:
+    """The objective the final fits go through: the study's family, metric, seed and scheme (its
+    rows: train+validation), so a final fit is built exactly like a trial. ``refit="train"`` keeps
+    the holdout (train, early stopping on validation) whatever the study's scheme."""
+    hpo = state.get("hpo") or {}
+    scheme = parse_scheme(hpo.get("scheme")) if hpo.get("enabled") else None
+    if scheme is None or setting(state, "refit") == "train":
+        scheme = EvaluationScheme("holdout")
+    splits = state["splits"]
+    X_tr, y_tr, X_va, y_va = tuning_frames(load_frame_ref(splits["train_X"]), load_frame_ref(splits["train_y"]),
+                                           load_frame_ref(splits["val_X"]), load_frame_ref(splits["val_y"]), scheme)
+    return ModelObjective(
+        setting(state, "algorithm"), state["problem_type"], X_tr, y_tr, X_va, y_va,
+        metric=setting(state, "metric"), seed=setting(state, "seed"),
+        early_stopping_rounds=ctx.early_stopping_rounds, **scheme.objective_options(),
+    )
+
+
+def artifact_metadata(state: Mapping[str, Any], kind: str, params: Mapping[str, Any], fit: FitResult) -> dict[str, Any]:
+    """The ``metadata.json`` content of a model the run saves (``kind``: tuned, defaults, deployed)."""
     model = fit.model
     hpo = state.get("hpo") or {}
     return {
@@ -48,6 +72,9 @@ def _metadata(state: Mapping[str, Any], kind: str, params: Mapping[str, Any], fi
         "target": state.get("target"),
         "params": dict(params),
         "best_iteration": fit.best_iteration,
+        "n_rounds": fit.n_rounds,
+        "fitted_on": fit.refit,
+        "fit_rows": fit.fit_rows,
         "fit_seconds": round(fit.fit_seconds, 4),
         "feature_names": list(model.feature_names or []),
         "classes": model.classes,
@@ -61,36 +88,29 @@ def _metadata(state: Mapping[str, Any], kind: str, params: Mapping[str, Any], fi
 
 
 def _train(state: Mapping[str, Any], ctx: ModelTrainerContext) -> TrainingUpdate:
-    splits = state["splits"]
-    objective = ModelObjective(
-        setting(state, "algorithm"),
-        state["problem_type"],
-        load_frame_ref(splits["train_X"]),
-        load_frame_ref(splits["train_y"]),
-        load_frame_ref(splits["val_X"]),
-        load_frame_ref(splits["val_y"]),
-        metric=setting(state, "metric"),
-        seed=setting(state, "seed"),
-        early_stopping_rounds=ctx.early_stopping_rounds,
-    )
+    objective = final_objective(state, ctx)
     merged = dict(state["merged_params"])
     defaults = dict(state.get("default_params") or objective.default_params)
     run_dir = run_directory(ctx, state["run_id"])
-
     refit = setting(state, "refit")
     hpo = state.get("hpo") or {}
-    tuned = objective.fit_final(merged, refit=refit, n_rounds=hpo.get("best_iteration") if hpo.get("enabled") else None)
-    model_path = save_model_artifact(tuned.model, run_dir / "model", _metadata(state, "tuned", merged, tuned),
+    tuned_rounds = (hpo.get("best_iteration"), hpo.get("best_fit_rows")) if hpo.get("enabled") else (None, None)
+    tuned = objective.fit_final(merged, refit=refit, n_rounds=tuned_rounds[0], rounds_rows=tuned_rounds[1])
+    evaluated_dir = run_dir / ("evaluated_model" if refit == "all" else "model")
+    model_path = save_model_artifact(tuned.model, evaluated_dir, artifact_metadata(state, "tuned", merged, tuned),
                                      preparer=state.get("preparer_path"))
     training: dict[str, Any] = {"refit": refit, "best_iteration": tuned.best_iteration, "n_rounds": tuned.n_rounds,
-                                "fit_seconds": round(tuned.fit_seconds, 4)}
+                                "fit_seconds": round(tuned.fit_seconds, 4), "fit_rows": tuned.fit_rows,
+                                "fitted_on": tuned.refit}
     if objective.params_for(defaults) == objective.params_for(merged):
         defaults_path, baseline = model_path, tuned
     else:
-        baseline = objective.fit_final(defaults, refit=refit)
+        defaults_rounds = (hpo.get("defaults_best_iteration"), hpo.get("defaults_fit_rows"))
+        baseline = objective.fit_final(defaults, refit=refit, n_rounds=defaults_rounds[0], rounds_rows=defaults_rounds[1])
         defaults_path = save_model_artifact(baseline.model, run_dir / "defaults_model",
-                                            _metadata(state, "defaults", defaults, baseline),
+                                            artifact_metadata(state, "defaults", defaults, baseline),
                                             preparer=state.get("preparer_path"))
     training.update(defaults_best_iteration=baseline.best_iteration, defaults_n_rounds=baseline.n_rounds,
                     defaults_fit_seconds=round(baseline.fit_seconds, 4))
-    return {"model_path": str(model_path), "defaults_model_path": str(defaults_path), "training": training}
+    return {"model_path": str(model_path), "evaluated_model_path": str(model_path),
+            "defaults_model_path": str(defaults_path), "training": training}

@@ -1,0 +1,211 @@
+"""Fitting one model: the same code for a trial, the final model and the defaults baseline.
+
+:func:`fit_model` fits a family's estimator (through its :class:`~src.mlops.models.ModelSpec`) on
+prepared features; boosting families report the study's metric per round (pruners act on it) and
+stop early on validation data when given. :func:`scaled_rounds` carries an early-stopped round count
+over to a fit on more rows (the final refits, which have no validation data to stop on).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+import pandas as pd
+
+from .fitted import LabelCodec, TunedModel
+from .metrics import MetricSpec
+from .models import ModelSpec
+from .preprocessing import build_preprocessor
+from .problems import ANOMALY, BINARY, MULTICLASS, REGRESSION, normalize_problem_type
+from .reporters import NullReporter, Reporter, TrialCancelled
+
+__all__ = ["FitResult", "REFIT_MODES", "fit_model", "concat_rows", "scaled_rounds", "uses_early_stopping"]
+
+
+_HIGHER_BETTER_NATIVE = {"auc", "auc_mu", "average_precision", "aucpr", "map", "ndcg"}
+
+
+def _native_metric(spec: ModelSpec, metric: MetricSpec, problem_type: str) -> tuple[str, bool]:
+    """(native eval metric name, is_proxy): our metric when the library has it, else its default loss."""
+    table = metric.lgbm if spec.kind == "lightgbm" else metric.xgb
+    if table and problem_type in table:
+        return table[problem_type], False
+    if spec.kind == "lightgbm":
+        return {BINARY: "binary_logloss", MULTICLASS: "multi_logloss", REGRESSION: "l2"}[problem_type], True
+    return {BINARY: "logloss", MULTICLASS: "mlogloss", REGRESSION: "rmse"}[problem_type], True
+
+
+_LOSS = {
+    "lightgbm": {BINARY: "binary_logloss", MULTICLASS: "multi_logloss", REGRESSION: "l2"},
+    "xgboost": {BINARY: "logloss", MULTICLASS: "mlogloss", REGRESSION: "rmse"},
+}
+
+
+def _to_reported(native: str, value: float, metric: MetricSpec) -> float:
+    """A native per-round value on the scale and direction of the study's metric."""
+    if native in ("binary_error", "multi_error", "error", "merror"):
+        return 1.0 - value  # accuracy
+    native_higher = native in _HIGHER_BETTER_NATIVE
+    return value if native_higher == metric.greater_is_better else -value
+
+
+def _lgbm_has_eval_xy() -> bool:
+    try:
+        import inspect
+
+        import lightgbm
+
+        return "eval_X" in inspect.signature(lightgbm.LGBMModel.fit).parameters
+    except Exception:  # pragma: no cover - lightgbm missing or unusual
+        return False
+
+
+_LGBM_EVAL_XY = _lgbm_has_eval_xy()
+
+
+@dataclass
+class FitResult:
+    model: TunedModel
+    #: boosting rounds chosen by early stopping on validation (None: not a boosting fit / no validation)
+    best_iteration: int | None
+    fit_seconds: float
+    #: boosting rounds the fitted model has
+    n_rounds: int | None = None
+    #: rows the model was fitted on: "train", "train+val" or "train+val+test"
+    refit: str = "train"
+    #: number of rows the model was fitted on
+    fit_rows: int = 0
+
+
+#: Rows the deployed model is fitted on. ``all``: after the test split has been scored (by a model
+#: fitted on train+val), the deployed model is refit on train+val+test; ``train+val``: every row but
+#: the test split; ``train``: exactly like the trials (early stopping on validation).
+REFIT_MODES = ("all", "train+val", "train")
+
+
+def uses_early_stopping(params: Mapping[str, Any], early_stopping_rounds: int | None) -> bool:
+    """Whether a boosting fit with ``params`` stops early (dart cannot)."""
+    return bool(early_stopping_rounds) and params.get("boosting_type") != "dart"
+
+
+def scaled_rounds(best_iteration: int, found_on_rows: int, n_rows: int) -> int:
+    """The round count for a fit on ``n_rows`` rows, from ``best_iteration`` found by early stopping
+    on fits of ``found_on_rows`` rows: more data supports proportionally more rounds at the same
+    learning rate (the usual refit heuristic; FLAML and AutoGluon scale the same way)."""
+    if best_iteration < 1 or found_on_rows < 1:
+        raise ValueError(f"best_iteration and found_on_rows must be >= 1, got {best_iteration}, {found_on_rows}")
+    return max(1, int(round(best_iteration * max(1.0, n_rows / found_on_rows))))
+
+
+def concat_rows(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """``a`` then ``b`` (same columns); categorical columns keep a ``category`` dtype with the union
+    of both sides' categories (plain ``pd.concat`` turns differing categories into ``object``)."""
+    b = b[list(a.columns)]
+    a, b = a.copy(), b.copy()
+    for col in a.columns:
+        if isinstance(a[col].dtype, pd.CategoricalDtype) or isinstance(b[col].dtype, pd.CategoricalDtype):
+            a_cat, b_cat = a[col].astype("category"), b[col].astype("category")
+            seen = set(a_cat.cat.categories)
+            cats = list(a_cat.cat.categories) + [c for c in b_cat.cat.categories if c not in seen]
+            a[col] = a_cat.cat.set_categories(cats)
+            b[col] = b_cat.cat.set_categories(cats)
+    return pd.concat([a, b], axis=0, ignore_index=True)
+
+
+def _fit_boosting(spec: ModelSpec, est: Any, Xt_tr: Any, y_tr: Any, Xt_va: Any, y_va: Any, *,
+                  metric: MetricSpec, problem_type: str, reporter: Reporter, early_stopping_rounds: int | None,
+                  report_steps: bool) -> int | None:
+    native, _ = _native_metric(spec, metric, problem_type)
+    # Early stopping watches the training loss (a proper scoring rule): stopping on a ranking metric
+    # such as AUC halts while probabilities are still near the prior (bad calibration, worse test
+    # scores). The study's metric is what gets reported per round and scored at the end.
+    loss = _LOSS[spec.kind][problem_type]
+    n_rounds = int(est.get_params().get("n_estimators") or 100)
+    every = max(1, n_rounds // 40)  # at most ~40 reports per fit: storage writes stay cheap
+
+    def on_round(step: int, value: float) -> None:
+        if reporter.cancelled():
+            raise TrialCancelled(f"cancelled at round {step}")
+        if report_steps and (step % every == 0 or step == n_rounds - 1):
+            reporter.report(_to_reported(native, value, metric), step)
+            if reporter.should_prune():
+                raise optuna.TrialPruned(f"pruned at boosting round {step}")
+
+    if spec.kind == "lightgbm":
+        import lightgbm as lgb
+
+        def lgb_callback(env: Any) -> None:
+            for data_name, name, value, _ in env.evaluation_result_list:
+                if data_name == "valid_0" and name == native:
+                    on_round(env.iteration - env.begin_iteration, float(value))
+                    return
+
+        callbacks = [lgb_callback]
+        if early_stopping_rounds and est.get_params().get("boosting_type") != "dart":
+            callbacks.insert(0, lgb.early_stopping(early_stopping_rounds, first_metric_only=True, verbose=False))
+        est.set_params(metric=[loss, native] if native != loss else native)
+        if _LGBM_EVAL_XY:  # LightGBM >= 4.6 deprecates eval_set
+            est.fit(Xt_tr, y_tr, eval_X=(Xt_va,), eval_y=(y_va,), callbacks=callbacks)
+        else:
+            est.fit(Xt_tr, y_tr, eval_set=[(Xt_va, y_va)], callbacks=callbacks)
+        best = getattr(est, "best_iteration_", None)
+        return int(best) if best else n_rounds
+
+    import xgboost as xgb
+
+    class _XgbCallback(xgb.callback.TrainingCallback):
+        def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+            hist = evals_log.get("validation_0", {}).get(native)
+            if hist:
+                on_round(epoch, float(hist[-1]))
+            return False
+
+    # XGBoost stops early on the *last* eval metric.
+    est.set_params(eval_metric=[native, loss] if native != loss else native, callbacks=[_XgbCallback()],
+                   early_stopping_rounds=early_stopping_rounds or None)
+    est.fit(Xt_tr, y_tr, eval_set=[(Xt_va, y_va)], verbose=False)
+    est.callbacks = None  # keep the fitted model picklable without our closure (set_params would
+    # push the eval_metric list into the fitted booster, which XGBoost rejects)
+    best = getattr(est, "best_iteration", None)
+    return int(best) + 1 if best is not None else n_rounds
+
+
+def fit_model(spec: ModelSpec, problem_type: str, params: Mapping[str, Any], X_train: pd.DataFrame, y_train: Any,
+              X_val: pd.DataFrame | None = None, y_val: Any = None, *, metric: MetricSpec | None = None,
+              reporter: Reporter | None = None, early_stopping_rounds: int | None = 50,
+              n_threads: int | None = None, preprocessor: Any = None, codec: LabelCodec | None = None,
+              report_steps: bool = True) -> FitResult:
+    """Fit ``spec`` with ``params`` (already merged with defaults) on encoded training data.
+
+    ``y_train``/``y_val`` are encoded labels (0..K-1) for classification. Boosting families use
+    early stopping on the validation data when it is given. ``preprocessor`` may be pre-fitted
+    (then ``X_*`` are passed through its ``transform`` only).
+    """
+    t0 = time.perf_counter()
+    reporter = reporter or NullReporter()
+    pt = normalize_problem_type(problem_type)
+    if preprocessor is None:
+        preprocessor = build_preprocessor(spec, X_train).fit(X_train)
+    Xt_tr = preprocessor.transform(X_train)
+    Xt_va = preprocessor.transform(X_val) if X_val is not None else None
+    est = spec.build(params, pt, n_threads=n_threads)
+    best_iteration = None
+    if spec.is_boosting and Xt_va is not None and metric is not None:
+        best_iteration = _fit_boosting(spec, est, Xt_tr, y_train, Xt_va, y_val, metric=metric,
+                                       problem_type=pt, reporter=reporter,
+                                       early_stopping_rounds=early_stopping_rounds, report_steps=report_steps)
+    elif pt == ANOMALY:
+        est.fit(Xt_tr)
+    else:
+        est.fit(Xt_tr, y_train)
+    if reporter.cancelled():
+        raise TrialCancelled("cancelled after fit")
+    model = TunedModel(preprocessor, est, pt, classes=None if codec is None else codec.classes_.tolist(),
+                       algorithm=spec.name, feature_names=[str(c) for c in X_train.columns])
+    return FitResult(model, best_iteration, time.perf_counter() - t0, fit_rows=len(X_train))
+
+

@@ -1,0 +1,336 @@
+"""The PostgreSQL :class:`~.protocol.HistoryRepository` (tables of ``001_hpo_history.sql``), on asyncpg.
+
+Every statement is a literal string with ``$n`` parameters. The :class:`~.database.Database` turns
+driver errors into :class:`~src.mlops.errors.DatabaseError`; the errors that mean something to the
+caller are translated here, where they arise: a trial written for a study deleted meanwhile (a
+foreign-key violation) is a :class:`~src.mlops.errors.StudyNotFoundError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import asyncpg
+
+from ..jsonutil import float_from_json, to_jsonable
+from ..types import StudyContext
+from ._checks import check_limit, check_name, check_states, check_status, check_trials, study_fields, study_not_found
+from .database import Database
+from .records import BestTrial, StudyRecord, StudySummary, TrialRecord
+
+__all__ = ["PostgresHistoryRepository"]
+
+# Every statement is a literal: values are bound as $n parameters, nothing is spliced into the text.
+
+_UPSERT_EXPERIMENT = """
+INSERT INTO ml_experiments AS e (name, description, tags) VALUES ($1, $2, $3)
+ON CONFLICT (name) DO UPDATE SET
+    description = COALESCE(EXCLUDED.description, e.description),
+    tags = e.tags || EXCLUDED.tags,
+    updated_at = now()
+WHERE (e.description, e.tags)
+    IS DISTINCT FROM (COALESCE(EXCLUDED.description, e.description), e.tags || EXCLUDED.tags)
+"""
+
+_ENSURE_EXPERIMENT = "INSERT INTO ml_experiments (name) VALUES ($1) ON CONFLICT (name) DO NOTHING"
+
+# An upsert merges each new value (EXCLUDED) into the stored row (s): a NULL keeps the stored value,
+# directions and status always win, tags merge. It writes (and moves updated_at) only on a change.
+_UPSERT_STUDY = """
+INSERT INTO ml_hpo_studies AS s (
+    study_name, experiment_id, algorithm_name, problem_type, direction, directions, metric, metric_names,
+    sampler_name, pruner_name, search_space, n_trials, dataset_fingerprint, status, tags, completed_at)
+VALUES ($1, (SELECT id FROM ml_experiments WHERE name = $2), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+        CASE WHEN $14 = 'running' THEN NULL ELSE now() END)
+ON CONFLICT (study_name) DO UPDATE SET
+    experiment_id = COALESCE(EXCLUDED.experiment_id, s.experiment_id),
+    algorithm_name = COALESCE(EXCLUDED.algorithm_name, s.algorithm_name),
+    problem_type = COALESCE(EXCLUDED.problem_type, s.problem_type),
+    direction = EXCLUDED.direction,
+    directions = EXCLUDED.directions,
+    metric = COALESCE(EXCLUDED.metric, s.metric),
+    metric_names = CASE WHEN cardinality(EXCLUDED.metric_names) > 0 THEN EXCLUDED.metric_names ELSE s.metric_names END,
+    sampler_name = COALESCE(EXCLUDED.sampler_name, s.sampler_name),
+    pruner_name = COALESCE(EXCLUDED.pruner_name, s.pruner_name),
+    search_space = COALESCE(EXCLUDED.search_space, s.search_space),
+    n_trials = COALESCE(EXCLUDED.n_trials, s.n_trials),
+    dataset_fingerprint = COALESCE(EXCLUDED.dataset_fingerprint, s.dataset_fingerprint),
+    status = EXCLUDED.status,
+    tags = s.tags || EXCLUDED.tags,
+    completed_at = CASE WHEN EXCLUDED.status = 'running' THEN NULL ELSE COALESCE(s.completed_at, now()) END,
+    updated_at = now()
+WHERE (s.experiment_id, s.algorithm_name, s.problem_type, s.direction, s.directions, s.metric, s.metric_names,
+       s.sampler_name, s.pruner_name, s.search_space, s.n_trials, s.dataset_fingerprint, s.status, s.tags)
+    IS DISTINCT FROM (
+       COALESCE(EXCLUDED.experiment_id, s.experiment_id),
+       COALESCE(EXCLUDED.algorithm_name, s.algorithm_name),
+       COALESCE(EXCLUDED.problem_type, s.problem_type),
+       EXCLUDED.direction,
+       EXCLUDED.directions,
+       COALESCE(EXCLUDED.metric, s.metric),
+       CASE WHEN cardinality(EXCLUDED.metric_names) > 0 THEN EXCLUDED.metric_names ELSE s.metric_names END,
+       COALESCE(EXCLUDED.sampler_name, s.sampler_name),
+       COALESCE(EXCLUDED.pruner_name, s.pruner_name),
+       COALESCE(EXCLUDED.search_space, s.search_space),
+       COALESCE(EXCLUDED.n_trials, s.n_trials),
+       COALESCE(EXCLUDED.dataset_fingerprint, s.dataset_fingerprint),
+       EXCLUDED.status,
+       s.tags || EXCLUDED.tags)
+"""
+
+# NULL status / stop reason / duration keep the stored value; RETURNING tells "changed" from "no-op".
+_UPDATE_SUMMARY = """
+UPDATE ml_hpo_studies SET
+    n_completed = $2,
+    n_pruned = $3,
+    n_failed = $4,
+    best_trial_number = $5,
+    best_value = $6,
+    best_values = $7,
+    best_params = $8,
+    status = COALESCE($9, status),
+    stop_reason = COALESCE($10, stop_reason),
+    duration_seconds = COALESCE($11, duration_seconds),
+    completed_at = CASE WHEN COALESCE($9, status) = 'running' THEN NULL ELSE COALESCE(completed_at, now()) END,
+    updated_at = now()
+WHERE study_name = $1
+  AND (n_completed, n_pruned, n_failed, best_trial_number, best_value, best_values, best_params,
+       status, stop_reason, duration_seconds)
+      IS DISTINCT FROM ($2, $3, $4, $5, $6, $7, $8, COALESCE($9, status), COALESCE($10, stop_reason),
+                        COALESCE($11, duration_seconds))
+RETURNING id
+"""
+
+_STUDY_EXISTS = "SELECT 1 FROM ml_hpo_studies WHERE study_name = $1"
+
+_STUDY_ID = "SELECT id FROM ml_hpo_studies WHERE study_name = $1"
+
+# A finished trial (COMPLETE, PRUNED, FAIL) is never downgraded by a stale RUNNING/WAITING write.
+_UPSERT_TRIAL = """
+INSERT INTO ml_hpo_trials AS t (
+    study_id, trial_number, state, params, distributions, value, objective_values, intermediate_values,
+    duration_seconds, fail_reason, user_attrs, datetime_start, datetime_complete)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+ON CONFLICT (study_id, trial_number) DO UPDATE SET
+    state = EXCLUDED.state,
+    params = EXCLUDED.params,
+    distributions = EXCLUDED.distributions,
+    value = EXCLUDED.value,
+    objective_values = EXCLUDED.objective_values,
+    intermediate_values = EXCLUDED.intermediate_values,
+    duration_seconds = EXCLUDED.duration_seconds,
+    fail_reason = EXCLUDED.fail_reason,
+    user_attrs = EXCLUDED.user_attrs,
+    datetime_start = EXCLUDED.datetime_start,
+    datetime_complete = EXCLUDED.datetime_complete,
+    updated_at = now()
+WHERE (t.state, t.params, t.distributions, t.value, t.objective_values, t.intermediate_values,
+       t.duration_seconds, t.fail_reason, t.user_attrs, t.datetime_start, t.datetime_complete)
+    IS DISTINCT FROM (
+       EXCLUDED.state, EXCLUDED.params, EXCLUDED.distributions, EXCLUDED.value, EXCLUDED.objective_values,
+       EXCLUDED.intermediate_values, EXCLUDED.duration_seconds, EXCLUDED.fail_reason, EXCLUDED.user_attrs,
+       EXCLUDED.datetime_start, EXCLUDED.datetime_complete)
+  AND NOT (t.state IN ('COMPLETE', 'PRUNED', 'FAIL') AND EXCLUDED.state IN ('RUNNING', 'WAITING'))
+"""
+
+_GET_STUDY = """
+SELECT s.*, e.name AS experiment_name
+FROM ml_hpo_studies s LEFT JOIN ml_experiments e ON e.id = s.experiment_id
+WHERE s.study_name = $1
+"""
+
+_LIST_STUDIES = """
+SELECT s.*, e.name AS experiment_name
+FROM ml_hpo_studies s LEFT JOIN ml_experiments e ON e.id = s.experiment_id
+WHERE ($1::text IS NULL OR e.name = $1) AND ($2::text IS NULL OR s.algorithm_name = $2)
+  AND ($3::text IS NULL OR s.problem_type = $3) AND ($4::text IS NULL OR s.dataset_fingerprint = $4)
+  AND ($5::text IS NULL OR s.status = $5)
+ORDER BY s.created_at DESC, s.study_name
+LIMIT $6 OFFSET $7
+"""
+
+_GET_TRIALS = """
+SELECT t.trial_number, t.state, t.params, t.distributions, t.value, t.objective_values, t.intermediate_values,
+       t.duration_seconds, t.fail_reason, t.user_attrs, t.datetime_start, t.datetime_complete
+FROM ml_hpo_trials t JOIN ml_hpo_studies s ON s.id = t.study_id
+WHERE s.study_name = $1 AND ($2::text[] IS NULL OR t.state = ANY($2::text[]))
+ORDER BY t.trial_number
+"""
+
+# Finite COMPLETE trials of the matching studies, best first in each study's own direction (loss =
+# value, negated when maximizing); ties go to the newer study, then by name and trial number. With
+# $7 (distinct params) only the best trial of each parameter set is kept: DISTINCT ON (params) then
+# keeps the first row of each set; without it the key also holds study and trial, so every row stays.
+_BEST_TRIALS = """
+WITH scored AS (
+    SELECT s.study_name, s.direction, s.metric, s.created_at AS study_created_at,
+           t.trial_number, t.state, t.params, t.distributions, t.value, t.objective_values,
+           t.intermediate_values, t.duration_seconds, t.fail_reason, t.user_attrs, t.datetime_start,
+           t.datetime_complete,
+           CASE WHEN s.direction = 'maximize' THEN -COALESCE(t.value, t.objective_values[1])
+                ELSE COALESCE(t.value, t.objective_values[1]) END AS loss
+    FROM ml_hpo_trials t JOIN ml_hpo_studies s ON s.id = t.study_id
+    WHERE s.algorithm_name = $1 AND s.problem_type = $2 AND s.dataset_fingerprint = $3
+      AND ($4::text IS NULL OR s.metric = $4)
+      AND ($5::text IS NULL OR s.study_name <> $5)
+      AND t.state = 'COMPLETE'
+), finite AS (
+    SELECT * FROM scored
+    WHERE loss IS NOT NULL AND loss NOT IN ('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8)
+), kept AS (
+    SELECT DISTINCT ON (params, CASE WHEN $7 THEN NULL ELSE study_name END,
+                        CASE WHEN $7 THEN NULL ELSE trial_number END) *
+    FROM finite
+    ORDER BY params, CASE WHEN $7 THEN NULL ELSE study_name END, CASE WHEN $7 THEN NULL ELSE trial_number END,
+             loss, study_created_at DESC, study_name, trial_number
+)
+SELECT * FROM kept
+ORDER BY loss, study_created_at DESC, study_name, trial_number
+LIMIT $6
+"""
+
+_DELETE_STUDY = "DELETE FROM ml_hpo_studies WHERE study_name = $1 RETURNING true"
+
+
+def _trial_args(study_id: Any, t: TrialRecord) -> tuple[Any, ...]:
+    return (
+        study_id, t.number, t.state, t.params, t.distributions, t.value,
+        list(t.values) if t.values is not None else None,
+        {str(k): v for k, v in t.intermediate_values.items()},
+        t.duration_seconds, t.fail_reason, t.user_attrs, t.datetime_start, t.datetime_complete,
+    )
+
+
+# record field -> column, where the names differ ("values" is reserved in SQL)
+_TRIAL_COLUMN = {"number": "trial_number", "values": "objective_values"}
+_STUDY_COLUMN = {"algorithm": "algorithm_name"}
+
+
+def _fields(record_type: type, row: asyncpg.Record, column: Mapping[str, str]) -> dict[str, Any]:
+    """The row's value for each field of ``record_type`` (columns named like the fields but for ``column``)."""
+    return {f: row[column.get(f, f)] for f in record_type.__dataclass_fields__}
+
+
+def _tuple(values: Any) -> tuple[Any, ...] | None:
+    return None if values is None else tuple(values)
+
+
+def _trial_from_row(r: asyncpg.Record) -> TrialRecord:
+    f = _fields(TrialRecord, r, _TRIAL_COLUMN)
+    f["values"] = _tuple(f["values"])
+    f["intermediate_values"] = {int(k): float_from_json(v) for k, v in f["intermediate_values"].items()}
+    return TrialRecord(**f)
+
+
+def _study_from_row(r: asyncpg.Record) -> StudyRecord:
+    f = _fields(StudyRecord, r, _STUDY_COLUMN)
+    f.update(id=str(f["id"]), directions=tuple(f["directions"]), metric_names=tuple(f["metric_names"]),
+             best_values=_tuple(f["best_values"]))
+    return StudyRecord(**f)
+
+
+class PostgresHistoryRepository:
+    """:class:`HistoryRepository` on PostgreSQL (tables of ``001_hpo_history.sql``) through a :class:`Database`."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def __repr__(self) -> str:
+        return f"PostgresHistoryRepository({self.db!r})"
+
+    async def upsert_experiment(self, name: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None) -> None:
+        check_name(name, "experiment name")
+        await self.db.execute(_UPSERT_EXPERIMENT, name, description, to_jsonable(dict(tags or {})))
+
+    async def upsert_study(self, context: StudyContext, *, status: str = "running") -> None:
+        f = study_fields(context, status)
+        async with self.db.transaction() as con:
+            if f["experiment_name"] is not None:
+                await con.execute(_ENSURE_EXPERIMENT, f["experiment_name"])
+            await con.execute(
+                _UPSERT_STUDY,
+                context.study_name, f["experiment_name"], f["algorithm"], f["problem_type"], f["directions"][0],
+                list(f["directions"]), f["metric"], list(f["metric_names"]), f["sampler_name"], f["pruner_name"],
+                f["search_space"], f["n_trials"], f["dataset_fingerprint"], f["status"], f["tags"],
+            )
+
+    async def update_study_summary(self, study_name: str, summary: StudySummary) -> None:
+        check_name(study_name)
+        async with self.db.transaction() as con:
+            changed = await con.fetchval(
+                _UPDATE_SUMMARY,
+                study_name, summary.n_completed, summary.n_pruned, summary.n_failed, summary.best_trial_number,
+                summary.best_value, list(summary.best_values) if summary.best_values is not None else None,
+                to_jsonable(summary.best_params) if summary.best_params is not None else None,
+                summary.status, summary.stop_reason, summary.duration_seconds,
+            )
+            if changed is None and not await con.fetchval(_STUDY_EXISTS, study_name):
+                raise study_not_found(study_name)
+
+    async def upsert_trials(self, study_name: str, trials: Sequence[TrialRecord]) -> None:
+        check_name(study_name)
+        check_trials(trials)
+        async with self.db.transaction() as con:
+            study_id = await con.fetchval(_STUDY_ID, study_name)
+            if study_id is None:
+                raise study_not_found(study_name)
+            if trials:
+                try:
+                    await con.executemany(_UPSERT_TRIAL, [_trial_args(study_id, t) for t in trials])
+                except asyncpg.ForeignKeyViolationError as e:  # the study was deleted after we read its id
+                    raise study_not_found(study_name) from e
+
+    async def get_study(self, study_name: str) -> StudyRecord | None:
+        check_name(study_name)
+        row = await self.db.fetchrow(_GET_STUDY, study_name)
+        return _study_from_row(row) if row is not None else None
+
+    async def list_studies(
+        self,
+        *,
+        experiment_name: str | None = None,
+        algorithm: str | None = None,
+        problem_type: str | None = None,
+        dataset_fingerprint: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[StudyRecord]:
+        check_limit(limit, offset)
+        if status is not None:
+            check_status(status)
+        rows = await self.db.fetch(
+            _LIST_STUDIES, experiment_name, algorithm, problem_type, dataset_fingerprint, status, limit, offset
+        )
+        return [_study_from_row(r) for r in rows]
+
+    async def get_trials(self, study_name: str, *, states: Iterable[str] | None = None) -> list[TrialRecord]:
+        check_name(study_name)
+        wanted = check_states(states)
+        rows = await self.db.fetch(_GET_TRIALS, study_name, wanted)
+        if not rows and not await self.db.fetchval(_STUDY_EXISTS, study_name):
+            raise study_not_found(study_name)
+        return [_trial_from_row(r) for r in rows]
+
+    async def best_trials(
+        self,
+        *,
+        algorithm: str,
+        problem_type: str,
+        dataset_fingerprint: str,
+        metric: str | None = None,
+        limit: int = 10,
+        exclude_study: str | None = None,
+        distinct_params: bool = True,
+    ) -> list[BestTrial]:
+        check_limit(limit)
+        rows = await self.db.fetch(
+            _BEST_TRIALS,
+            algorithm, problem_type, dataset_fingerprint, metric, exclude_study, limit, bool(distinct_params),
+        )
+        return [BestTrial(r["study_name"], r["direction"], r["metric"], _trial_from_row(r)) for r in rows]
+
+    async def delete_study(self, study_name: str) -> bool:
+        check_name(study_name)
+        return await self.db.fetchval(_DELETE_STUDY, study_name) is not None

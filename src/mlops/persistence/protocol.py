@@ -1,0 +1,75 @@
+"""The study/trial history a run depends on: :class:`HistoryRepository`.
+
+The engine and the recorder depend on this protocol only. Two implementations share one contract
+test suite: :class:`~.postgres.PostgresHistoryRepository` (asyncpg) and
+:class:`~.memory.InMemoryHistoryRepository` (a fake for tests and for runs without a database).
+
+Write semantics, identical in both:
+
+* every write is an upsert keyed by ``study_name`` / ``(study, trial_number)`` and is *idempotent*:
+  writing the same data again changes nothing, not even ``updated_at``;
+* a finished trial (COMPLETE, PRUNED, FAIL) is never downgraded to RUNNING/WAITING by a stale write;
+* optional study fields left ``None`` by a later write keep their stored value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from ..types import StudyContext
+from .records import BestTrial, StudyRecord, StudySummary, TrialRecord
+
+__all__ = ["HistoryRepository"]
+
+
+@runtime_checkable
+class HistoryRepository(Protocol):
+    """Persistent study/trial history. All writes are idempotent upserts (see the module docstring)."""
+
+    async def upsert_experiment(self, name: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None) -> None:
+        """Create the experiment, or merge ``tags`` into it and set a non-None ``description``."""
+
+    async def upsert_study(self, context: StudyContext, *, status: str = "running") -> None:
+        """Create or update the study described by ``context`` (its experiment is created if named)."""
+
+    async def update_study_summary(self, study_name: str, summary: StudySummary) -> None:
+        """Store counters and best point; raises :class:`StudyNotFoundError` for an unknown study."""
+
+    async def upsert_trials(self, study_name: str, trials: Sequence[TrialRecord]) -> None:
+        """Insert or update a batch of trials of one study, atomically."""
+
+    async def get_study(self, study_name: str) -> StudyRecord | None: ...
+
+    async def list_studies(
+        self,
+        *,
+        experiment_name: str | None = None,
+        algorithm: str | None = None,
+        problem_type: str | None = None,
+        dataset_fingerprint: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[StudyRecord]:
+        """Studies matching every given filter, newest first."""
+
+    async def get_trials(self, study_name: str, *, states: Iterable[str] | None = None) -> list[TrialRecord]:
+        """Trials of a study by number; raises :class:`StudyNotFoundError` for an unknown study."""
+
+    async def best_trials(
+        self,
+        *,
+        algorithm: str,
+        problem_type: str,
+        dataset_fingerprint: str,
+        metric: str | None = None,
+        limit: int = 10,
+        exclude_study: str | None = None,
+        distinct_params: bool = True,
+    ) -> list[BestTrial]:
+        """Best finite COMPLETE trials of all studies with this algorithm, problem type and dataset
+        (and metric, if given), best first in each study's own direction."""
+
+    async def delete_study(self, study_name: str) -> bool:
+        """Delete a study and its trials; False if it did not exist."""

@@ -1,0 +1,211 @@
+"""How trials are scored: the evaluation scheme and the rule that picks it from the data.
+
+A study selects the configuration with the best score, so the score's noise is what it ends up
+rewarding: on a validation split of a few hundred rows, hundreds of trials find the configuration
+that fits *that split* best, not the one that generalizes. Averaging over k folds (and over r
+reshuffles of them) shrinks that noise at k (x r) times the cost per trial. The rule below spends
+that cost where the noise is large and the fits are cheap (small tables), and keeps a single holdout
+where one validation split is already large and each fit is expensive.
+
+The rule (``choose_scheme``), on the rows tuning may see (train + validation), ``n``:
+
+1. time-ordered data (a time column): ``timeseries-cv=5`` (each fold trains on earlier rows and
+   scores on later ones) when ``n <= CV_MAX_ROWS``, else the time-ordered holdout;
+2. a class with fewer than 3 rows among them: holdout (folds would miss the class);
+3. ``n <= REPEATED_CV_MAX_ROWS``: ``cv=5x2`` (5-fold CV, repeated with 2 shuffles);
+4. ``n <= CV_MAX_ROWS`` and, with a time budget, ``n * n_features <= CV_CELLS_PER_SECOND * budget``
+   (the fits stay cheap enough for k of them per trial): ``cv=5``;
+5. otherwise: holdout (fit on train, score on validation).
+
+The thresholds were set on the real-data benchmark (``bench/bench_real.py``; see README).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .errors import ConfigurationError
+
+__all__ = [
+    "EvaluationScheme",
+    "choose_scheme",
+    "parse_scheme",
+    "SCHEME_CHOICES",
+    "CV_MAX_ROWS",
+    "REPEATED_CV_MAX_ROWS",
+    "CV_CELLS_PER_SECOND",
+]
+
+#: CV only up to this many rows (train + validation).
+CV_MAX_ROWS = 20_000
+#: repeated CV (5 folds x 2 shuffles) up to this many rows.
+REPEATED_CV_MAX_ROWS = 2_000
+#: with a time budget, CV only while rows x features stays under this many per second of budget.
+CV_CELLS_PER_SECOND = 20_000
+#: the folds of an automatic CV scheme.
+DEFAULT_FOLDS = 5
+#: what a user may ask for: ``auto``, ``holdout``, ``cv``, ``cv=K``, ``cv=KxR``, ``timeseries``,
+#: ``timeseries-cv=K``.
+SCHEME_CHOICES = "auto | holdout | cv[=K[xR]] | timeseries[-cv=K]"
+
+_CV_RE = re.compile(r"^(timeseries-)?cv(?:=(\d+)(?:x(\d+))?)?$")
+
+
+@dataclass(frozen=True)
+class EvaluationScheme:
+    """How each trial is scored.
+
+    ``kind``: ``holdout`` (fit on train, score on validation), ``cv`` (k folds of train +
+    validation, ``repeats`` shuffles) or ``timeseries`` (k time-ordered folds). ``reason`` says why
+    it was chosen (printed in the run summary).
+    """
+
+    kind: str
+    folds: int | None = None
+    repeats: int = 1
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("holdout", "cv", "timeseries"):
+            raise ConfigurationError(f"scheme kind must be 'holdout', 'cv' or 'timeseries', got {self.kind!r}")
+        if self.kind == "holdout":
+            if self.folds is not None or self.repeats != 1:
+                raise ConfigurationError("a holdout scheme has no folds or repeats")
+            return
+        if isinstance(self.folds, bool) or not isinstance(self.folds, int) or self.folds < 2:
+            raise ConfigurationError(f"CV needs an integer number of folds >= 2, got {self.folds!r}")
+        if isinstance(self.repeats, bool) or not isinstance(self.repeats, int) or self.repeats < 1:
+            raise ConfigurationError(f"repeats must be an integer >= 1, got {self.repeats!r}")
+        if self.kind == "timeseries" and self.repeats != 1:
+            raise ConfigurationError("time-series folds cannot be repeated (their order is fixed)")
+
+    @property
+    def uses_cv(self) -> bool:
+        return self.kind != "holdout"
+
+    @property
+    def label(self) -> str:
+        """``holdout``, ``cv=5``, ``cv=5x2`` or ``timeseries-cv=5``."""
+        if self.kind == "holdout":
+            return "holdout"
+        prefix = "timeseries-" if self.kind == "timeseries" else ""
+        return f"{prefix}cv={self.folds}" + (f"x{self.repeats}" if self.repeats > 1 else "")
+
+    def describe(self) -> str:
+        """One line for a run summary: the scheme and why."""
+        what = {
+            "holdout": "fit on train, score on validation",
+            "cv": f"{self.folds}-fold CV on train+validation" + (f", {self.repeats} shuffles" if self.repeats > 1 else ""),
+            "timeseries": f"{self.folds} time-ordered folds of train+validation",
+        }[self.kind]
+        return f"{self.label} ({what})" + (f": {self.reason}" if self.reason else "")
+
+    def objective_options(self) -> dict[str, Any]:
+        """Keyword options of :class:`~src.mlops.objectives.ModelObjective` for this scheme."""
+        if self.kind == "holdout":
+            return {"cv": None}
+        return {"cv": self.folds, "cv_repeats": self.repeats,
+                "cv_strategy": "timeseries" if self.kind == "timeseries" else "auto"}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EvaluationScheme:
+        return cls(kind=data["kind"], folds=data.get("folds"), repeats=int(data.get("repeats") or 1),
+                   reason=str(data.get("reason") or ""))
+
+
+def parse_scheme(text: str | None) -> EvaluationScheme | None:
+    """The scheme a user asked for, or ``None`` for ``auto`` (the rule decides).
+
+    Accepts ``auto``, ``holdout``, ``cv`` (5 folds), ``cv=K``, ``cv=KxR``, ``timeseries`` (5
+    time-ordered folds) and ``timeseries-cv=K``.
+    """
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise ConfigurationError(f"scheme must be a string ({SCHEME_CHOICES}), got {text!r}")
+    key = text.strip().lower().replace("_", "-")
+    if key == "auto":
+        return None
+    if key == "holdout":
+        return EvaluationScheme("holdout", reason="requested")
+    if key == "timeseries":
+        return EvaluationScheme("timeseries", DEFAULT_FOLDS, reason="requested")
+    m = _CV_RE.match(key)
+    if not m:
+        raise ConfigurationError(f"scheme must be one of {SCHEME_CHOICES}, got {text!r}")
+    folds = int(m.group(2)) if m.group(2) else DEFAULT_FOLDS
+    repeats = int(m.group(3)) if m.group(3) else 1
+    return EvaluationScheme("timeseries" if m.group(1) else "cv", folds, repeats, reason="requested")
+
+
+def choose_scheme(n_rows: int, *, n_features: int = 1, min_class_count: int | None = None,
+                  time_ordered: bool = False, time_budget: float | None = None) -> EvaluationScheme:
+    """The evaluation scheme for ``n_rows`` rows of train + validation (the module docstring has
+    the rule). ``min_class_count``: rows of the smallest class (classification); ``time_budget``:
+    seconds the study may take, when bounded by time."""
+    if time_ordered:
+        if n_rows <= CV_MAX_ROWS:
+            return EvaluationScheme("timeseries", DEFAULT_FOLDS,
+                                    reason=f"time-ordered data, {n_rows:,} rows <= {CV_MAX_ROWS:,}")
+        return EvaluationScheme("holdout", reason=f"time-ordered data, {n_rows:,} rows > {CV_MAX_ROWS:,}")
+    if min_class_count is not None and min_class_count < 3:
+        return EvaluationScheme("holdout", reason=f"a class has only {min_class_count} row(s): folds would miss it")
+    folds = DEFAULT_FOLDS if min_class_count is None else min(DEFAULT_FOLDS, min_class_count)
+    if n_rows <= REPEATED_CV_MAX_ROWS:
+        return EvaluationScheme("cv", folds, 2, reason=f"{n_rows:,} rows <= {REPEATED_CV_MAX_ROWS:,}: "
+                                                       "a single split would be too noisy")
+    if n_rows > CV_MAX_ROWS:
+        return EvaluationScheme("holdout", reason=f"{n_rows:,} rows > {CV_MAX_ROWS:,}: one validation split suffices")
+    cells = n_rows * max(1, n_features)
+    if time_budget is not None and cells > CV_CELLS_PER_SECOND * time_budget:
+        return EvaluationScheme("holdout", reason=f"{n_rows:,} rows x {n_features} features is too costly for "
+                                                  f"k-fold CV in {time_budget:.0f} s")
+    return EvaluationScheme("cv", folds, reason=f"{n_rows:,} rows <= {CV_MAX_ROWS:,}")
+
+
+def tuning_frames(X_train: Any, y_train: Any, X_val: Any, y_val: Any,
+                  scheme: EvaluationScheme) -> tuple[Any, Any, Any, Any]:
+    """The ``(X_train, y_train, X_val, y_val)`` an objective gets under ``scheme``: the two splits
+    as they are for a holdout; for CV, train + validation joined (in that order, which keeps time
+    order: the validation rows are the later ones) as the rows the folds are drawn from, and no
+    validation split."""
+    if not scheme.uses_cv:
+        return X_train, y_train, X_val, y_val
+    import pandas as pd
+
+    from .fitting import concat_rows
+
+    X = concat_rows(X_train, X_val)
+    y = pd.concat([pd.Series(y_train), pd.Series(y_val)], ignore_index=True)
+    return X, y, None, None
+
+
+def resolve_scheme(*, scheme: str | None = "auto", cv: int | None = None, y_train: Any, y_val: Any,
+                   n_features: int, classification: bool, time_ordered: bool = False,
+                   time_budget: float | None = None) -> EvaluationScheme:
+    """The scheme of a study on these train/validation splits: the one requested (``cv=K`` or
+    ``scheme``), else the rule's choice (:func:`choose_scheme`). Time-ordered data always gets
+    time-ordered folds: shuffled folds would train on the future. Deterministic in its inputs, so
+    a resumed study keeps its scheme."""
+    if cv is not None and parse_scheme(scheme) is not None:
+        raise ConfigurationError(f"give cv={cv} or scheme={scheme!r}, not both (cv=K is shorthand for scheme='cv=K')")
+    requested = EvaluationScheme("cv", cv, reason="requested") if cv is not None else parse_scheme(scheme)
+    if requested is not None:
+        if time_ordered and requested.kind == "cv":
+            return EvaluationScheme("timeseries", requested.folds,
+                                    reason=f"requested {requested.label}; time-ordered data gets time-ordered folds")
+        return requested
+    import pandas as pd
+
+    y_tr, y_va = pd.Series(np.asarray(y_train, dtype=object)), pd.Series(np.asarray(y_val, dtype=object))
+    min_class = int(pd.concat([y_tr, y_va], ignore_index=True).value_counts().min()) if classification else None
+    return choose_scheme(len(y_tr) + len(y_va), n_features=n_features, min_class_count=min_class,
+                         time_ordered=time_ordered, time_budget=time_budget)
