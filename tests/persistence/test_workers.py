@@ -21,6 +21,7 @@ from src.mlops.optimizer import uses_budget
 from src.mlops.optuna_optimizer import run_hyperparameter_optimization
 from src.mlops.persistence import create_optuna_storage
 from src.mlops.persistence.pg_trial_slots import PostgresTrialSlots
+from src.mlops.schemes import resolve_scheme, tuning_frames
 from src.mlops.study_recipe import data_fingerprint, join_study, load_data_source
 from src.mlops.trial_slots import new_worker_id
 
@@ -130,9 +131,14 @@ async def test_hpo_worker_joins_a_study_and_refuses_changed_data(migrated_dsn: s
     load_wine(as_frame=True).frame.to_csv(csv, index=False)
     source = {"kind": "file", "path": str(csv), "target": "target", "problem_type": None, "time_column": None,
               "split": {"seed": 3, "rare_classes": "train"}}
-    data = load_data_source(source)
+    splits = load_data_source(source)  # what `hpo tune` does: splits, the evaluation scheme, its data
+    scheme = resolve_scheme(y_train=splits.y_train, y_val=splits.y_val, n_features=splits.X_train.shape[1],
+                            classification=True)
+    assert scheme.uses_cv  # a small table: trials are scored by CV over train + validation
+    source["scheme"] = scheme.to_dict()
+    X_tr, y_tr, X_va, y_va = tuning_frames(splits.X_train, splits.y_train, splits.X_val, splits.y_val, scheme)
     first = await run_hyperparameter_optimization(
-        "logistic_regression", data.problem_type, data.X_train, data.y_train, data.X_val, data.y_val, n_trials=7,
+        "logistic_regression", splits.problem_type, X_tr, y_tr, X_va, y_va, n_trials=7, **scheme.objective_options(),
         study_name="joined", storage=migrated_dsn, data_source=source, max_trials=1, seed=3)
     assert first.n_trials == 1  # this call's own share; the study's budget is 7
 
@@ -153,7 +159,7 @@ async def test_hpo_worker_joins_a_study_and_refuses_changed_data(migrated_dsn: s
     with pytest.raises(DataValidationError) as ei:
         await join_study("joined", storage=migrated_dsn)
     recorded = optuna.load_study(study_name="joined", storage=create_optuna_storage(migrated_dsn)).user_attrs["hpo.recipe"]
-    changed = load_data_source(source)
+    changed = load_data_source(source)  # with the scheme: the objective's data, as the worker saw it
     now = data_fingerprint(changed.X_train, changed.y_train, changed.X_val, changed.y_val)
     assert now != recorded["fingerprint"]
     assert recorded["fingerprint"] in str(ei.value) and now in str(ei.value) and str(csv) in str(ei.value)
