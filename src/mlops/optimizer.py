@@ -27,12 +27,13 @@ completion is awaited, so a study always has a result. Cancelling the awaiting t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -400,62 +401,39 @@ class OptunaOptimizer:
             raise ConfigurationError("patience applies to single-objective studies only")
 
         slots = await asyncio.to_thread(self.slots_for, study)
-        heartbeat = slots.heartbeat()
-        await asyncio.to_thread(heartbeat.__enter__)  # registers the worker and renews its lease
-        try:
-            return await self._optimize(study, slots, objective, n_trials=n_trials, timeout=timeout, n_jobs=n_jobs,
-                                        callbacks=callbacks, trial_timeout=trial_timeout, max_failures=max_failures,
-                                        patience=patience, min_improvement=min_improvement,
-                                        enqueue_defaults=enqueue_defaults, enqueue=list(enqueue),
-                                        enqueue_portfolio=enqueue_portfolio, time_reserve=time_reserve,
-                                        max_trials=max_trials)
-        finally:
+        async with _holding_lease(slots, study):
+            await asyncio.to_thread(slots.run_locked, study, lambda: self._seed(
+                study, objective, n_trials, enqueue_defaults, list(enqueue), enqueue_portfolio))
+            existing = await asyncio.to_thread(study.get_trials, False)
+            run = _Run(study, slots, n_trials, None if timeout is None else time.monotonic() + timeout,
+                       max_failures, patience, min_improvement, time_reserve=time_reserve, max_trials=max_trials)
+            run.has_complete = any(t.state == TrialState.COMPLETE for t in existing)
+            if not multi:
+                done = [t.value for t in existing if t.state == TrialState.COMPLETE and _finite(t.value)]
+                if done:
+                    run.best = max(done) if study.direction.name == "MAXIMIZE" else min(done)
+            runner = None
+            if trial_timeout is not None and isinstance(objective, ModelObjective):
+                runner = ProcessTrialRunner(objective, size=n_jobs)
+            ctx = self.context_of(study)
+            await self._notify("on_study_start", study, ctx)
+            workers = [asyncio.create_task(self._worker(run, objective, runner, trial_timeout, callbacks or ()),
+                                           name=f"hpo-worker-{i}") for i in range(n_jobs)]
             try:
-                await asyncio.to_thread(slots.flush)  # the last finished slots, before the lease may lapse
-            except Exception as e:  # noqa: BLE001 - reconciling settles them from Optuna's states anyway
-                log.warning("study %s: could not write the last trials' slots (%s: %s)", study.study_name,
-                            type(e).__name__, e)
-            await asyncio.to_thread(heartbeat.__exit__, None, None, None)
-
-    async def _optimize(self, study: optuna.Study, slots: TrialSlots, objective: Any, *, n_trials: int | None,
-                        timeout: float | None, n_jobs: int, callbacks: Sequence[Callable[..., None]] | None,
-                        trial_timeout: float | None, max_failures: int | None, patience: int | None,
-                        min_improvement: float, enqueue_defaults: bool, enqueue: list[Mapping[str, Any]],
-                        enqueue_portfolio: bool, time_reserve: Callable[[], float] | None,
-                        max_trials: int | None) -> OptimizationResult:
-        multi = len(study.directions) > 1
-        await asyncio.to_thread(slots.run_locked, study, lambda: self._seed(
-            study, objective, n_trials, enqueue_defaults, enqueue, enqueue_portfolio))
-        existing = await asyncio.to_thread(study.get_trials, False)
-        run = _Run(study, slots, n_trials, None if timeout is None else time.monotonic() + timeout,
-                   max_failures, patience, min_improvement, time_reserve=time_reserve, max_trials=max_trials)
-        run.has_complete = any(t.state == TrialState.COMPLETE for t in existing)
-        if not multi:
-            done = [t.value for t in existing if t.state == TrialState.COMPLETE and _finite(t.value)]
-            if done:
-                run.best = max(done) if study.direction.name == "MAXIMIZE" else min(done)
-        runner = None
-        if trial_timeout is not None and isinstance(objective, ModelObjective):
-            runner = ProcessTrialRunner(objective, size=n_jobs)
-        ctx = self.context_of(study)
-        await self._notify("on_study_start", study, ctx)
-        workers = [asyncio.create_task(self._worker(run, objective, runner, trial_timeout, callbacks or ()),
-                                       name=f"hpo-worker-{i}") for i in range(n_jobs)]
-        try:
-            await asyncio.gather(*workers)
-        except BaseException:
-            for w in workers:
-                w.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
-            self._fail_inflight(run, "cancelled")
-            raise
-        finally:
-            if runner is not None:
-                await asyncio.to_thread(runner.close)
-        run.stop("n_trials" if run.stop_reason is None else run.stop_reason)
-        result = await asyncio.to_thread(self._result, study, run)
-        await self._notify("on_study_end", study, result)
-        return result
+                await asyncio.gather(*workers)
+            except BaseException:
+                for w in workers:
+                    w.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+                self._fail_inflight(run, "cancelled")
+                raise
+            finally:
+                if runner is not None:
+                    await asyncio.to_thread(runner.close)
+            run.stop("n_trials" if run.stop_reason is None else run.stop_reason)
+            result = await asyncio.to_thread(self._result, study, run)
+            await self._notify("on_study_end", study, result)
+            return result
 
     def _seed(self, study: optuna.Study, objective: Any, n_trials: int | None, enqueue_defaults: bool,
               enqueue: list[Mapping[str, Any]], enqueue_portfolio: bool) -> None:
@@ -746,6 +724,22 @@ class OptunaOptimizer:
 
 def _finite(v: float | None) -> bool:
     return v is not None and math.isfinite(v)
+
+
+@contextlib.asynccontextmanager
+async def _holding_lease(slots: TrialSlots, study: optuna.Study) -> AsyncIterator[None]:
+    """This worker's lease renewed while the block runs; its last finished slots written at the end."""
+    heartbeat = slots.heartbeat()
+    await asyncio.to_thread(heartbeat.__enter__)  # registers the worker and renews its lease
+    try:
+        yield
+    finally:
+        try:
+            await asyncio.to_thread(slots.flush)  # before the lease may lapse
+        except Exception as e:  # noqa: BLE001 - reconciling settles them from Optuna's states anyway
+            log.warning("study %s: could not write the last trials' slots (%s: %s)", study.study_name,
+                        type(e).__name__, e)
+        await asyncio.to_thread(heartbeat.__exit__, None, None, None)
 
 
 def _check_positive(name: str, value: Any, *, integer: bool = False) -> None:
