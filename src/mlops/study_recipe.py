@@ -95,7 +95,7 @@ def build_recipe(*, algorithm: str, problem_type: str, objective: Mapping[str, A
                  data: Mapping[str, Any] | None, fingerprint: str) -> dict[str, Any]:
     """The recipe of a study (see the module docstring). A sampler or pruner given as an object is
     recorded as ``None``: workers then use the defaults. Raises ConfigurationError when an option
-    cannot be written as JSON, or ``data`` is malformed."""
+    cannot be written as JSON, or ``data`` is malformed. (``pruner=None`` is recorded as "none".)"""
     if data is not None:
         _check_data_source(data)
     return {
@@ -107,7 +107,7 @@ def build_recipe(*, algorithm: str, problem_type: str, objective: Mapping[str, A
         "study": {
             "n_trials": n_trials,
             "sampler": sampler if isinstance(sampler, str) else None,
-            "pruner": pruner if isinstance(pruner, str) or pruner is None else None,
+            "pruner": "none" if pruner is None else pruner if isinstance(pruner, str) else None,
             "sampler_options": _jsonable(dict(sampler_options or {}), "sampler_options"),
             "pruner_options": _jsonable(dict(pruner_options or {}), "pruner_options"),
             "trial_timeout": trial_timeout,

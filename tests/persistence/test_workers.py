@@ -165,3 +165,30 @@ async def test_hpo_worker_joins_a_study_and_refuses_changed_data(migrated_dsn: s
     assert recorded["fingerprint"] in str(ei.value) and now in str(ei.value) and str(csv) in str(ei.value)
     with pytest.raises(StudyNotFoundError, match="no study named 'nope'"):
         await join_study("nope", storage=migrated_dsn)
+
+
+async def test_a_study_of_the_graph_is_joined_from_its_split_files(migrated_dsn: str, tmp_path: Path) -> None:
+    """`hpo train --study-name` studies record their split files (and the evaluation scheme): a worker
+    loads them, checks the fingerprint and runs the rest of the budget; the graph's pruner (none) holds."""
+    from sklearn.datasets import load_wine
+    from sklearn.model_selection import train_test_split
+
+    from src.mlops.schemes import EvaluationScheme
+    from src.mlops.splits import save_frame_ref
+
+    X, y = load_wine(return_X_y=True, as_frame=True)
+    X_tr, X_va, y_tr, y_va = train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
+    refs = {name: save_frame_ref(obj, tmp_path, name) for name, obj in
+            {"train_X": X_tr, "train_y": y_tr, "val_X": X_va, "val_y": y_va}.items()}
+    scheme = EvaluationScheme("cv", 3, reason="test")
+    source = {"kind": "frames", "refs": refs, "scheme": scheme.to_dict()}
+    X_cv, y_cv, _, _ = tuning_frames(X_tr, y_tr, X_va, y_va, scheme)
+    await run_hyperparameter_optimization("logistic_regression", "multiclass_classification", X_cv, y_cv,
+                                          n_trials=4, **scheme.objective_options(), pruner=None,
+                                          study_name="graph", storage=migrated_dsn, data_source=source, max_trials=1)
+    r = await join_study("graph", storage=migrated_dsn)
+    trials = _trials(migrated_dsn, "graph")
+    assert r.n_completed == 4 == len(trials) and all(t.state == TrialState.COMPLETE for t in trials)
+    study = optuna.load_study(study_name="graph", storage=create_optuna_storage(migrated_dsn))
+    assert study.user_attrs["hpo.recipe"]["study"]["pruner"] == "none"
+    assert study.user_attrs["hpo.recipe"]["objective"]["cv"] == 3
