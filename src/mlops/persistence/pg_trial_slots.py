@@ -17,7 +17,12 @@ Implements :class:`~src.mlops.trial_slots.TrialSlots` on the tables of migration
 * A reservation is one transaction holding the study's advisory transaction lock: reconcile,
   count, ``study.ask()`` (through the storage's own connection, committed first) and the slot's
   INSERT. A worker killed before the COMMIT leaves a RUNNING trial with no slot, which the next
-  worker to take the lock fails as stale (``reaps_unslotted``): no budget slot leaks.
+  worker to take the lock fails as stale (``reaps_unslotted``): no budget slot leaks. A worker
+  frozen inside its reservation holds the lock for one lease at most: the server ends a session
+  idle in a transaction for that long (``idle_in_transaction_session_timeout``).
+* Round trips per trial: BEGIN + the lock (with this worker's finished slots, queued by ``finish``)
+  in one, the survey in one, the new slot + COMMIT in one. The ledger's commits do not wait for the
+  WAL flush: what a server crash could drop, reconciling rebuilds from the journal.
 
 Not for pgbouncer in transaction-pooling mode (session advisory locks); session pooling is fine.
 """
