@@ -28,6 +28,8 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from ._home import resolve_hpo_home
+
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
 
@@ -120,7 +122,7 @@ def _process_start() -> float:
 
 
 def _hpo_home() -> Path:
-    home = Path(os.environ.get("HPO_HOME", ".hpo")).resolve()
+    home = resolve_hpo_home()
     home.mkdir(parents=True, exist_ok=True)
     return home
 
@@ -223,15 +225,16 @@ async def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     config = {"configurable": {"thread_id": thread_id}}
     progress = _Progress(args.n_trials, enabled=not args.quiet)
     async with _database(not args.no_db) as (db, dsn), _checkpointer(db, dsn) as saver:
-        listeners = []
+        listeners, history = [], None
         if db is not None:
             from .persistence import HistoryRecorder, PostgresHistoryRepository
 
-            listeners.append(HistoryRecorder(PostgresHistoryRepository(db)))
+            history = PostgresHistoryRepository(db)
+            listeners.append(HistoryRecorder(history))
         tracker = _tracker(not args.no_mlflow, home)
         graph = build_model_trainer_graph(checkpointer=saver or InMemorySaver())
         context = ModelTrainerContext(hpo_home=home, optuna_storage=dsn, listeners=listeners, tracker=tracker,
-                                      started_at=_process_start())
+                                      history=history, started_at=_process_start())
         snapshot = await graph.aget_state(config)
         resume = bool(snapshot.next) if snapshot is not None else False
         if args.thread_id and not resume and snapshot is not None and snapshot.values.get("status"):
@@ -260,6 +263,8 @@ async def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
             for listener in listeners:
                 await listener.aclose()
             if tracker is not None:
+                if tracker.run_open:  # the graph stopped early: do not leave the MLflow run RUNNING
+                    await tracker.end_run("FAILED" if final.get("status") == "failed" else "KILLED")
                 await tracker.aclose()
             timings["close"] = round(time.time() - closing, 2)
     final = dict(final)
@@ -463,6 +468,10 @@ def print_summary(out: dict[str, Any]) -> None:
         print(f"\n  model: {out['model_path']}")
     if out.get("mlflow_run_id"):
         print(f"  mlflow run: {out['mlflow_run_id']}")
+    if out.get("mlflow_model_uri"):
+        print(f"  mlflow model: {out['mlflow_model_uri']}")
+    if out.get("mlflow_error"):
+        print(f"  mlflow: NOT RECORDED: {out['mlflow_error']}")
     timings = out.get("timings") or {}
     if timings.get("total") is not None:
         parts = ", ".join(f"{k} {v:.1f}" for k, v in timings.items() if k != "total")
@@ -485,6 +494,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("DO_NOT_TRACK", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bars in our output
+    from .tracking import http_settings  # MLflow reads its HTTP bounds from the environment: set them
+    for name, value in http_settings().items():  # once, before any thread starts (user values win)
+        os.environ.setdefault(name, value)
     args = build_parser().parse_args(argv)
     if (hasattr(args, "n_trials") and args.n_trials is None and getattr(args, "timeout", None) is None
             and getattr(args, "time_budget", None) is None):
@@ -518,6 +531,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                            "n_pruned", "n_failed", "duration_s", "metric")})
         print_summary(out)
         _write_json(getattr(args, "output_json", None), out)
+        if out.get("status") == "completed_untracked":
+            print(f"\nerror: the model was saved, but its MLflow record is incomplete: {out.get('mlflow_error')}",
+                  file=sys.stderr)
+            return EXIT_FAILURE
         if out.get("status") != "completed":
             err = out.get("error") or {}
             print(f"\nerror in {err.get('node', '?')}: {err.get('message', 'unknown error')}", file=sys.stderr)
