@@ -52,7 +52,7 @@ from optuna.study._study_direction import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import ConfigurationError, DatabaseError, MigrationError
-from .database import redact_dsn
+from ..redaction import redact_dsn
 from .pg_sync import SyncConnection
 
 __all__ = [

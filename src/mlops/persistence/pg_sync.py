@@ -26,7 +26,8 @@ from typing import Any, TypeVar
 import psycopg
 
 from ..errors import ConfigurationError, DatabaseError, DatabaseUnavailableError
-from .database import normalize_dsn, parse_dsn, redact_dsn, redact_secrets
+from ..redaction import redact_dsn, redact_secrets
+from .database import normalize_dsn, parse_dsn
 
 __all__ = ["SyncConnection"]
 

@@ -44,7 +44,8 @@ from psycopg.pq import TransactionStatus
 
 from ..trial_slots import Survey, TrialSlots, uses_budget
 from ..types import FAIL_REASON_ATTR
-from .database import normalize_dsn, redact_dsn
+from ..redaction import redact_dsn
+from .database import normalize_dsn
 from .pg_sync import SyncConnection
 
 __all__ = ["PostgresTrialSlots", "STUDY_LOCK_NAMESPACE", "WORKER_LOCK_NAMESPACE", "lease_states"]
