@@ -3,6 +3,7 @@
     hpo train --dataset breast_cancer [--n-trials 50]        whole graph: load, split, tune, train, test, register
     hpo train --data FILE.csv --target COL [...]
     hpo tune  --dataset breast_cancer [...]                  HPO only (train/validation), prints the best params
+    hpo worker --study NAME [--n-trials N] [--timeout S]     join a study of this database (more machines)
     hpo studies [--limit N]                                  study history from PostgreSQL
     hpo db migrate | hpo db status                           schema migrations
 
@@ -90,6 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
     tune = sub.add_parser("tune", help="hyperparameter search only (train/validation split)")
     _add_data_args(tune)
     _add_tuning_args(tune)
+    worker = sub.add_parser("worker", help="join an existing study and run its trials (start one per machine/core)")
+    worker.add_argument("--study", required=True, help="name of a study created by `hpo tune` or `hpo train --study-name`")
+    worker.add_argument("--n-trials", dest="worker_trials", type=int, metavar="N",
+                        help="at most this many trials from this worker (default: until the study's budget is used)")
+    worker.add_argument("--timeout", type=float, help="this worker's time budget in seconds")
+    worker.add_argument("--n-jobs", type=int, default=1, help="trials in parallel in this worker")
+    worker.add_argument("--no-mlflow", action="store_true", help="no MLflow tracking")
+    worker.add_argument("--output-json", help="write the worker's summary as JSON to this path")
+    worker.add_argument("--quiet", action="store_true", help="no progress bar")
     studies = sub.add_parser("studies", help="list studies from the history database")
     studies.add_argument("--limit", type=int, default=20)
     db = sub.add_parser("db", help="database administration")
@@ -283,38 +293,31 @@ async def _checkpointer(db: Any, dsn: str | None) -> AsyncIterator[Any]:
 
 
 async def cmd_tune(args: argparse.Namespace) -> dict[str, Any]:
-    from .datasets import load_dataset
-    from .features import prepare_features
-    from .splits import split_dataset
     from .optuna_optimizer import run_hyperparameter_optimization
+    from .study_recipe import load_data_source
 
     _check_data_args(args)
     home = _hpo_home()
-    loaded = load_dataset(args.data or args.dataset, target=args.target)
-    prepared = prepare_features(loaded.frame, loaded.target, problem_type=args.problem, time_column=args.time_column)
-    splits = split_dataset(prepared.X, prepared.y, seed=args.seed, problem_type=prepared.problem_type,
-                           time_column=prepared.time_column, rare_classes="train")
+    # where the data is, so that `hpo worker` on another machine loads the very same splits
+    source: dict[str, Any] = {
+        "kind": "file" if args.data else "dataset", "target": args.target, "problem_type": args.problem,
+        "time_column": args.time_column, "split": {"seed": args.seed, "rare_classes": "train"},
+        **({"path": str(Path(args.data).resolve())} if args.data else {"name": args.dataset})}
+    splits = load_data_source(source)
     from .problems import CLASSIFICATION
     from .schemes import resolve_scheme, tuning_frames
 
     try:
         scheme = resolve_scheme(scheme=args.scheme, cv=args.cv, y_train=splits.y_train, y_val=splits.y_val,
                                 n_features=splits.X_train.shape[1],
-                                classification=prepared.problem_type in CLASSIFICATION,
-                                time_ordered=prepared.time_column is not None, time_budget=args.timeout)
+                                classification=splits.problem_type in CLASSIFICATION,
+                                time_ordered=splits.time_column is not None, time_budget=args.timeout)
     except ValueError as e:
         raise BadInput(str(e)) from e
+    source["scheme"] = scheme.to_dict()  # workers score trials the same way
     X_tr, y_tr, X_va, y_va = tuning_frames(splits.X_train, splits.y_train, splits.X_val, splits.y_val, scheme)
     progress = _Progress(args.n_trials, enabled=not args.quiet)
-    n_done = 0
-
-    def on_trial(study: Any, trial: Any) -> None:
-        nonlocal n_done
-        n_done += 1
-        best = None
-        with contextlib.suppress(ValueError):
-            best = study.best_value
-        progress.update({"n_done": n_done, "n_trials": args.n_trials, "state": trial.state.name, "best_value": best})
+    on_trial = _progress_callback(progress, args.n_trials)
 
     async with _database(not args.no_db) as (db, dsn):
         listeners: list[Any] = []
@@ -327,12 +330,12 @@ async def cmd_tune(args: argparse.Namespace) -> dict[str, Any]:
             listeners.append(tracker)
         try:
             result = await run_hyperparameter_optimization(
-                args.algorithm, prepared.problem_type, X_tr, y_tr, X_va, y_va,
+                args.algorithm, splits.problem_type, X_tr, y_tr, X_va, y_va,
                 metric=args.metric, n_trials=args.n_trials, timeout=args.timeout, sampler=args.sampler,
                 pruner=args.pruner, search_space=_load_space(args.search_space), seed=args.seed,
                 **scheme.objective_options(),
                 study_name=args.study_name, storage=dsn, n_jobs=args.n_jobs, trial_timeout=args.trial_timeout,
-                listeners=listeners, callbacks=[on_trial],
+                listeners=listeners, callbacks=[on_trial], data_source=source,
             )
         finally:
             progress.close()
@@ -342,7 +345,51 @@ async def cmd_tune(args: argparse.Namespace) -> dict[str, Any]:
     out["status"] = "completed"
     out["scheme"] = scheme.label
     out["scheme_reason"] = scheme.reason
-    out["dropped_columns"] = prepared.dropped_columns
+    out["dropped_columns"] = splits.dropped_columns
+    return out
+
+
+def _progress_callback(progress: _Progress, total: int | None) -> Any:
+    """An Optuna callback feeding ``progress`` (this process's finished trials out of ``total``)."""
+    n_done = 0
+
+    def on_trial(study: Any, trial: Any) -> None:
+        nonlocal n_done
+        n_done += 1
+        best = None
+        with contextlib.suppress(ValueError):
+            best = study.best_value
+        progress.update({"n_done": n_done, "n_trials": total, "state": trial.state.name, "best_value": best})
+
+    return on_trial
+
+
+async def cmd_worker(args: argparse.Namespace) -> dict[str, Any]:
+    """``hpo worker --study NAME``: rebuild a study's objective from its recipe (data location,
+    fingerprint, options) and run its trials until the study's budget is used -- start one per
+    machine (or core) against the same DATABASE_URL. Never more trials than the study's budget."""
+    from .persistence import HistoryRecorder, PostgresHistoryRepository
+    from .study_recipe import join_study
+
+    progress = _Progress(args.worker_trials, enabled=not args.quiet)
+    async with _database(True) as (db, dsn):
+        listeners: list[Any] = [HistoryRecorder(PostgresHistoryRepository(db))]
+        tracker = _tracker(not args.no_mlflow, _hpo_home())
+        if tracker is not None:
+            listeners.append(tracker)
+        try:
+            result = await join_study(args.study, storage=dsn, n_trials=args.worker_trials, timeout=args.timeout,
+                                      n_jobs=args.n_jobs, listeners=listeners,
+                                      callbacks=[_progress_callback(progress, args.worker_trials)])
+        finally:
+            progress.close()
+            for listener in listeners:
+                await listener.aclose()
+    out = {**result.to_dict(), "status": "completed"}
+    print(f"  study {out['study_name']}: {out['n_completed']} complete, {out['n_pruned']} pruned, "
+          f"{out['n_failed']} failed in the study; best {out['metric']} = {_fmt(out['best_value'])} "
+          f"(worker stopped: {out['stop_reason']})")
+    _write_json(args.output_json, out)
     return out
 
 
@@ -457,7 +504,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.n_trials = 50
     from .errors import DatabaseUnavailableError, MLOpsError
 
-    commands = {"train": cmd_train, "tune": cmd_tune, "studies": cmd_studies, "db": cmd_db}
+    commands = {"train": cmd_train, "tune": cmd_tune, "worker": cmd_worker, "studies": cmd_studies, "db": cmd_db}
     try:
         out = asyncio.run(commands[args.command](args))
     except BadInput as e:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing as mp
-import os
 import pickle
 import queue
 import threading
@@ -250,35 +249,3 @@ class ProcessTrialRunner:
         with self._lock:
             return [w.proc.pid for w in self._all if w.proc.pid is not None]
 
-
-def current_worker_id() -> str:
-    """``host:pid:start`` — identifies this process (start time guards against pid reuse)."""
-    import socket
-
-    return f"{socket.gethostname()}:{os.getpid()}:{_process_start(os.getpid()) or 0}"
-
-
-def _process_start(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot; None if it is gone or a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-    except OSError:
-        return None
-    if fields[0] in (b"Z", b"X"):
-        return None
-    return fields[19].decode()
-
-
-def worker_is_alive(worker_id: str) -> bool | None:
-    """True/False for a worker on this host; None when it lives on another host (unknown)."""
-    import socket
-
-    try:
-        host, pid_s, start = worker_id.rsplit(":", 2)
-        pid = int(pid_s)
-    except ValueError:
-        return None
-    if host != socket.gethostname():
-        return None
-    return _process_start(pid) == start

@@ -6,10 +6,16 @@ the outcome, then notify listeners (history database, MLflow, progress) on the l
 never blocked by a fit, so other tasks keep running.
 
 Budget: ``n_trials`` is the number of trials the *study* should hold (a resumed study only runs
-what is missing). Trials failed as "stale" (their process died), "cancelled" or "deadline" do not
-use the budget (stale ones are retried once); every other trial does, so a study whose trials all
-fail still ends. Failures are FAIL states with a reason in the trial's ``fail_reason`` user
-attribute, never a fake score.
+what is missing), exact for any number of ``optimize`` calls, processes and hosts sharing the study:
+a trial is taken through the study's ledger (:mod:`.trial_slots`; in PostgreSQL for a
+PostgreSQL storage), which counts the budget, reserves a slot and asks Optuna in one transaction
+under the study's lock. A running trial holds its worker's lease, renewed by a heartbeat; when it
+lapses (the worker died, froze or lost the database for longer than ``lease_duration``), the next
+worker to reserve fails the trial as "stale" and retries its params once. Trials failed as
+"stale", "cancelled" or "deadline" do not use the budget; every other trial does, so a study whose
+trials all fail still ends. When the budget is used but other workers' trials still run, a worker
+waits for them (one may lapse and free its slot) instead of ending short. Failures are FAIL states
+with a reason in the trial's ``fail_reason`` user attribute, never a fake score.
 
 Timeout: no trial starts after the study's ``timeout``, and trials still running then are stopped
 (boosting fits at their next round, worker processes killed, other threads abandoned after a short
@@ -21,13 +27,13 @@ completion is awaited, so a study always has a result. Cancelling the awaiting t
 from __future__ import annotations
 
 import asyncio
-import datetime
+import contextlib
 import logging
 import math
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,11 +42,21 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from .errors import ConfigurationError
-from .executors import ProcessTrialRunner, TrialError, TrialTimeout, current_worker_id, run_in_thread, worker_is_alive
+from .executors import ProcessTrialRunner, TrialError, TrialTimeout, run_in_thread
 from .factories import PrunerFactory, SamplerFactory
 from .objectives import ModelObjective, TrialCancelled, TrialReporter
 from .search_space import SearchSpace, parse_search_space
-from .types import FAIL_REASON_ATTR, SOURCE_ATTR, WORKER_ATTR, OptimizationResult, StudyContext, TrialListener
+from .trial_slots import (
+    SEEDED_ATTR,
+    InMemoryTrialSlots,
+    Reservation,
+    TrialSlots,
+    check_lease_settings,
+    new_worker_id,
+    tell_trial,
+    uses_budget,
+)
+from .types import FAIL_REASON_ATTR, SOURCE_ATTR, OptimizationResult, StudyContext, TrialListener
 
 __all__ = ["OptunaOptimizer", "resolve_storage", "uses_budget"]
 
@@ -48,13 +64,13 @@ log = logging.getLogger("src.mlops.optimizer")
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 _DIRECTIONS = ("maximize", "minimize")
-#: FAIL reasons that do not use the budget: the trial never really ran (or is retried).
-_FREE_FAIL_REASONS = ("stale", "cancelled", "deadline")
 #: seconds an interrupted trial gets to stop by itself (boosting fits stop at the next round)
 #: before its thread is abandoned
 _DEADLINE_GRACE_S = 2.0
-#: returned by ``_reserve`` when the budget is held by a trial that may become stale soon
+#: returned by ``_reserve`` when the budget is used but other workers' trials still run
 _WAIT = object()
+#: first pause before a waiting worker looks at the budget again (doubling up to 1 s)
+_FIRST_WAIT_S = 0.02
 
 
 class _DeadlinePassed(Exception):
@@ -65,17 +81,6 @@ def _retrieve(fut: asyncio.Future) -> None:
     """Done-callback of an abandoned trial future: consume its outcome (no 'never retrieved' noise)."""
     if not fut.cancelled():
         fut.exception()
-
-
-def uses_budget(trial: FrozenTrial) -> bool:
-    """Whether ``trial`` counts towards ``n_trials``: finished or running, except stale/cancelled fails."""
-    if trial.state == TrialState.FAIL:
-        return trial.user_attrs.get(FAIL_REASON_ATTR) not in _FREE_FAIL_REASONS
-    return trial.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
-
-
-def _budget_used(study: optuna.Study) -> int:
-    return sum(1 for t in study.get_trials(deepcopy=False) if uses_budget(t))
 
 
 def resolve_storage(storage: Any) -> optuna.storages.BaseStorage | None:
@@ -101,6 +106,7 @@ class _Run:
     """Book-keeping of one ``optimize`` call."""
 
     study: optuna.Study
+    slots: TrialSlots
     n_trials: int | None
     #: ``time.monotonic()`` at which ``timeout`` ends (None: no timeout)
     end: float | None
@@ -109,8 +115,9 @@ class _Run:
     min_improvement: float
     #: seconds to keep free before ``end`` (re-evaluated at every check; see ``optimize``)
     time_reserve: Callable[[], float] | None = None
+    max_trials: int | None = None
     started: float = field(default_factory=time.monotonic)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    n_started: int = 0
     inflight: dict[int, tuple[optuna.Trial, threading.Event]] = field(default_factory=dict)
     n_failed: int = 0
     n_finished: int = 0
@@ -118,6 +125,7 @@ class _Run:
     since_improvement: int = 0
     stop_reason: str | None = None
     waited: bool = False
+    wait_delay: float = _FIRST_WAIT_S
     #: a COMPLETE trial exists (this run's or an earlier one's): trials running at the deadline may
     #: then be interrupted; before that the first completion is awaited, so a study always has a result.
     has_complete: bool = False
@@ -148,17 +156,80 @@ class OptunaOptimizer:
     >>> study = await opt.create_study(study_name="demo", direction="maximize")
     >>> objective = opt.create_validation_objective("lightgbm", "binary_classification", X_tr, y_tr, X_va, y_va)
     >>> result = await opt.optimize(study, objective, n_trials=30, n_jobs=2, trial_timeout=60)
+
+    Args:
+        listeners: observers of studies and trials (history database, MLflow, progress).
+        storage: default storage of ``create_study`` (None: in memory; a URL; an Optuna storage).
+        heartbeat_interval: seconds between renewals of this optimizer's lease while it optimizes.
+        lease_duration: seconds a lease lasts without renewal (at least two heartbeats). When it
+            lapses, another worker fails this optimizer's running trials as "stale". With a
+            PostgreSQL storage a dead worker's trials go sooner: once its database session has ended
+            and it has missed two heartbeats.
+        host_id: the host named in this optimizer's worker id (default: the host name).
+
+    The optimizer opens database connections for a URL storage and its ledger: ``close()`` (or
+    ``async with OptunaOptimizer() as opt``) closes them.
     """
 
     def __init__(self, *, listeners: Iterable[TrialListener] = (), storage: Any = None,
-                 stale_check_every: int = 10, ownerless_grace_s: float = 30.0) -> None:
+                 heartbeat_interval: float = 2.0, lease_duration: float = 60.0, host_id: str | None = None) -> None:
+        check_lease_settings(heartbeat_interval, lease_duration)
         self.listeners: list[TrialListener] = list(listeners)
         self.storage = storage
-        self.stale_check_every = max(1, int(stale_check_every))
-        self.ownerless_grace_s = float(ownerless_grace_s)
-        self.worker_id = current_worker_id()
+        self.heartbeat_interval = float(heartbeat_interval)
+        self.lease_duration = float(lease_duration)
+        self.host_id = host_id
+        self.worker_id = new_worker_id(host_id)
         self._contexts: dict[str, StudyContext] = {}
         self._stop_requested = False
+        self._storages: dict[str, optuna.storages.BaseStorage] = {}  # URL -> storage opened by this optimizer
+        self._slots: dict[int, tuple[Any, TrialSlots]] = {}  # id(storage) -> (storage, this worker's ledger)
+
+    def close(self) -> None:
+        """End this optimizer's leases and close the connections it opened (storages, ledgers)."""
+        slots, self._slots = list(self._slots.values()), {}
+        for _, s in slots:
+            s.close()
+        storages, self._storages = list(self._storages.values()), {}
+        for storage in storages:
+            close = getattr(storage, "close", None)
+            if close is not None:
+                close()
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.close)
+
+    async def __aenter__(self) -> OptunaOptimizer:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
+
+    def open_storage(self, storage: Any) -> optuna.storages.BaseStorage | None:
+        """``resolve_storage``, opening one storage per URL for the life of this optimizer."""
+        if isinstance(storage, str):
+            if storage not in self._storages:
+                self._storages[storage] = resolve_storage(storage)
+            return self._storages[storage]
+        return resolve_storage(storage)
+
+    def slots_for(self, study: optuna.Study) -> TrialSlots:
+        """This optimizer's ledger of ``study``'s storage (PostgreSQL for a PostgreSQL storage)."""
+        storage = study._storage  # noqa: SLF001 - the storage object identifies the ledger
+        entry = self._slots.get(id(storage))
+        if entry is None or entry[0] is not storage:
+            lease = {"heartbeat_interval": self.heartbeat_interval, "lease_duration": self.lease_duration}
+            slots: TrialSlots | None = None
+            if not isinstance(storage, optuna.storages.InMemoryStorage):
+                from .persistence import PostgresOptunaStorage
+                from .persistence.pg_trial_slots import PostgresTrialSlots
+
+                if isinstance(storage, PostgresOptunaStorage):
+                    slots = PostgresTrialSlots(storage.dsn, worker_id=self.worker_id, host=self.host_id, **lease)
+            if slots is None:
+                slots = InMemoryTrialSlots(storage, worker_id=self.worker_id, **lease)
+            entry = self._slots[id(storage)] = (storage, slots)
+        return entry[1]
 
     # ------------------------------------------------------------------------------------------
     # studies
@@ -197,7 +268,7 @@ class OptunaOptimizer:
         else:
             pruner_obj = PrunerFactory.create(pruner, **dict(pruner_options or {}))
         name = study_name or f"study-{uuid.uuid4().hex[:12]}"
-        store = resolve_storage(storage if storage is not None else self.storage)
+        store = self.open_storage(storage if storage is not None else self.storage)
 
         def create() -> optuna.Study:
             study = optuna.create_study(
@@ -261,10 +332,10 @@ class OptunaOptimizer:
     # optimize
     # ------------------------------------------------------------------------------------------
     def reap_stale(self, study: optuna.Study) -> list[int]:
-        """Fail now, as "stale", the RUNNING trials whose worker process is gone (and ownerless ones
-        older than ``ownerless_grace_s``); their params are retried once. ``optimize`` does this on
-        start and every ``stale_check_every`` trials. Returns the numbers of the trials failed."""
-        return self._reap_stale(study, set())[0]
+        """Fail now, as "stale", the RUNNING trials of workers whose lease lapsed (and, in PostgreSQL,
+        trials whose worker died between asking for them and recording their slot); their params
+        are retried once. ``optimize`` does this at every reservation. Returns the trials' numbers."""
+        return self.slots_for(study).reap(study)
 
     def request_stop(self) -> None:
         """Ask running ``optimize`` calls to start no new trial (in-flight trials finish)."""
@@ -287,8 +358,9 @@ class OptunaOptimizer:
         enqueue: Iterable[Mapping[str, Any]] = (),
         enqueue_portfolio: bool = True,
         time_reserve: Callable[[], float] | None = None,
+        max_trials: int | None = None,
     ) -> OptimizationResult:
-        """Run trials until ``n_trials`` are done, ``timeout`` passes, or a stop rule fires.
+        """Run trials until the study holds ``n_trials``, ``timeout`` passes, or a stop rule fires.
 
         ``trial_timeout`` (seconds) fails a trial with reason "timeout"; for a ``ModelObjective``
         trials then run in worker processes that are killed and replaced at the deadline. For any
@@ -300,11 +372,14 @@ class OptunaOptimizer:
         trials in this call. A fresh study of a ``ModelObjective`` starts with the model's defaults
         (``enqueue_defaults``), then the ``enqueue`` configurations, then the family's portfolio of
         robust configurations (``enqueue_portfolio``; only with the family's default search space,
-        and only as many as ``n_trials`` leaves room for). ``time_reserve``: a callable giving the
-        seconds to keep free before ``timeout`` ends (e.g. for final fits whose cost depends on the
-        best trial so far); the effective deadline is ``timeout`` minus its current value.
+        and only as many as ``n_trials`` leaves room for) -- once per study, however many workers
+        start it. ``time_reserve``: a callable giving the seconds to keep free before ``timeout``
+        ends (e.g. for final fits whose cost depends on the best trial so far); the effective
+        deadline is ``timeout`` minus its current value. ``max_trials``: this call starts at most
+        that many trials (a worker's own share; the study still holds at most ``n_trials``).
         """
         _check_positive("n_trials", n_trials, integer=True)
+        _check_positive("max_trials", max_trials, integer=True)
         _check_positive("timeout", timeout)
         _check_positive("n_jobs", n_jobs, integer=True)
         _check_positive("trial_timeout", trial_timeout)
@@ -325,47 +400,58 @@ class OptunaOptimizer:
         if multi and patience:
             raise ConfigurationError("patience applies to single-objective studies only")
 
-        await asyncio.to_thread(self._reap_stale, study, set())
-        existing = await asyncio.to_thread(study.get_trials, False)
-        if enqueue_defaults and isinstance(objective, ModelObjective) and not existing:
+        slots = await asyncio.to_thread(self.slots_for, study)
+        async with _holding_lease(slots, study):
+            await asyncio.to_thread(slots.run_locked, study, lambda: self._seed(
+                study, objective, n_trials, enqueue_defaults, list(enqueue), enqueue_portfolio))
+            existing = await asyncio.to_thread(study.get_trials, False)
+            run = _Run(study, slots, n_trials, None if timeout is None else time.monotonic() + timeout,
+                       max_failures, patience, min_improvement, time_reserve=time_reserve, max_trials=max_trials)
+            run.has_complete = any(t.state == TrialState.COMPLETE for t in existing)
+            if not multi:
+                done = [t.value for t in existing if t.state == TrialState.COMPLETE and _finite(t.value)]
+                if done:
+                    run.best = max(done) if study.direction.name == "MAXIMIZE" else min(done)
+            runner = None
+            if trial_timeout is not None and isinstance(objective, ModelObjective):
+                runner = ProcessTrialRunner(objective, size=n_jobs)
+            ctx = self.context_of(study)
+            await self._notify("on_study_start", study, ctx)
+            workers = [asyncio.create_task(self._worker(run, objective, runner, trial_timeout, callbacks or ()),
+                                           name=f"hpo-worker-{i}") for i in range(n_jobs)]
+            try:
+                await asyncio.gather(*workers)
+            except BaseException:
+                for w in workers:
+                    w.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+                self._fail_inflight(run, "cancelled")
+                raise
+            finally:
+                if runner is not None:
+                    await asyncio.to_thread(runner.close)
+            run.stop("n_trials" if run.stop_reason is None else run.stop_reason)
+            result = await asyncio.to_thread(self._result, study, run)
+            await self._notify("on_study_end", study, result)
+            return result
+
+    def _seed(self, study: optuna.Study, objective: Any, n_trials: int | None, enqueue_defaults: bool,
+              enqueue: list[Mapping[str, Any]], enqueue_portfolio: bool) -> None:
+        """Under the study's lock: a fresh study gets the defaults, then the ``enqueue`` configs, then
+        the portfolio -- once, however many workers start it at the same time."""
+        seeded = bool(study.user_attrs.get(SEEDED_ATTR))
+        fresh = not seeded and not study.get_trials(deepcopy=False)
+        model = isinstance(objective, ModelObjective)
+        if fresh and enqueue_defaults and model:
             study.enqueue_trial(objective.defaults_trial_params(), user_attrs={SOURCE_ATTR: "defaults"})
-        enqueue = list(enqueue)
         for params in enqueue:
             self.enqueue(study, params)
-        if enqueue_portfolio and isinstance(objective, ModelObjective) and not existing:
+        if fresh and enqueue_portfolio and model:
             room = None if n_trials is None else max(0, n_trials - int(enqueue_defaults) - len(enqueue))
             for config in objective.portfolio_trial_params()[:room]:
                 self.enqueue(study, config, source="portfolio")
-
-        run = _Run(study, n_trials, None if timeout is None else time.monotonic() + timeout,
-                   max_failures, patience, min_improvement, time_reserve=time_reserve)
-        run.has_complete = any(t.state == TrialState.COMPLETE for t in existing)
-        if not multi:
-            done = [t.value for t in existing if t.state == TrialState.COMPLETE and _finite(t.value)]
-            if done:
-                run.best = max(done) if study.direction.name == "MAXIMIZE" else min(done)
-        runner = None
-        if trial_timeout is not None and isinstance(objective, ModelObjective):
-            runner = ProcessTrialRunner(objective, size=n_jobs)
-        ctx = self.context_of(study)
-        await self._notify("on_study_start", study, ctx)
-        workers = [asyncio.create_task(self._worker(run, objective, runner, trial_timeout, callbacks or ()),
-                                       name=f"hpo-worker-{i}") for i in range(n_jobs)]
-        try:
-            await asyncio.gather(*workers)
-        except BaseException:
-            for w in workers:
-                w.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
-            self._fail_inflight(run, "cancelled")
-            raise
-        finally:
-            if runner is not None:
-                await asyncio.to_thread(runner.close)
-        run.stop("n_trials" if run.stop_reason is None else run.stop_reason)
-        result = await asyncio.to_thread(self._result, study, run)
-        await self._notify("on_study_end", study, result)
-        return result
+        if not seeded:
+            study.set_user_attr(SEEDED_ATTR, True)
 
     async def _worker(self, run: _Run, objective: Any, runner: ProcessTrialRunner | None,
                       trial_timeout: float | None, callbacks: Sequence[Callable[..., None]]) -> None:
@@ -375,12 +461,13 @@ class OptunaOptimizer:
                 return
             if trial is _WAIT:
                 if not run.waited:
-                    log.info("study %s: the last budget slot is held by a RUNNING trial without an owner; "
-                             "waiting up to %.0f s before failing it as stale", run.study.study_name,
-                             self.ownerless_grace_s)
+                    log.info("study %s: the budget is used but trials of other workers still run; waiting for "
+                             "them (a worker whose lease lapses frees its slot)", run.study.study_name)
                 run.waited = True
-                await asyncio.sleep(min(1.0, max(0.05, self.ownerless_grace_s / 10)))
+                await asyncio.sleep(run.wait_delay)  # short at first: most trials of others just finish
+                run.wait_delay = min(run.wait_delay * 2, 1.0, self.heartbeat_interval)
                 continue
+            run.wait_delay = _FIRST_WAIT_S
             cancel = threading.Event()
             run.inflight[trial.number] = (trial, cancel)
             try:
@@ -388,7 +475,7 @@ class OptunaOptimizer:
             except BaseException:
                 cancel.set()
                 raise
-            frozen = await asyncio.to_thread(self._tell, run.study, trial, state, value, reason)
+            frozen = await asyncio.to_thread(self._tell, run, trial, state, value, reason)
             run.inflight.pop(trial.number, None)
             self._account(run, frozen)
             await self._notify("on_trial_finished", run.study, frozen)
@@ -397,49 +484,45 @@ class OptunaOptimizer:
                     cb(run.study, frozen)
                 except Exception:  # noqa: BLE001 - a user callback must not kill the study
                     log.exception("callback %r raised; the study goes on", cb)
-            if run.n_finished % self.stale_check_every == 0:
-                await asyncio.to_thread(self._reap_stale, run.study, set(run.inflight))
 
     async def _reserve(self, run: _Run) -> optuna.Trial | None | object:
-        """Atomically (per process) check the budget and ask for a trial; None when the run is over,
-        ``_WAIT`` when the last slot is held by an ownerless trial that is not stale yet."""
-        async with run.lock:
-            if run.stop_reason is not None:
-                return None
-            if self._stop_requested:
-                run.stop("stop_requested")
-                return None
-            deadline = run.deadline
-            if deadline is not None and time.monotonic() >= deadline and (run.has_complete or run.inflight or run.n_finished):
-                # past the deadline, a study without any result still runs one trial (once)
-                run.stop("timeout")
-                return None
+        """Take a trial through the study's ledger (count, reserve, ask: one transaction under the
+        study's lock); None when the run is over, ``_WAIT`` when the budget is used but other
+        workers' trials still run."""
+        if run.stop_reason is not None:
+            return None
+        if self._stop_requested:
+            run.stop("stop_requested")
+            return None
+        deadline = run.deadline
+        if deadline is not None and time.monotonic() >= deadline and (run.has_complete or run.n_started):
+            # past the deadline, a study without any result still runs one trial (once)
+            run.stop("timeout")
+            return None
+        if run.max_trials is not None and run.n_started >= run.max_trials:
+            run.stop("max_trials")
+            return None
+        run.n_started += 1  # claimed before the await: concurrent workers of this run see it
 
-            def ask() -> optuna.Trial | None | object:
-                if run.n_trials is not None and _budget_used(run.study) >= run.n_trials:
-                    # The last slots may be held by trials of a dead worker: reap, then look again.
-                    _, pending = self._reap_stale(run.study, set(run.inflight))
-                    if _budget_used(run.study) >= run.n_trials:
-                        # An ownerless RUNNING trial (a worker died between ask and tagging it)
-                        # cannot be judged before its grace period ends: wait for it, so the
-                        # study still ends with n_trials finished trials.
-                        return _WAIT if pending else None
-                trial = run.study.ask()
-                trial.set_user_attr(WORKER_ATTR, self.worker_id)
-                return trial
+        def reserve() -> Reservation:
+            return run.slots.reserve(run.study, n_trials=run.n_trials, ask=run.study.ask)
 
-            task = asyncio.ensure_future(asyncio.to_thread(ask))
-            try:
-                trial = await asyncio.shield(task)
-            except asyncio.CancelledError:
-                # ask() runs on in its thread; a trial it creates must not stay RUNNING.
-                late = await task
-                if isinstance(late, optuna.Trial):
-                    self._tell(run.study, late, TrialState.FAIL, None, "cancelled")
-                raise
-            if trial is None:
-                run.stop("n_trials")
-            return trial
+        task = asyncio.ensure_future(asyncio.to_thread(reserve))
+        try:
+            reservation = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            # the reservation runs on in its thread; a trial it took must not stay RUNNING.
+            late = await task
+            if late.trial is not None:
+                self._tell(run, late.trial, TrialState.FAIL, None, "cancelled")
+            raise
+        if reservation.trial is None:
+            run.n_started -= 1
+            if reservation.wait:
+                return _WAIT
+            run.stop("n_trials")
+            return None
+        return reservation.trial
 
     async def _run_trial(self, run: _Run, trial: optuna.Trial, objective: Any, runner: ProcessTrialRunner | None,
                          trial_timeout: float | None, cancel: threading.Event) -> tuple[TrialState, Any, str | None]:
@@ -522,14 +605,16 @@ class OptunaOptimizer:
                 raise _DeadlinePassed
 
     @staticmethod
-    def _tell(study: optuna.Study, trial: optuna.Trial | int, state: TrialState, value: Any,
-              reason: str | None) -> FrozenTrial:
-        number = trial if isinstance(trial, int) else trial.number
-        if reason is not None:
-            _set_user_attr(study, number, FAIL_REASON_ATTR, reason)
-        if state == TrialState.COMPLETE:
-            return study.tell(trial, value, skip_if_finished=True)
-        return study.tell(trial, state=state, skip_if_finished=True)
+    def _tell(run: _Run, trial: optuna.Trial, state: TrialState, value: Any, reason: str | None) -> FrozenTrial:
+        """Tell Optuna, then give the trial's slot its final state. A trial another worker failed as
+        stale meanwhile (this worker's lease lapsed) stays failed: Optuna refuses the late result."""
+        frozen = tell_trial(run.study, trial, state, value, reason)
+        if frozen.state != state or frozen.user_attrs.get(FAIL_REASON_ATTR) != reason:
+            log.warning("study %s: trial %d was already %s (%s) when this worker finished it; its result is "
+                        "dropped", run.study.study_name, trial.number, frozen.state.name,
+                        frozen.user_attrs.get(FAIL_REASON_ATTR))
+        run.slots.finish(run.study, trial.number, frozen)
+        return frozen
 
     def _account(self, run: _Run, frozen: FrozenTrial) -> None:
         run.n_finished += 1
@@ -556,44 +641,10 @@ class OptunaOptimizer:
         for number, (trial, cancel) in list(run.inflight.items()):
             cancel.set()
             try:
-                self._tell(run.study, trial, TrialState.FAIL, None, reason)
+                self._tell(run, trial, TrialState.FAIL, None, reason)
             except Exception:  # noqa: BLE001 - storage trouble while cancelling: log, go on
                 log.exception("could not fail trial %d on cancellation", number)
             run.inflight.pop(number, None)
-
-    def _reap_stale(self, study: optuna.Study, own: set[int]) -> tuple[list[int], list[int]]:
-        """Fail RUNNING trials whose owner process is gone (reason "stale"); retry their params once.
-
-        Returns the numbers of the trials failed, and of the ownerless trials still inside their
-        grace period (they may belong to a live worker that has not tagged them yet)."""
-        reaped: list[int] = []
-        pending: list[int] = []
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if t.number in own:
-                continue
-            owner = t.user_attrs.get(WORKER_ATTR)
-            if owner is None:
-                # ask() and tagging the owner are two writes: a worker killed between them leaves an
-                # ownerless RUNNING trial. Such a trial is stale once it is older than the grace period.
-                started = t.datetime_start
-                age = (datetime.datetime.now() - started).total_seconds() if started else 0.0
-                if age < self.ownerless_grace_s:
-                    pending.append(t.number)
-                    continue
-            elif owner == self.worker_id or worker_is_alive(owner) is not False:
-                continue
-            try:
-                self._tell(study, t.number, TrialState.FAIL, None, "stale")
-            except (RuntimeError, ValueError):  # another worker got there first
-                continue
-            reaped.append(t.number)
-            if "retry_of" not in t.user_attrs and t.params:
-                source = t.user_attrs.get(SOURCE_ATTR)
-                study.enqueue_trial(dict(t.params), user_attrs={
-                    SOURCE_ATTR: source if source == "defaults" else "retry", "retry_of": t.number})
-        if reaped:
-            log.warning("study %s: failed %d stale trial(s) of dead workers: %s", study.study_name, len(reaped), reaped)
-        return reaped, pending
 
     async def _notify(self, method: str, study: optuna.Study, arg: Any) -> None:
         for listener in self.listeners:
@@ -671,14 +722,24 @@ class OptunaOptimizer:
         return pd.DataFrame(rows)
 
 
-def _set_user_attr(study: optuna.Study, number: int, key: str, value: Any) -> None:
-    storage = study._storage  # noqa: SLF001 - Optuna offers no public per-number setter
-    trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, number)  # noqa: SLF001
-    storage.set_trial_user_attr(trial_id, key, value)
-
-
 def _finite(v: float | None) -> bool:
     return v is not None and math.isfinite(v)
+
+
+@contextlib.asynccontextmanager
+async def _holding_lease(slots: TrialSlots, study: optuna.Study) -> AsyncIterator[None]:
+    """This worker's lease renewed while the block runs; its last finished slots written at the end."""
+    heartbeat = slots.heartbeat()
+    await asyncio.to_thread(heartbeat.__enter__)  # registers the worker and renews its lease
+    try:
+        yield
+    finally:
+        try:
+            await asyncio.to_thread(slots.flush)  # before the lease may lapse
+        except Exception as e:  # noqa: BLE001 - reconciling settles them from Optuna's states anyway
+            log.warning("study %s: could not write the last trials' slots (%s: %s)", study.study_name,
+                        type(e).__name__, e)
+        await asyncio.to_thread(heartbeat.__exit__, None, None, None)
 
 
 def _check_positive(name: str, value: Any, *, integer: bool = False) -> None:

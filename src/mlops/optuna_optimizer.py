@@ -12,6 +12,7 @@ data only.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ from .objectives import ModelObjective, TunedModel
 from .optimizer import OptunaOptimizer
 from .problems import normalize_problem_type
 from .search_space import SearchSpace, parse_search_space
+from .study_recipe import data_fingerprint, write_recipe
 from .types import OptimizationResult, StudyContext, TrialListener
 
 __all__ = [
@@ -82,6 +84,8 @@ async def run_hyperparameter_optimization(
     optimizer: OptunaOptimizer | None = None,
     experiment_name: str | None = None,
     time_reserve: Callable[[], float] | None = None,
+    data_source: Mapping[str, Any] | None = None,
+    max_trials: int | None = None,
 ) -> OptimizationResult:
     """Tune ``algorithm`` on validation data (or CV folds of the training data) and return the result.
 
@@ -93,6 +97,11 @@ async def run_hyperparameter_optimization(
     than the defaults' validation score; the family's portfolio of robust configurations follows
     (``enqueue_portfolio``, default space only). A named study in a persistent ``storage`` resumes.
     Raises :class:`StudyFailedError` when no trial completed (the reasons are in the message).
+
+    The study records its recipe (:mod:`.study_recipe`): the objective's options, the budget, and
+    ``data_source`` -- where the data is, for workers on other machines (``hpo worker``); e.g.
+    ``{"kind": "file", "path": ..., "target": ..., "split": {...}}``. ``max_trials``: this call
+    starts at most that many trials (the study still holds at most ``n_trials``).
     """
     pt = normalize_problem_type(problem_type)
     spec = get_model_spec(algorithm, pt)
@@ -106,43 +115,53 @@ async def run_hyperparameter_optimization(
         if pruner.lower() == "percentile":
             pruner_options["percentile"] = 25.0
     opt = optimizer or OptunaOptimizer(listeners=listeners)
-    if cv is not None:
-        objective = opt.create_cv_objective(spec.name, pt, X_train, y_train, cv=cv, cv_strategy=cv_strategy,
-                                            cv_repeats=cv_repeats, **options)
-    else:
-        objective = opt.create_validation_objective(spec.name, pt, X_train, y_train, X_val, y_val, **options)
-    fingerprint = dataset_fingerprint(objective.X_train, y_train)
-    name = study_name or f"{spec.name}-{pt}-{metric_spec.name}-{fingerprint}"
-    context = StudyContext(
-        study_name=name, directions=(metric_spec.direction,), algorithm=spec.name, problem_type=pt,
-        metric=metric_spec.name, metric_names=(metric_spec.name,),
-        sampler_name=sampler if isinstance(sampler, str) else type(sampler).__name__,
-        pruner_name=(pruner if isinstance(pruner, str) or pruner is None else type(pruner).__name__) or "none",
-        search_space=objective.search_space.to_dict(), n_trials=n_trials, dataset_fingerprint=fingerprint,
-        experiment_name=experiment_name,
-    )
-    study = await opt.create_study(
-        study_name=name, direction=metric_spec.direction, sampler=sampler, pruner=pruner, storage=storage,
-        seed=seed, search_space=objective.search_space, sampler_options=sampler_options,
-        pruner_options=pruner_options, context=context,
-    )
-    result = await opt.optimize(
-        study, objective, n_trials=n_trials, timeout=timeout, n_jobs=n_jobs, callbacks=callbacks,
-        trial_timeout=trial_timeout, max_failures=max_failures, patience=patience,
-        min_improvement=min_improvement, enqueue_defaults=enqueue_defaults, enqueue=enqueue,
-        enqueue_portfolio=enqueue_portfolio, time_reserve=time_reserve,
-    )
-    if result.n_completed == 0:
-        reasons = sorted(set(result.failure_reasons.values()))[:3]
-        raise StudyFailedError(
-            f"study {name!r} ended without a COMPLETE trial ({result.n_failed} failed, {result.n_pruned} pruned); "
-            f"failure reasons: {reasons}"
+    try:
+        if cv is not None:
+            objective = opt.create_cv_objective(spec.name, pt, X_train, y_train, cv=cv, cv_strategy=cv_strategy,
+                                                cv_repeats=cv_repeats, **options)
+        else:
+            objective = opt.create_validation_objective(spec.name, pt, X_train, y_train, X_val, y_val, **options)
+        fingerprint = dataset_fingerprint(objective.X_train, y_train)
+        name = study_name or f"{spec.name}-{pt}-{metric_spec.name}-{fingerprint}"
+        context = StudyContext(
+            study_name=name, directions=(metric_spec.direction,), algorithm=spec.name, problem_type=pt,
+            metric=metric_spec.name, metric_names=(metric_spec.name,),
+            sampler_name=sampler if isinstance(sampler, str) else type(sampler).__name__,
+            pruner_name=(pruner if isinstance(pruner, str) or pruner is None else type(pruner).__name__) or "none",
+            search_space=objective.search_space.to_dict(), n_trials=n_trials, dataset_fingerprint=fingerprint,
+            experiment_name=experiment_name,
         )
-    result.algorithm, result.problem_type, result.metric = spec.name, pt, metric_spec.name
-    result.default_params = dict(objective.default_params)
-    result.merged_params = objective.params_for(result.best_params)
-    defaults = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-                if t.user_attrs.get("source") == "defaults"]
-    result.defaults_value = float(defaults[0].value) if defaults else None
-    result.defaults_user_attrs = dict(defaults[0].user_attrs) if defaults else {}
-    return result
+        study = await opt.create_study(
+            study_name=name, direction=metric_spec.direction, sampler=sampler, pruner=pruner, storage=storage,
+            seed=seed, search_space=objective.search_space, sampler_options=sampler_options,
+            pruner_options=pruner_options, context=context,
+        )
+        await asyncio.to_thread(write_recipe, study, dict(
+            algorithm=spec.name, problem_type=pt,
+            objective={**options, "cv": cv, "cv_strategy": cv_strategy, "cv_repeats": cv_repeats},
+            n_trials=n_trials, sampler=sampler, pruner=pruner, sampler_options=sampler_options,
+            pruner_options=pruner_options, trial_timeout=trial_timeout, data=data_source,
+            fingerprint=data_fingerprint(X_train, y_train, X_val, y_val)))
+        result = await opt.optimize(
+            study, objective, n_trials=n_trials, timeout=timeout, n_jobs=n_jobs, callbacks=callbacks,
+            trial_timeout=trial_timeout, max_failures=max_failures, patience=patience,
+            min_improvement=min_improvement, enqueue_defaults=enqueue_defaults, enqueue=enqueue,
+            enqueue_portfolio=enqueue_portfolio, time_reserve=time_reserve, max_trials=max_trials,
+        )
+        if result.n_completed == 0:
+            reasons = sorted(set(result.failure_reasons.values()))[:3]
+            raise StudyFailedError(
+                f"study {name!r} ended without a COMPLETE trial ({result.n_failed} failed, {result.n_pruned} pruned); "
+                f"failure reasons: {reasons}"
+            )
+        result.algorithm, result.problem_type, result.metric = spec.name, pt, metric_spec.name
+        result.default_params = dict(objective.default_params)
+        result.merged_params = objective.params_for(result.best_params)
+        defaults = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+                    if t.user_attrs.get("source") == "defaults"]
+        result.defaults_value = float(defaults[0].value) if defaults else None
+        result.defaults_user_attrs = dict(defaults[0].user_attrs) if defaults else {}
+        return result
+    finally:
+        if optimizer is None:
+            await opt.aclose()  # the connections it opened for a URL storage and its ledger

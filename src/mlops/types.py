@@ -11,7 +11,8 @@ __all__ = ["StudyContext", "OptimizationResult", "TrialListener", "FAIL_REASON_A
 
 #: user attribute of a FAIL trial holding its reason ("timeout", "stale", "cancelled", "exception: ...").
 FAIL_REASON_ATTR = "fail_reason"
-#: user attribute naming the worker (host:pid:token) that owns a trial; used to detect stale trials.
+#: user attribute naming a worker (host:pid:token). The engine records who runs a trial in its trial
+#: ledger (``hpo_trial_slots``), not in the trial; liveness is judged by leases, never by this name.
 WORKER_ATTR = "worker_id"
 #: user attribute telling where an enqueued trial's params came from: "defaults" (trial 0, the family's
 #: defaults), "user" (``enqueue``), "portfolio" (the family's known-good configurations) or "retry" (a

@@ -340,28 +340,70 @@ async def test_history_dataframe(binary_data):
     assert df["best_value"].is_monotonic_increasing
 
 
-async def test_stale_trials_of_dead_or_missing_owners_are_failed_and_retried_once():
-    opt = OptunaOptimizer(ownerless_grace_s=0.0)
+async def test_trials_running_outside_the_engine_are_counted_never_failed_in_memory():
+    """In memory the ledger cannot tell a dead worker's trial from one a caller runs by hand (ask/tell
+    outside the engine): such a RUNNING trial holds its budget slot and is left alone."""
+    opt = OptunaOptimizer()
     study = await opt.create_study(direction="maximize", sampler="random", seed=0)
-    dead = study.ask()
-    dead.suggest_float("x", 0, 1)
-    dead.set_user_attr("worker_id", "somehost-that-is-gone:1:1")  # another host: liveness unknown, kept
-    local_dead = study.ask()
-    x_dead = local_dead.suggest_float("x", 0, 1)
-    import socket
-
-    local_dead.set_user_attr("worker_id", f"{socket.gethostname()}:999999:1")  # no such pid here
-    ownerless = study.ask()
-    ownerless.suggest_float("x", 0, 1)
+    by_hand = study.ask()
+    by_hand.suggest_float("x", 0, 1)
     r = await opt.optimize(study, lambda t: t.suggest_float("x", 0, 1), n_trials=4)
-    by_number = {t.number: t for t in study.get_trials()}
-    assert by_number[dead.number].state.name == "RUNNING"  # owner on another host: not ours to judge
-    assert by_number[local_dead.number].user_attrs["fail_reason"] == "stale"
-    assert by_number[ownerless.number].user_attrs["fail_reason"] == "stale"
-    retries = [t for t in study.get_trials() if t.user_attrs.get("source") == "retry"]
-    assert {t.user_attrs["retry_of"] for t in retries} == {local_dead.number, ownerless.number}
-    assert any(t.params["x"] == x_dead for t in retries)
-    assert r.n_completed == 3  # 4 budget slots, one held by the foreign RUNNING trial
+    assert study.trials[by_hand.number].state.name == "RUNNING"
+    assert r.n_completed == 3 and r.stop_reason == "n_trials"
+
+
+async def test_a_lapsed_lease_frees_the_last_slot_and_the_trial_is_retried():
+    """Another worker holds the last slot, then stops renewing its lease: the optimizer waits for it
+    instead of ending short, fails the trial as stale once the lease lapses, and runs its params again."""
+    opt, other = OptunaOptimizer(), OptunaOptimizer(heartbeat_interval=0.05, lease_duration=0.6)
+    study = await opt.create_study(direction="maximize", sampler="random", seed=0)
+    held = other.slots_for(study).reserve(study, n_trials=3, ask=study.ask).trial  # never renewed after this
+    x = held.suggest_float("x", 0, 1)
+    t0 = time.monotonic()
+    r = await opt.optimize(study, lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    trials = study.get_trials()
+    assert trials[held.number].user_attrs["fail_reason"] == "stale"
+    retry = [t for t in trials if t.user_attrs.get("retry_of") == held.number]
+    assert len(retry) == 1 and retry[0].params["x"] == x and retry[0].state.name == "COMPLETE"
+    assert r.n_completed == 3 and r.stop_reason == "n_trials"
+    assert time.monotonic() - t0 >= 0.4  # it waited for the lease instead of ending one trial short
+
+
+async def test_max_trials_bounds_one_call_and_n_trials_the_study():
+    opt = OptunaOptimizer()
+    study = await opt.create_study(direction="maximize", sampler="random", seed=0)
+    objective = lambda t: t.suggest_float("x", 0, 1)  # noqa: E731
+    r = await opt.optimize(study, objective, n_trials=5, max_trials=2, n_jobs=3)
+    assert (r.n_trials, r.stop_reason) == (2, "max_trials")
+    r = await opt.optimize(study, objective, n_trials=5, max_trials=2)
+    assert (r.n_trials, r.stop_reason) == (4, "max_trials")
+    r = await opt.optimize(study, objective, n_trials=5, max_trials=2)
+    assert (r.n_trials, r.stop_reason) == (5, "n_trials")
+
+
+async def test_two_optimizers_on_one_study_seed_it_once_and_share_its_budget(binary_data):
+    """Two optimizers start the same fresh in-memory study at once: the defaults and the portfolio are
+    enqueued once, and the study ends with n_trials exactly (also over many repetitions)."""
+    X_tr, y_tr, X_va, y_va = binary_data
+    a, b = OptunaOptimizer(), OptunaOptimizer()
+    study = await a.create_study(direction="maximize", seed=0)
+    objective = a.create_validation_objective("lightgbm", "binary", X_tr, y_tr, X_va, y_va, early_stopping_rounds=5)
+    await asyncio.gather(a.optimize(study, objective, n_trials=6, n_jobs=2),
+                         b.optimize(study, objective, n_trials=6, n_jobs=2))
+    sources = [t.user_attrs.get("source") for t in study.get_trials()]
+    assert len(sources) == 6 and sources.count("defaults") == 1 and sources.count("portfolio") == 3
+    for rep in range(30):
+        s = await a.create_study(direction="minimize", sampler="random", seed=rep)
+        await asyncio.gather(a.optimize(s, lambda t: t.suggest_float("x", 0, 1), n_trials=6, n_jobs=3),
+                             b.optimize(s, lambda t: t.suggest_float("x", 0, 1), n_trials=6, n_jobs=3))
+        assert [t.state.name for t in s.get_trials()] == ["COMPLETE"] * 6
+
+
+def test_lease_settings_are_checked():
+    with pytest.raises(ConfigurationError, match="lease_duration must be at least twice heartbeat_interval"):
+        OptunaOptimizer(heartbeat_interval=5, lease_duration=6)
+    with pytest.raises(ConfigurationError, match="heartbeat_interval must be a positive number"):
+        OptunaOptimizer(heartbeat_interval=0)
 
 
 async def test_timeout_stops_running_trials_but_never_before_a_first_result():
@@ -425,21 +467,6 @@ async def test_timeout_stops_a_boosting_fit_at_its_next_round(binary_data):
     assert ("FAIL", "deadline") in states
     assert elapsed < 2.0 + 1.5  # stopped at a round boundary, well within the abandon grace
     assert r.best_value is not None
-
-
-async def test_a_fresh_ownerless_trial_holding_the_last_slot_is_waited_for_then_reaped():
-    """A worker killed between ``ask`` and tagging the trial leaves an ownerless RUNNING trial.
-    Resuming right away must still end with n_trials COMPLETE trials, none left RUNNING."""
-    opt = OptunaOptimizer(ownerless_grace_s=1.5)
-    study = await opt.create_study(direction="maximize", sampler="random", seed=0)
-    ownerless = study.ask()  # the killed worker's trial: RUNNING, no owner, brand new
-    t0 = time.monotonic()
-    r = await opt.optimize(study, lambda t: t.suggest_float("x", 0, 1), n_trials=4)
-    states = {t.number: (t.state.name, t.user_attrs.get("fail_reason")) for t in study.get_trials()}
-    assert states[ownerless.number] == ("FAIL", "stale")
-    assert [s for s, _ in states.values()].count("COMPLETE") == 4 == r.n_completed
-    assert "RUNNING" not in [s for s, _ in states.values()]
-    assert time.monotonic() - t0 >= 1.0  # it waited for the grace period instead of stopping short
 
 
 def test_worker_processes_do_not_rerun_an_unguarded_main_script(tmp_path):

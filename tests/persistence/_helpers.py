@@ -71,3 +71,39 @@ def result_of(proc: subprocess.Popen[str], timeout: float = 60) -> dict[str, Any
 def soon(seconds: float = 1.5) -> float:
     """A start time a little in the future, so subprocesses begin their work together."""
     return time.time() + seconds
+
+
+def add_other_studies(dsn: str, n_studies: int, n_trials: int) -> int:
+    """Write ``n_studies`` finished studies of ``n_trials`` trials straight into the per-study journals
+    (COPY: fast), as Optuna would have logged them; returns the number of logs written. Used by the
+    open-time test and bench/bench_workers.py."""
+    from src.mlops.persistence.optuna_storage import TRIAL_ID_STRIDE
+
+    from optuna.distributions import FloatDistribution, distribution_to_json
+    from optuna.storages.journal._storage import JournalOperation as Op
+
+    names = [f"other-{uuid.uuid4().hex}" for _ in range(n_studies)]
+    x = distribution_to_json(FloatDistribution(0.0, 1.0))
+    with psycopg.connect(dsn, autocommit=True) as con:
+        studies = con.execute("INSERT INTO optuna_journal_studies (study_name) SELECT unnest(%s::text[]) "
+                              "RETURNING study_key, study_name", (names,)).fetchall()
+        rows = 0
+        with con.cursor().copy("COPY optuna_journal_logs (study_key, log_number, append_id, op_code, body) FROM STDIN") as copy:
+            for key, name in studies:
+                logs: list[dict[str, Any]] = [{"op_code": Op.CREATE_STUDY, "worker_id": "w", "study_name": name,
+                                               "directions": [1]}]
+                for n in range(n_trials):
+                    tid = key * TRIAL_ID_STRIDE + n
+                    logs += [
+                        {"op_code": Op.CREATE_TRIAL, "worker_id": "w", "study_id": key,
+                         "datetime_start": "2026-01-01T00:00:00.000000+00:00"},
+                        {"op_code": Op.SET_TRIAL_PARAM, "worker_id": "w", "trial_id": tid, "param_name": "x",
+                         "param_value_internal": 0.5, "distribution": x},
+                        {"op_code": Op.SET_TRIAL_STATE_VALUES, "worker_id": "w", "trial_id": tid, "state": 1,
+                         "values": [0.5], "datetime_complete": "2026-01-01T00:00:01.000000+00:00"},
+                    ]
+                for number, log in enumerate(logs):
+                    copy.write_row((key, number, uuid.uuid4(), int(log["op_code"]), json.dumps(log)))
+                rows += len(logs)
+        con.execute("ANALYZE optuna_journal_logs")
+    return rows

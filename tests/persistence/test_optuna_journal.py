@@ -1,4 +1,4 @@
-"""The Optuna study in PostgreSQL: JournalStorage over optuna_journal_logs (F18)."""
+"""The Optuna studies in PostgreSQL: one journal per study in optuna_journal_logs (F18, issue 11)."""
 
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ from optuna.trial import TrialState
 
 from src.mlops.errors import DatabaseUnavailableError, MigrationError
 from src.mlops.persistence import PostgresJournalBackend, create_optuna_storage
-from src.mlops.persistence.optuna_storage import _records_result
+from src.mlops.persistence.optuna_storage import TRIAL_ID_STRIDE, _records_result
+from src.mlops.persistence.pg_sync import SyncConnection
 from src.mlops.types import FAIL_REASON_ATTR, WORKER_ATTR
 
-from ._helpers import result_of, soon, spawn, with_password
+from ._helpers import add_other_studies, result_of, soon, spawn, with_password
 
 SPACE = {"x": optuna.distributions.FloatDistribution(-1, 1), "c": optuna.distributions.CategoricalDistribution(["a", "b"])}
 SECRET = "journal-pw-77"
@@ -89,38 +90,123 @@ def test_another_process_can_fail_a_running_trial(migrated_dsn: str) -> None:
         owner.tell(orphan, 1.0)  # the original owner can no longer overwrite it
 
 
-def test_concurrent_writers_keep_a_dense_ordered_log(migrated_dsn: str) -> None:
-    backends = [PostgresJournalBackend(migrated_dsn) for _ in range(4)]
+def _study_key(dsn: str, name: str) -> int:
+    return create_optuna_storage(dsn).create_new_study([optuna.study.StudyDirection.MINIMIZE], name)
+
+
+def test_concurrent_writers_keep_a_dense_ordered_log_per_study(migrated_dsn: str) -> None:
+    keys = [_study_key(migrated_dsn, "a"), _study_key(migrated_dsn, "b")]
+    backends = [PostgresJournalBackend(SyncConnection(migrated_dsn), keys[i % 2]) for i in range(4)]
 
     def write(i: int) -> None:
         for n in range(40):
-            backends[i].append_logs([{"op_code": 99, "writer": i, "n": n}])
+            backends[i].append_logs([{"op_code": 8, "writer": i, "n": n}])
 
     threads = [threading.Thread(target=write, args=(i,)) for i in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    logs = PostgresJournalBackend(migrated_dsn).read_logs(0)
-    assert len(logs) == 160
-    for i in range(4):  # each writer's logs appear in its own order
-        assert [log["n"] for log in logs if log["writer"] == i] == list(range(40))
-    with psycopg.connect(migrated_dsn) as con:
-        numbers = [r[0] for r in con.execute("SELECT log_number FROM optuna_journal_logs ORDER BY 1")]
-    assert numbers == list(range(160))
-    assert backends[0].read_logs(158) == logs[158:]
+    for key in keys:  # log 0 is the study's creation; two writers share each study
+        logs = PostgresJournalBackend(SyncConnection(migrated_dsn), key).read_logs(1)
+        assert len(logs) == 80
+        for i in {log["writer"] for log in logs}:  # each writer's logs appear in its own order
+            assert [log["n"] for log in logs if log["writer"] == i] == list(range(40))
+        with psycopg.connect(migrated_dsn) as con:
+            numbers = [r[0] for r in con.execute(
+                "SELECT log_number FROM optuna_journal_logs WHERE study_key = %s ORDER BY 1", (key,))]
+        assert numbers == list(range(81))
+    assert backends[0].read_logs(79) == PostgresJournalBackend(SyncConnection(migrated_dsn), keys[0]).read_logs(79)
+
+
+def test_appends_to_different_studies_do_not_wait_for_each_other(migrated_dsn: str) -> None:
+    """One study's journal lock (held here by a slow writer) does not stop another study's appends."""
+    a, b = _study_key(migrated_dsn, "busy"), _study_key(migrated_dsn, "free")
+    writer_a = PostgresJournalBackend(SyncConnection(migrated_dsn), a)
+    writer_b = PostgresJournalBackend(SyncConnection(migrated_dsn), b)
+    with psycopg.connect(migrated_dsn) as holder:  # a transaction holding study a's append lock
+        holder.execute("SELECT pg_advisory_xact_lock(%s, %s)", (int.from_bytes(b"hpoj", "big"), a))
+        t0 = time.monotonic()
+        writer_b.append_logs([{"op_code": 8, "n": 1}])
+        assert time.monotonic() - t0 < 2.0
+        blocked = threading.Thread(target=writer_a.append_logs, args=([{"op_code": 8, "n": 1}],))
+        blocked.start()
+        blocked.join(0.5)
+        assert blocked.is_alive()  # the same study's appends do wait: its log order stays strict
+    blocked.join(10)
+    assert not blocked.is_alive()
+    assert len(writer_a.read_logs(0)) == len(writer_b.read_logs(0)) == 2
 
 
 def test_a_retried_append_is_applied_once(migrated_dsn: str) -> None:
+    key = _study_key(migrated_dsn, "retried")
     with psycopg.connect(migrated_dsn, autocommit=True) as con:
         append_id = uuid.uuid4()
-        sql = "SELECT r_log_number, r_body FROM optuna_journal_append(%s, %s, true, 0)"
-        first = con.execute(sql, (append_id, ['{"a": 1}', '{"b": 2}'])).fetchall()
-        again = con.execute(sql, (append_id, ['{"a": 1}', '{"b": 2}'])).fetchall()
-        assert first == again == [(0, '{"a": 1}'), (1, '{"b": 2}')]  # inserted once, read back both times
-        assert con.execute("SELECT count(*) FROM optuna_journal_logs").fetchone()[0] == 2
+        sql = "SELECT r_log_number, r_body FROM optuna_journal_append(%s, %s, %s, '{8,8}', true, 1)"
+        first = con.execute(sql, (key, append_id, ['{"a": 1}', '{"b": 2}'])).fetchall()
+        again = con.execute(sql, (key, append_id, ['{"a": 1}', '{"b": 2}'])).fetchall()
+        assert first == again == [(1, '{"a": 1}'), (2, '{"b": 2}')]  # inserted once, read back both times
+        assert con.execute("SELECT count(*) FROM optuna_journal_logs WHERE study_key = %s", (key,)).fetchone()[0] == 3
         with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
             con.execute("DELETE FROM optuna_journal_logs")
+
+
+def test_trial_ids_are_unique_across_studies_and_route_to_their_study(migrated_dsn: str) -> None:
+    storage = create_optuna_storage(migrated_dsn)
+    studies = [optuna.create_study(study_name=f"s{i}", storage=storage) for i in range(3)]
+    for study in studies:
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    ids = [t._trial_id for s in studies for t in s.trials]
+    assert len(set(ids)) == 9
+    running = []
+    for study in studies:
+        assert {t._trial_id // TRIAL_ID_STRIDE for t in study.trials} == {study._study_id}
+        running.append(study.ask()._trial_id)
+        storage.set_trial_system_attr(running[-1], "k", study.study_name)  # the id alone finds the study
+    fresh = create_optuna_storage(migrated_dsn)
+    assert [fresh.get_trial(i).system_attrs["k"] for i in running] == ["s0", "s1", "s2"]
+    with pytest.raises(KeyError):
+        fresh.get_trial(999 * TRIAL_ID_STRIDE)
+    with pytest.raises(KeyError):
+        optuna.load_study(study_name="nope", storage=fresh)
+
+
+def test_every_study_is_listed_and_a_deleted_name_can_be_reused(migrated_dsn: str) -> None:
+    storage = create_optuna_storage(migrated_dsn)
+    optuna.create_study(study_name="one", storage=storage).set_user_attr("a", 1)
+    optuna.create_study(study_name="two", storage=storage, directions=["maximize", "minimize"])
+    with pytest.raises(optuna.exceptions.DuplicatedStudyError):
+        optuna.create_study(study_name="one", storage=storage)
+    listed = {s.study_name: s for s in create_optuna_storage(migrated_dsn).get_all_studies()}
+    assert set(listed) == {"one", "two"} and listed["one"].user_attrs == {"a": 1}
+    assert [d.name for d in listed["two"].directions] == ["MAXIMIZE", "MINIMIZE"]
+    optuna.delete_study(study_name="one", storage=storage)
+    assert [s.study_name for s in storage.get_all_studies()] == ["two"]
+    again = optuna.create_study(study_name="one", storage=storage)
+    assert again.trials == [] and again.user_attrs == {}
+
+
+def test_opening_a_study_does_not_read_other_studies(migrated_dsn: str) -> None:
+    """Opening study X reads X's logs only: 1,000 other studies' journals (20 trials each) leave the
+    time to open it about where it was in an empty database (measured in bench/bench_workers.py)."""
+    storage = create_optuna_storage(migrated_dsn)
+    mine = optuna.create_study(study_name="mine", storage=storage, sampler=optuna.samplers.RandomSampler(seed=0))
+    mine.optimize(lambda t: t.suggest_float("x", 0, 1) + t.suggest_float("y", 0, 1), n_trials=50)
+
+    def open_ms() -> float:
+        best = math.inf
+        for _ in range(5):
+            t0 = time.perf_counter()
+            study = optuna.load_study(study_name="mine", storage=create_optuna_storage(migrated_dsn))
+            assert len(study.trials) == 50
+            best = min(best, time.perf_counter() - t0)
+        return best * 1e3
+
+    empty = open_ms()
+    n_logs = add_other_studies(migrated_dsn, 1000, 20)
+    crowded = open_ms()
+    assert n_logs > 60_000
+    assert crowded < 3 * empty + 30, f"open took {crowded:.1f} ms with 1000 other studies, {empty:.1f} ms without"
 
 
 def test_reconnects_after_the_server_drops_the_connection(migrated_dsn: str) -> None:
@@ -159,9 +245,10 @@ def test_storage_pickles_for_multiprocessing(migrated_dsn: str) -> None:
 
 def test_repr_redacts_the_password(migrated_dsn: str) -> None:
     dsn, secret = with_password(migrated_dsn, SECRET)
-    backend = PostgresJournalBackend(dsn)
-    assert secret not in repr(backend) and "***" in repr(backend)
-    list(backend.read_logs(0))  # connects with that password (raises if the server refused it)
+    storage = create_optuna_storage(dsn)  # connects with that password (raises if the server refused it)
+    backend = PostgresJournalBackend(storage.connection, storage.create_new_study([optuna.study.StudyDirection.MINIMIZE]))
+    for obj in (storage, storage.connection, backend):
+        assert secret not in repr(obj) and "***" in repr(obj)
 
 
 def test_optuna_dashboard_opens_the_storage(migrated_dsn: str) -> None:
@@ -179,8 +266,9 @@ def test_optuna_dashboard_opens_the_storage(migrated_dsn: str) -> None:
         assert status[0].startswith("200"), (status, body[:300])
         return json.loads(body)
 
-    assert [s["study_name"] for s in get("/api/studies")["study_summaries"]] == ["dash"]
-    detail = get("/api/studies/0")
+    summaries = get("/api/studies")["study_summaries"]
+    assert [s["study_name"] for s in summaries] == ["dash"]
+    detail = get(f"/api/studies/{summaries[0]['study_id']}")
     assert len(detail["trials"]) == 3 and len(detail["best_trials"]) == 1
 
 

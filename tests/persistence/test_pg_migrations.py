@@ -43,18 +43,25 @@ async def test_migrate_applies_each_file_once(fresh_dsn: str) -> None:
     assert await migrate(fresh_dsn) == []
     async with await create_pool(fresh_dsn) as db:
         rows = await db.fetch("SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version")
-        assert [(r["version"], r["name"]) for r in rows][:2] == [(1, "hpo_history"), (2, "optuna_journal")]
+        assert [(r["version"], r["name"]) for r in rows][:3] == [
+            (1, "hpo_history"), (2, "optuna_journal"), (3, "study_journals_and_trial_slots")]
         assert [r["version"] for r in rows] == VERSIONS
         assert [r["checksum"] for r in rows] == [m.checksum for m in load_migrations()]
         tables = {r["t"] for r in await db.fetch("SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public'")}
-        assert {"ml_experiments", "ml_hpo_studies", "ml_hpo_trials", "optuna_journal_logs", "ml_model_artifacts",
-                "schema_migrations"} <= tables
+        assert {"ml_experiments", "ml_hpo_studies", "ml_hpo_trials", "ml_model_artifacts", "schema_migrations",
+                "optuna_journal_studies", "optuna_journal_logs", "optuna_journal_legacy_logs", "hpo_workers",
+                "hpo_trial_slots"} <= tables
         fks = await db.fetch(
             "SELECT conrelid::regclass::text AS t, confrelid::regclass::text AS r FROM pg_constraint WHERE contype = 'f'"
         )
-        assert {(r["t"], r["r"]) for r in fks} == {("ml_hpo_studies", "ml_experiments"), ("ml_hpo_trials", "ml_hpo_studies")}
+        assert {(r["t"], r["r"]) for r in fks} >= {
+            ("ml_hpo_studies", "ml_experiments"), ("ml_hpo_trials", "ml_hpo_studies"),
+            ("hpo_trial_slots", "optuna_journal_studies"), ("hpo_trial_slots", "hpo_workers"),
+            ("optuna_journal_legacy_trial_ids", "optuna_journal_studies")}
         indexes = {r["i"] for r in await db.fetch("SELECT indexname AS i FROM pg_indexes WHERE schemaname = 'public'")}
-        assert {"ml_hpo_studies_lookup_idx", "ml_hpo_trials_complete_value_idx", "ml_hpo_trials_study_number_key"} <= indexes
+        assert {"ml_hpo_studies_lookup_idx", "ml_hpo_trials_complete_value_idx", "ml_hpo_trials_study_number_key",
+                "optuna_journal_studies_live_name_key", "optuna_journal_logs_pkey", "optuna_journal_logs_study_ops_idx",
+                "hpo_trial_slots_pkey", "hpo_trial_slots_running_idx"} <= indexes
         status = await migration_status(db)
         assert [(s.version, s.checksum_ok) for s in status] == [(v, True) for v in VERSIONS]
 

@@ -150,6 +150,7 @@ def test_worker_detects_logs_lost_in_a_postgres_crash(server_home: Callable[[], 
     them. A worker that had read such a log must notice when it reconnects, not diverge silently."""
     from src.mlops.errors import DatabaseError
     from src.mlops.persistence import PostgresJournalBackend
+    from src.mlops.persistence.pg_sync import SyncConnection
 
     server = start_embedded_postgres(server_home())
     try:
@@ -160,14 +161,14 @@ def test_worker_detects_logs_lost_in_a_postgres_crash(server_home: Callable[[], 
             con.execute("ALTER SYSTEM SET wal_writer_flush_after = '1GB'")
             con.execute("SELECT pg_reload_conf()")
         time.sleep(0.3)
-        a = PostgresJournalBackend(dsn, reconnect_timeout=20)
-        a.append_logs([{"op_code": 0, "study_name": "s", "directions": [1], "worker_id": "a"}])  # durable
+        key = create_optuna_storage(dsn).create_new_study([optuna.study.StudyDirection.MINIMIZE], "s")  # log 0, durable
+        a = PostgresJournalBackend(SyncConnection(dsn, reconnect_timeout=20), key)
         a.read_logs(0)
         a.append_logs([{"op_code": 5, "trial_id": 0, "worker_id": "a"}])  # asynchronous
         assert len(a.read_logs(1)) == 1  # the worker has seen log 1
         server.stop(mode="immediate")  # a crash: unflushed WAL is gone
         server.start()
-        b = PostgresJournalBackend(dsn)
+        b = PostgresJournalBackend(SyncConnection(dsn), key)
         if len(b.read_logs(0)) == 2:
             # The lazy WAL writer flushed anyway: nothing was lost, and the first worker goes on
             # reading a log that agrees with what it saw (both outcomes are checked, none skipped).

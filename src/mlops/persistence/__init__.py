@@ -7,7 +7,9 @@
   (``protocol.py``) and its two implementations, :class:`PostgresHistoryRepository` (``postgres.py``,
   literal SQL) and :class:`InMemoryHistoryRepository` (``memory.py``); :class:`HistoryRecorder` (a
   ``TrialListener``) and :func:`save_to_database` write it.
-* :func:`create_optuna_storage` -- the Optuna study itself, shared by workers, in the same database.
+* :func:`create_optuna_storage` -- the Optuna studies themselves (one journal per study), shared by
+  workers, in the same database; ``pg_trial_slots.py`` -- the trial lifecycle in PostgreSQL (budget
+  slots, worker leases; the engine-side protocol is ``src/mlops/trial_slots.py``).
 """
 
 from ..fingerprint import dataset_fingerprint
@@ -31,7 +33,7 @@ from .database import (
 )
 from .memory import InMemoryHistoryRepository
 from .migrations import DEFAULT_MIGRATIONS_DIR, Migration, MigrationStatus, load_migrations, migrate, migration_status
-from .optuna_storage import PostgresJournalBackend, create_optuna_storage
+from .optuna_storage import PostgresJournalBackend, PostgresOptunaStorage, create_optuna_storage
 from .postgres import PostgresHistoryRepository
 from .protocol import HistoryRepository
 from .recorder import HistoryRecorder, RecorderStats, save_to_database, summarize_study
@@ -56,6 +58,7 @@ __all__ = [
     "MigrationStatus",
     "PostgresHistoryRepository",
     "PostgresJournalBackend",
+    "PostgresOptunaStorage",
     "RecorderStats",
     "StudyRecord",
     "StudySummary",

@@ -264,6 +264,9 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
             early_stopping_rounds=ctx.early_stopping_rounds,
             listeners=listeners,
             experiment_name=ctx.experiment_name,
+            # the split files, so `hpo worker` processes can join this study (a path every worker reads)
+            data_source={"kind": "frames", "refs": {k: state["splits"][k] for k in TUNING_SPLITS},
+                         "scheme": scheme.to_dict()},
         )
     except Exception as e:
         if is_bad_input(e):
