@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import socket
 import threading
 import time
@@ -277,3 +278,21 @@ async def test_tracker_never_changes_the_environment_while_it_calls(black_hole):
         await tracker.aclose()
     assert tracker.state == "broken"  # the calls did happen (and failed against the black hole)
     assert seen == {before}
+
+
+def test_first_runs_at_once_share_a_new_sqlite_store(tmp_path):
+    """Three processes open a store that does not exist yet: one creates MLflow's schema, the others
+    wait for it (without the lock, alembic's migrations collide: 'duplicate column', 'expected to match
+    one row')."""
+    import subprocess
+    import sys
+
+    code = ("import asyncio, sys; from src.mlops.tracking import MLflowTracker; "
+            "t = MLflowTracker(sys.argv[1], 'race'); asyncio.run(t.flush()); t.close(); "
+            "print(t.state, t.experiment_id, t.last_error)")
+    uri = f"sqlite:///{(tmp_path / 'mlflow.db').as_posix()}"
+    procs = [subprocess.Popen([sys.executable, "-c", code, uri], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              text=True, cwd=str(Path(__file__).resolve().parents[1])) for _ in range(3)]
+    outs = [p.communicate(timeout=240)[0].split() for p in procs]
+    assert all(o[:1] == ["active"] and o[-1] == "None" for o in outs), outs
+    assert len({o[1] for o in outs}) == 1  # one experiment, found by all three

@@ -3,18 +3,21 @@ locations, and the HTTP bounds MLflow reads from the environment."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import math
 import os
 import re
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from .._home import resolve_hpo_home
 
 __all__ = ["default_tracking_uri", "resolve_tracking_uri", "http_settings", "sqlite_path", "artifact_location",
-           "is_remote", "default_call_timeout", "prepare_sqlite_store"]
+           "is_remote", "default_call_timeout", "prepare_sqlite_store", "store_init_lock"]
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +96,24 @@ def default_call_timeout(uri: str, request_timeout_s: float, max_retries: int) -
 _FAST_FILES: set[str] = set()
 _FAST_LOCK = threading.Lock()
 _listening = False
+
+
+@contextlib.contextmanager
+def store_init_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive lock beside a SQLite store's file while opening it: the first use of a new
+    store creates MLflow's schema (alembic migrations), and two processes doing that at once fail
+    with "table already exists". Other stores: no lock (their servers serialize schema work)."""
+    db = sqlite_path(uri)
+    if db is None:
+        yield
+        return
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".init-lock"), "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def _on_connect(dbapi_connection: object, _record: object) -> None:

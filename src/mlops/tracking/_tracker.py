@@ -13,6 +13,7 @@ from ..errors import ConfigurationError
 from ..jsonutil import to_jsonable
 from ..redaction import redact_secrets
 from ..types import OptimizationResult, StudyContext
+from ._breaker import Breaker, Dropped
 from ._runs import (
     MAX_TAG_VALUE,
     PARENT_TAG,
@@ -34,8 +35,8 @@ from ._store import (
     is_remote,
     prepare_sqlite_store,
     resolve_tracking_uri,
+    store_init_lock,
 )
-from ._breaker import Breaker, Dropped
 
 if TYPE_CHECKING:
     import optuna
@@ -166,10 +167,11 @@ class MLflowTracker(Breaker):
         the experiment now (a server is contacted only by the first awaited call, under its deadline)."""
         from mlflow import MlflowClient
 
-        prepare_sqlite_store(self.tracking_uri)
-        self._client = MlflowClient(tracking_uri=self.tracking_uri)
-        if not self._remote:
-            self._ensure_experiment()
+        with store_init_lock(self.tracking_uri):  # two first runs must not both create MLflow's schema
+            prepare_sqlite_store(self.tracking_uri)
+            self._client = MlflowClient(tracking_uri=self.tracking_uri)
+            if not self._remote:
+                self._ensure_experiment()
 
     def _ensure_experiment(self) -> str:
         if self.experiment_id is not None:

@@ -14,7 +14,8 @@ saved model. The study gets what remains once the rest of the run is provided fo
   :data:`FIXED_RESERVE_S` and :data:`MLFLOW_RESERVE_S`.
 
 The fit estimate: a final fit on ``N`` rows, from a trial whose fits took ``t`` seconds each on
-``n`` rows, takes about ``r * t * N / n``, where ``r`` is measured: the ratio of the actual final fit
+``n`` rows, takes about ``r * t * N / n`` times the growth of the boosting rounds
+(:func:`final_fit_estimate`), where ``r`` is measured: the ratio of the actual final fit
 seconds to that estimate in earlier runs (``final_fit_ratio`` in ``timings.json``, 1.0 until
 measured; a trial's fits also pay for early stopping and per-round scoring, so ``r`` is usually
 below 1), times a safety factor.
@@ -120,15 +121,23 @@ def per_fit_seconds(user_attrs: Mapping[str, Any]) -> float | None:
     return float(seconds) / (len(folds) if isinstance(folds, list) and folds else 1)
 
 
-def final_fit_estimate(user_attrs: Mapping[str, Any], n_rows: int, default_rows: int) -> float:
-    """Unscaled seconds of a final fit on ``n_rows`` rows of the params of a trial: its time per fit,
-    times the growth of the rows (boosting rounds grow with the rows; a trial's fits also pay for early
-    stopping and per-round scoring, which the final fits do not: :data:`FIT_RATIO_KEY` corrects)."""
+def final_fit_estimate(user_attrs: Mapping[str, Any], n_rows: int, default_rows: int, *,
+                       patience: int | None = 50) -> float:
+    """Unscaled seconds of a final fit on ``n_rows`` rows of the params of a trial whose fits took
+    ``t`` seconds on ``n`` rows: ``t * (n_rows / n) * (final rounds / trial rounds)``. A boosting
+    trial that stopped early at ``best_iteration`` ran ``best_iteration + patience`` rounds; the final
+    fit runs ``best_iteration * n_rows / n`` (:func:`~src.mlops.fitting.scaled_rounds`), and a round
+    costs in proportion to the rows. What the trial's fits also paid for (scoring each round) is
+    left to the measured ratio :data:`FIT_RATIO_KEY`."""
     per_fit = per_fit_seconds(user_attrs)
     if per_fit is None:
         return 0.0
-    rows = user_attrs.get("fit_rows") or default_rows
-    return per_fit * n_rows / max(1.0, float(rows))
+    growth = n_rows / max(1.0, float(user_attrs.get("fit_rows") or default_rows))
+    best = user_attrs.get("best_iteration")
+    rounds = 1.0
+    if isinstance(best, (int, float)) and best >= 1:
+        rounds = best * max(1.0, growth) / (best + (patience or 0))
+    return per_fit * growth * rounds
 
 
 #: timings.json key of the measured seconds between the study's end and the registration, beyond the fits.
@@ -148,7 +157,8 @@ class PostStudyReserve:
     """
 
     def __init__(self, *, rows_trainval: int, rows_all: int | None, default_fit_rows: int,
-                 fit_ratio: float = 1.0) -> None:
+                 fit_ratio: float = 1.0, patience: int | None = 50) -> None:
+        self.patience = patience
         self.rows_trainval = rows_trainval
         self.rows_all = rows_all
         self.default_fit_rows = default_fit_rows
@@ -158,6 +168,8 @@ class PostStudyReserve:
         self._best_is_defaults = False
         self._best_cost = 0.0
         self._defaults_cost = 0.0
+        #: (value, number, final fits' estimated seconds, params, user attrs) of every COMPLETE trial
+        self._completed: list[tuple[float, int, float, dict[str, Any], dict[str, Any]]] = []
 
     def __call__(self) -> float:
         defaults = 0.0 if self._best_is_defaults else self._defaults_cost
@@ -166,8 +178,9 @@ class PostStudyReserve:
     def _cost(self, trial: optuna.trial.FrozenTrial) -> tuple[float, float]:
         """(estimated seconds of the final fit on train+val, on all rows) for the params of ``trial``."""
         attrs = trial.user_attrs
-        trainval = final_fit_estimate(attrs, self.rows_trainval, self.default_fit_rows)
-        everything = 0.0 if self.rows_all is None else final_fit_estimate(attrs, self.rows_all, self.default_fit_rows)
+        trainval = final_fit_estimate(attrs, self.rows_trainval, self.default_fit_rows, patience=self.patience)
+        everything = 0.0 if self.rows_all is None else final_fit_estimate(attrs, self.rows_all, self.default_fit_rows,
+                                                                          patience=self.patience)
         return trainval, everything
 
     async def on_study_start(self, study: optuna.Study, context: StudyContext) -> None:
@@ -186,8 +199,24 @@ class PostStudyReserve:
         is_defaults = trial.user_attrs.get(SOURCE_ATTR) == "defaults"
         if is_defaults:
             self._defaults_cost = trainval
+        self._completed.append((float(trial.values[0]), trial.number, trainval + everything, dict(trial.params),
+                                dict(trial.user_attrs)))
         value = float(trial.values[0])
         if self._best is None or (value > self._best if self._maximize else value < self._best):
             self._best = value
             self._best_cost = trainval + everything
             self._best_is_defaults = is_defaults
+
+    def affordable(self, seconds_left: float) -> tuple[int, dict[str, Any], dict[str, Any]] | None:
+        """When the best trial's final fits would not fit in ``seconds_left``: the best trial whose
+        fits would, as ``(number, params, user_attrs)``; ``None`` when the best one fits (or none does,
+        then the best is used anyway). A run bounded by time should not lose its deadline to one
+        slow configuration that won by a hair."""
+        if not self._completed or self() <= seconds_left:
+            return None
+        defaults = 0.0 if self._best_is_defaults else self._defaults_cost
+        ranked = sorted(self._completed, key=lambda c: -c[0] if self._maximize else c[0])
+        for value, number, cost, params, attrs in ranked:
+            if SAFETY * self.fit_ratio * (cost + defaults) <= seconds_left:
+                return (number, params, {**attrs, "_value": value}) if number != ranked[0][1] else None
+        return None

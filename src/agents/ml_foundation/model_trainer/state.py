@@ -115,6 +115,9 @@ class HPOSummary(TypedDict, total=False):
     #: boosting round count (and its fits' rows) of the defaults trial.
     defaults_best_iteration: int | None
     defaults_fit_rows: int | None
+    #: when the time budget could not afford the best trial's final fits: ``{"best_trial", "used_trial",
+    #: "reason"}`` (the best trial whose fits fit in the time left is used instead).
+    trial_for_time: dict[str, Any]
     #: epoch seconds at which the study ended (the time budget measures what follows).
     finished_at: float
     #: seconds the study was given (``time_budget`` minus what the rest of the run needs), if bounded by time.

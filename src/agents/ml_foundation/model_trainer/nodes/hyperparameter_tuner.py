@@ -237,7 +237,7 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
                 rows_trainval=rows_trainval,
                 rows_all=rows_trainval + int(sizes.get("test", 0)) if setting(state, "refit") == "all" else None,
                 default_fit_rows=len(y_tr) * (1.0 - 1.0 / scheme.folds) if scheme.folds else len(y_tr),
-                fit_ratio=measured_seconds(ctx.hpo_home, FIT_RATIO_KEY, 1.0))
+                fit_ratio=measured_seconds(ctx.hpo_home, FIT_RATIO_KEY, 1.0), patience=ctx.early_stopping_rounds)
             listeners.append(reserve)
         result = await run_hyperparameter_optimization(
             algorithm=spec.name,
@@ -272,12 +272,34 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
         if is_bad_input(e):
             return error_update(NODE, e)  # type: ignore[return-value]
         raise
+    swapped = None
+    if reserve is not None and deadline is not None:
+        left = deadline - time.time() - (fixed + upload)
+        choice = reserve.affordable(left)
+        if choice is not None:
+            swapped = {"best_trial": result.best_trial_number, "used_trial": choice[0],
+                       "reason": f"the best trial's final fits need about {reserve():.1f} s; {max(0.0, left):.1f} s "
+                                 "of the time budget remain"}
+            _use_trial(result, *choice)
+    summary = _summary(result, scheme, timeout)
+    if swapped is not None:
+        summary["trial_for_time"] = jsonable(swapped)
     return {
-        "hpo": _summary(result, scheme, timeout),
+        "hpo": summary,
         "merged_params": jsonable(result.merged_params),
         "default_params": jsonable(result.default_params),
         "mlflow_parent_run_id": await _parent_run_id(ctx),  # reopened on resume
     }
+
+
+def _use_trial(result: OptimizationResult, number: int, params: dict[str, Any], attrs: dict[str, Any]) -> None:
+    """Make trial ``number`` the one the final fits use (the best trial affordable in the time left)."""
+    attrs = dict(attrs)
+    value = attrs.pop("_value", None)
+    result.best_trial_number, result.best_params, result.best_user_attrs = number, dict(params), attrs
+    result.merged_params = {**result.default_params, **params}
+    if value is not None:
+        result.best_value = value
 
 
 async def _parent_run_id(ctx: ModelTrainerContext) -> str | None:

@@ -94,7 +94,8 @@ def _record_fit_ratio(ctx: ModelTrainerContext, hpo: Mapping[str, Any], fit: Fit
     per_fit, rows = hpo.get("best_fit_seconds"), hpo.get("best_fit_rows")
     if not hpo.get("enabled") or not per_fit or not rows or fit.fit_seconds <= 0:
         return
-    estimate = final_fit_estimate({"fit_seconds": per_fit, "fit_rows": rows}, fit.fit_rows, rows)
+    estimate = final_fit_estimate({"fit_seconds": per_fit, "fit_rows": rows, "best_iteration": hpo.get("best_iteration")},
+                                  fit.fit_rows, rows, patience=ctx.early_stopping_rounds)
     if estimate > 0.05:  # tiny fits measure mostly noise
         record_seconds(ctx.hpo_home, FIT_RATIO_KEY, fit.fit_seconds / estimate)
 

@@ -1,0 +1,92 @@
+"""The whole-run time budget's arithmetic: what the final fits will cost, measured corrections, and
+the trial used when the best one cannot be refit in the time left."""
+
+from __future__ import annotations
+
+import asyncio
+
+import optuna
+import pytest
+
+from src.agents.ml_foundation.model_trainer.budget import (
+    SAFETY,
+    TIMINGS_FILE,
+    PostStudyReserve,
+    final_fit_estimate,
+    measured_seconds,
+    per_fit_seconds,
+    record_seconds,
+)
+from src.mlops.types import SOURCE_ATTR
+
+
+def _trial(number: int, value: float, *, fit_seconds: float, fit_rows: int, best_iteration: int | None = None,
+           folds: int = 0, source: str | None = None) -> optuna.trial.FrozenTrial:
+    attrs: dict = {"fit_seconds": fit_seconds, "fit_rows": fit_rows}
+    if best_iteration is not None:
+        attrs["best_iteration"] = best_iteration
+    if folds:
+        attrs["fold_scores"] = [value] * folds
+    if source:
+        attrs[SOURCE_ATTR] = source
+    t = optuna.trial.create_trial(params={"x": float(number)},
+                                  distributions={"x": optuna.distributions.FloatDistribution(0, 100)},
+                                  value=value, user_attrs=attrs)
+    t.number = number
+    return t
+
+
+def test_a_fit_costs_its_share_of_the_trial_and_grows_with_rows_and_rounds() -> None:
+    assert per_fit_seconds({"fit_seconds": 10.0, "fold_scores": [1, 2, 3, 4, 5]}) == 2.0
+    assert per_fit_seconds({"fit_seconds": 3.0}) == 3.0 and per_fit_seconds({}) is None
+    # not boosting: time grows with the rows only
+    assert final_fit_estimate({"fit_seconds": 2.0, "fit_rows": 1000}, 2000, 1000) == pytest.approx(4.0)
+    # boosting that stopped at round 100 (ran 150 with patience 50): the final fit on twice the rows
+    # runs 200 rounds of twice the cost each
+    attrs = {"fit_seconds": 1.5, "fit_rows": 1000, "best_iteration": 100}
+    assert final_fit_estimate(attrs, 2000, 1000, patience=50) == pytest.approx(1.5 * 2 * 200 / 150)
+    # without fit_rows, the default rows stand in
+    assert final_fit_estimate({"fit_seconds": 1.0}, 300, 100) == pytest.approx(3.0)
+
+
+def test_the_reserve_follows_the_best_trial_and_counts_the_defaults_model_apart() -> None:
+    reserve = PostStudyReserve(rows_trainval=1000, rows_all=1250, default_fit_rows=800, fit_ratio=0.5)
+    ctx = type("C", (), {"direction": "maximize"})()
+    asyncio.run(reserve.on_study_start(optuna.create_study(direction="maximize"), ctx))  # type: ignore[arg-type]
+    study = None
+    defaults = _trial(0, 0.80, fit_seconds=1.0, fit_rows=800, source="defaults")
+    asyncio.run(reserve.on_trial_finished(study, defaults))  # type: ignore[arg-type]
+    only_defaults = SAFETY * 0.5 * (1.0 * 1000 / 800 + 1.0 * 1250 / 800)
+    assert reserve() == pytest.approx(only_defaults)  # the defaults model is the tuned one: fitted once
+    slow = _trial(1, 0.85, fit_seconds=4.0, fit_rows=800)
+    asyncio.run(reserve.on_trial_finished(study, slow))  # type: ignore[arg-type]
+    expected = SAFETY * 0.5 * (4.0 * 1000 / 800 + 4.0 * 1250 / 800 + 1.0 * 1000 / 800)
+    assert reserve() == pytest.approx(expected)
+    worse = _trial(2, 0.70, fit_seconds=100.0, fit_rows=800)  # not the best: costs nothing
+    asyncio.run(reserve.on_trial_finished(study, worse))  # type: ignore[arg-type]
+    assert reserve() == pytest.approx(expected)
+
+
+def test_a_best_trial_too_slow_to_refit_in_the_time_left_gives_way_to_the_best_affordable_one() -> None:
+    reserve = PostStudyReserve(rows_trainval=1000, rows_all=None, default_fit_rows=1000)
+    reserve._maximize = True
+    for t in (_trial(0, 0.80, fit_seconds=1.0, fit_rows=1000, source="defaults"),
+              _trial(1, 0.82, fit_seconds=2.0, fit_rows=1000),
+              _trial(2, 0.83, fit_seconds=30.0, fit_rows=1000)):
+        asyncio.run(reserve.on_trial_finished(None, t))  # type: ignore[arg-type]
+    assert reserve.affordable(1000.0) is None  # the best fits: use it
+    number, params, attrs = reserve.affordable(5.0)
+    assert number == 1 and params == {"x": 1.0} and attrs["_value"] == 0.82
+    assert reserve.affordable(0.1) is None  # nothing fits: the best is used anyway
+
+
+def test_measured_seconds_are_a_running_average_and_survive_a_bad_file(tmp_path) -> None:
+    assert measured_seconds(tmp_path, "upload", 2.0) == 2.0
+    record_seconds(tmp_path, "upload", 4.0)
+    assert measured_seconds(tmp_path, "upload", 2.0) == 4.0
+    record_seconds(tmp_path, "upload", 2.0)
+    assert measured_seconds(tmp_path, "upload", 9.0) == pytest.approx(3.0)
+    (tmp_path / TIMINGS_FILE).write_text("{not json")
+    assert measured_seconds(tmp_path, "upload", 2.0) == 2.0
+    record_seconds(tmp_path, "upload", 1.0)  # a corrupt file is replaced, never fatal
+    assert measured_seconds(tmp_path, "upload", 2.0) == 1.0
