@@ -61,14 +61,18 @@ def _configure_process() -> None:
     handler = logging.StreamHandler(sys.stderr)
     fmt = "%(levelname)s %(name)s: %(message)s"
     handler.setFormatter(logging.Formatter(fmt) if level <= logging.DEBUG else _OneLineFormatter(fmt))
+    if level > logging.DEBUG:
+        from .outage import QuietDuringOutage
+
+        handler.addFilter(QuietDuringOutage())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     for noisy in ("mlflow", "alembic", "optuna", "asyncio"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
-    # the checkpointer's pool logs every failed reconnect while PostgreSQL restarts; the outage
-    # watch reports the outage once instead
-    logging.getLogger("psycopg.pool").setLevel(max(level, logging.ERROR))
+    # the pools log every failed reconnect while PostgreSQL restarts; the outage watch says it once
+    for pool_logger in ("psycopg.pool", "asyncpg.pool"):
+        logging.getLogger(pool_logger).setLevel(max(level, logging.ERROR))
 
 
 async def _run(command: Any, args: Any, outage_s: float) -> dict[str, Any]:
@@ -88,11 +92,15 @@ def _stopped_message(command: str, reason: Any, context: dict[str, str]) -> str:
         head = f"error: {reason.message}: the run stopped{where}"
     if command == "train" and saved:
         run = f"run {context['run_id']}, " if context.get("run_id") else ""
-        return (f"{head} ({run}thread {thread}).\n"
-                "  Finished steps and trials are saved; trials that were running are recorded as failed "
-                "'cancelled' (they do not use the budget).\n"
-                f"  To resume{' once PostgreSQL is back' if not reason.is_signal else ''}: "
-                f"hpo train --thread-id {thread}")
+        if reason.is_signal:
+            kept = ("Finished steps and trials are saved; trials that were running are recorded as failed "
+                    "'cancelled' (they do not use the budget).")
+            when = ""
+        else:
+            kept = ("Steps and trials finished before the outage are saved; trials that were running are "
+                    "failed as 'stale' and retried when the run resumes.")
+            when = " once PostgreSQL is back"
+        return f"{head} ({run}thread {thread}).\n  {kept}\n  To resume{when}: hpo train --thread-id {thread}"
     if command == "tune" and saved and study:
         return (f"{head}.\n  Study {study} keeps its finished trials: continue it by running the same command "
                 f"with --study-name {study}")

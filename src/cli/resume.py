@@ -96,6 +96,17 @@ def _same(key: str, old: Any, new: Any) -> bool:
     return a == b
 
 
+_SOURCES = ("data_path", "dataset_name")
+
+
+def _data_source(values: Mapping[str, Any]) -> str:
+    """The run's data as its option: ``--data '/x.csv'``, ``--dataset 'wine'`` or in-memory data."""
+    for key in _SOURCES:
+        if values.get(key) is not None:
+            return f"{FIXED[key]} {values[key]!r}"
+    return "in-memory data"
+
+
 def _show(key: str, value: Any) -> str:
     if key == "tuning_enabled":
         return "off" if value is False else "on"
@@ -152,7 +163,8 @@ def plan_resume(thread_id: str, values: Mapping[str, Any], next_nodes: Sequence[
             continue
         old = setting(values, key)
         if not _same(key, old, given[key]):
-            conflicts.append(f"{option} {_show(key, given[key])} (the run has {_show(key, old)})")
+            has = _data_source(values) if key in _SOURCES else f"{option} {_show(key, old)}"
+            conflicts.append(f"{option} {_show(key, given[key])} (the run has {has})")
     if conflicts:
         honoured = ", ".join(HONOURED.values())
         raise BadInput(

@@ -51,6 +51,7 @@ import math
 import os
 import queue
 import re
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -989,6 +990,7 @@ def _write_trial(client: Any, record: _TrialRecord, *, exp_id: str, parent_run_i
 def _trial_writer_main(inbox: Any, outbox: Any, tracking_uri: str, setup: dict[str, Any]) -> None:  # pragma: no cover - child process
     """Child process writing nested trial runs, so MLflow's ORM work never competes with the study
     for the parent's GIL. Niced: the study's fits get the CPU first."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent decides
     with contextlib.suppress(OSError):
         os.nice(10)
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")

@@ -30,7 +30,15 @@ from .database import (
     with_database,
 )
 from .memory import InMemoryHistoryRepository
-from .migrations import DEFAULT_MIGRATIONS_DIR, Migration, MigrationStatus, load_migrations, migrate, migration_status
+from .migrations import (
+    DEFAULT_MIGRATIONS_DIR,
+    Migration,
+    MigrationStatus,
+    load_migrations,
+    migrate,
+    migration_lock,
+    migration_status,
+)
 from .optuna_storage import PostgresJournalBackend, create_optuna_storage
 from .postgres import PostgresHistoryRepository
 from .protocol import HistoryRepository
@@ -66,6 +74,7 @@ __all__ = [
     "hpo_home",
     "load_migrations",
     "migrate",
+    "migration_lock",
     "migration_status",
     "normalize_dsn",
     "parse_dsn",

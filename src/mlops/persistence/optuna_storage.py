@@ -240,8 +240,9 @@ class PostgresJournalBackend(BaseJournalBackend):
             )
 
     def _run(self, fn: Callable[[psycopg.Connection[Any]], _T], *, retry: bool = True) -> _T:
-        """Run ``fn`` on the connection; on connection loss reconnect and retry for ``reconnect_timeout`` s."""
-        deadline: float | None = None
+        """Run ``fn`` on the connection; on connection loss reconnect and retry for ``reconnect_timeout`` s
+        (read at every retry: lowering it makes waiting operations give up within a second)."""
+        lost_at: float | None = None
         delay = 0.1
         while True:
             with self._lock:
@@ -261,10 +262,11 @@ class PostgresJournalBackend(BaseJournalBackend):
                     f"Optuna journal ({_brief(error)}); check the URL and that the server is running"
                 ) from None
             now = time.monotonic()
-            if deadline is None:
-                deadline = now + self.reconnect_timeout
+            if lost_at is None:
+                lost_at = now
                 _log.warning("Optuna journal: lost PostgreSQL at %s (%s); retrying for up to %g s",
-                             self._info.endpoint, _brief(error), deadline - now)
+                             self._info.endpoint, _brief(error), self.reconnect_timeout)
+            deadline = lost_at + self.reconnect_timeout
             if now >= deadline:
                 raise DatabaseUnavailableError(
                     f"PostgreSQL at {self._info.endpoint} (database {self._info.database!r}) is unreachable for the "
