@@ -23,13 +23,6 @@ __all__ = ["build_parser", "check_output_path", "SEED_MAX"]
 SEED_MAX = 2**32 - 1
 
 
-def _integer(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-
-
 def _number(text: str) -> float:
     try:
         value = float(text)
@@ -43,11 +36,15 @@ def _number(text: str) -> float:
 def int_at_least(low: int, high: int | None = None) -> Callable[[str], int]:
     """An argparse type: an integer in ``[low, high]``."""
 
+    rule = f">= {low}" if high is None else f"between {low} and {high}"
+
     def parse(text: str) -> int:
-        value = _integer(text)
-        if value < low or (high is not None and value > high):
-            rule = f">= {low}" if high is None else f"between {low} and {high}"
-            raise argparse.ArgumentTypeError(f"must be an integer {rule}, got {text}")
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be an integer {rule}, got {text!r}")
         return value
 
     parse.__name__ = "integer"
