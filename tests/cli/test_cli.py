@@ -48,7 +48,7 @@ def test_train_killed_mid_tuning_resumes_with_its_thread_id(tmp_path, home):
     n = 16
     thread_id = f"resume-me-{uuid.uuid4().hex[:8]}"  # unique: an external DATABASE_URL keeps old threads
     args = ["train", "--dataset", "breast_cancer", "--algorithm", "random_forest", "--n-trials", str(n),
-            "--pruner", "none", "--no-mlflow",
+            "--pruner", "none", "--scheme", "holdout", "--no-mlflow",
             "--thread-id", thread_id, "--output-json", str(tmp_path / "run.json")]
     run = Running(home, *args)
     run.wait_for_trials(5)

@@ -3,15 +3,40 @@ a fresh HPO_HOME (these tests stop and start it, so they never use DATABASE_URL)
 
 from __future__ import annotations
 
+import asyncio
 import re
 import signal
 import time
 
 import pytest
 
-from src.mlops.persistence import start_embedded_postgres
+from src.cli.adapters import Store, open_checkpointer
+from src.mlops.persistence import create_pool, start_embedded_postgres
 
-from ._helpers import Running, env_for, hpo, postmaster_pid
+from ._helpers import Running, env_for, postmaster_pid
+
+
+async def test_checkpointer_setup_of_two_first_runs_at_once_does_not_deadlock(home):
+    """The deadlock of issue 9 item 4, made certain: two setups of LangGraph's checkpoint schema on a
+    fresh database, side by side. Before, the second blocked in pg_advisory_lock, a statement whose
+    transaction the first one's CREATE INDEX CONCURRENTLY waited for: both hung until asyncpg's
+    30 s command timeout ended one with an empty TimeoutError."""
+    server = await asyncio.to_thread(start_embedded_postgres, home, cleanup="stop")
+    try:
+        pools = [await create_pool(server.dsn(), min_size=1, max_size=2) for _ in range(2)]
+        try:
+            async def first_run(db):
+                async with open_checkpointer(Store(db, server.dsn()), wait_s=30) as (saver, _):
+                    return await saver.aget_tuple({"configurable": {"thread_id": "none", "checkpoint_ns": ""}})
+
+            started = time.monotonic()
+            results = await asyncio.wait_for(asyncio.gather(*(first_run(db) for db in pools)), timeout=120)
+            assert results == [None, None] and time.monotonic() - started < 25
+        finally:
+            for db in pools:
+                await db.close()
+    finally:
+        await asyncio.to_thread(server.release)
 
 
 @pytest.mark.slow
