@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Sequence
@@ -111,6 +112,14 @@ def _stopped_message(command: str, reason: Any, context: dict[str, str]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     _configure_process()
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C before the command's signal handlers were installed: nothing ran yet
+        print("interrupted before the command started", file=sys.stderr)
+        return exit_code_for_signal(signal.SIGINT)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     from .parser import build_parser, check_output_path
 
     args = build_parser().parse_args(argv)

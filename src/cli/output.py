@@ -29,11 +29,12 @@ def shorten(text: str, limit: int = SHOWN_CHARS) -> str:
     return f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
-def _study_lines(hpo: dict[str, Any]) -> list[str]:
+def _study_lines(hpo: dict[str, Any], *, named: bool) -> list[str]:
     reasons = list((hpo.get("failure_reasons") or {}).values())
     stopped = sum(1 for r in reasons if r == "deadline")
     failed = (hpo.get("n_failed") or 0) - stopped
-    lines = [f"  study {hpo.get('study_name')}: {hpo.get('n_completed')} complete, {hpo.get('n_pruned')} pruned, "
+    what = f"study {hpo.get('study_name')}" if named else "trials"
+    lines = [f"  {what}: {hpo.get('n_completed')} complete, {hpo.get('n_pruned')} pruned, "
              f"{failed} failed{f', {stopped} stopped at the timeout' if stopped else ''} "
              f"in {float(hpo.get('duration_s') or 0):.1f} s"]
     for reason in sorted({r for r in reasons if r != "deadline"})[:3]:
@@ -60,7 +61,7 @@ def print_summary(out: dict[str, Any], *, command: str) -> None:
     if out.get("split_sizes"):
         print(f"  rows: {out['split_sizes']}")
     if hpo:
-        for line in _study_lines(hpo):
+        for line in _study_lines(hpo, named=command == "train"):
             print(line)
     tm, dm = out.get("test_metrics") or {}, out.get("defaults_test_metrics") or {}
     if tm or hpo:

@@ -9,6 +9,7 @@ per trial.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any, TextIO
@@ -74,17 +75,25 @@ class Progress:
         else:
             self._log_line(done, elapsed, event)
 
+    def _width(self) -> dict[str, Any]:
+        """Follow the terminal's width; a terminal that reports no size (a bare pty: tqdm would then
+        draw nothing) gets 100 columns and 24 rows."""
+        try:
+            columns = os.get_terminal_size(self.stream.fileno()).columns
+        except (AttributeError, OSError, ValueError):
+            columns = 0
+        return {"dynamic_ncols": True} if columns > 0 else {"ncols": 100, "nrows": 24}
+
     def _bar_update(self, done: int, elapsed: float, event: dict[str, Any]) -> None:
         if self._bar is None:
+            common: dict[str, Any] = {"desc": "  tuning", "file": self.stream, "leave": True, **self._width()}
             if self.n_trials:
-                self._bar = tqdm(total=self.n_trials, desc="  tuning", unit="trial", file=self.stream,
-                                 dynamic_ncols=True, leave=True)
+                self._bar = tqdm(total=self.n_trials, unit="trial", **common)
             elif self.timeout:
-                self._bar = tqdm(total=round(self.timeout), desc="  tuning", unit="s", file=self.stream,
-                                 dynamic_ncols=True, leave=True,
-                                 bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{postfix}]")
+                self._bar = tqdm(total=round(self.timeout), unit="s", **common,
+                                 bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}{postfix}]")
             else:
-                self._bar = tqdm(desc="  tuning", unit="trial", file=self.stream, dynamic_ncols=True, leave=True)
+                self._bar = tqdm(unit="trial", **common)
         bar = self._bar
         position = min(elapsed, float(bar.total)) if self.timeout and not self.n_trials else done
         if bar.total is not None:
