@@ -66,7 +66,7 @@ from bench.messy_data import DATASETS, make_dataset  # noqa: E402
 
 _t0 = time.perf_counter()
 from src.agents.ml_foundation.model_trainer import ModelTrainerContext, build_model_trainer_graph  # noqa: E402
-from src.agents.ml_foundation.model_trainer.artifacts import load_model_artifact  # noqa: E402
+from src.agents.ml_foundation.model_trainer.artifacts import load_run_artifact  # noqa: E402
 
 OURS_IMPORT_S = time.perf_counter() - _t0
 
@@ -163,8 +163,8 @@ async def run_ours(d: dict[str, Any], budget: float, seed: int, options: dict[st
             out["failed"] = f"graph status {state.get('status')}: {state.get('error')}"
             return out
         hpo = state.get("hpo") or {}
-        model, meta = load_model_artifact(state["model_path"])
-        dmodel, _ = load_model_artifact(state["defaults_model_path"])
+        model, meta = load_run_artifact(state, state["model_path"])
+        dmodel, _ = load_run_artifact(state, state["defaults_model_path"])
         # the saved artifacts are scored on the raw test rows, as a user would (they apply the cleaning)
         t1 = time.perf_counter()
         test = score(pt, d["y_test"], model.classes_, **_predict_ours(model, d["X_test"], pt))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 
 import mlflow  # imported up front: the timing tests measure network delays, not the import
@@ -16,6 +17,8 @@ from mlflow import MlflowClient
 
 from src.mlops.tracking import MLflowTracker, default_tracking_uri, redact_secrets, resolve_tracking_uri
 from src.mlops.types import FAIL_REASON_ATTR, OptimizationResult, StudyContext
+
+from ._models import saved_model as _saved_model
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -107,7 +110,7 @@ async def test_parent_and_nested_runs(store_uri):
     assert parent.data.metrics["n_pruned"] == 1 and parent.data.metrics["n_completed"] == 4
     # secrets never reach the store
     assert parent.data.tags["database_url"] == "***"
-    assert parent.data.tags["note"] == "stored in postgresql://***@db.example:5432/hpo"
+    assert parent.data.tags["note"] == "stored in postgresql://hpo_user:***@db.example:5432/hpo"
     assert parent.data.tags["owner"] == "agent-7"
 
     by_number = {int(r.data.tags["hpo.trial_number"]): r for r in children}
@@ -123,7 +126,7 @@ async def test_parent_and_nested_runs(store_uri):
     assert by_number[0].data.metrics["rmse"] == pytest.approx(study.trials[0].value)
     assert by_number[0].info.status == "FINISHED"
     assert by_number[2].info.status == "FAILED" and "rmse" not in by_number[2].data.metrics
-    assert by_number[2].data.tags["hpo.fail_reason"] == "exception: cannot reach postgresql://***@db.example:5432/hpo"
+    assert by_number[2].data.tags["hpo.fail_reason"] == "exception: cannot reach postgresql://hpo_user:***@db.example:5432/hpo"
     assert by_number[4].data.tags["hpo.state"] == "PRUNED"
     history = MlflowClient(store_uri).get_metric_history(by_number[0].info.run_id, "intermediate_rmse")
     assert [m.step for m in history] == [0, 1]
@@ -148,35 +151,46 @@ async def test_resume_reuses_parent_and_skips_logged_trials(store_uri):
     assert sorted(int(r.data.tags["hpo.trial_number"]) for r in children) == [0, 1, 2]
 
 
-async def test_log_final_model_with_signature(store_uri, monkeypatch):
-    from lightgbm import LGBMRegressor
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    rng = np.random.default_rng(0)
-    X = pd.DataFrame(rng.normal(size=(80, 3)), columns=["a", "b", "c"])
-    y = 2 * X["a"] - X["b"]
-    model = make_pipeline(StandardScaler(), LGBMRegressor(n_estimators=10, verbose=-1)).fit(X, y)
-
-    previous_env = os.environ.get("MLFLOW_TRACKING_URI")
+async def test_log_final_model_is_a_raw_rows_pyfunc(store_uri, tmp_path, monkeypatch):
+    model, model_file, preparer_file, raw = _saved_model(tmp_path)
+    previous_env = dict(os.environ)
     tracker = MLflowTracker(store_uri, "test-model")
     await _drive(tracker, "study-model", n_trials=2)
-    uri = await tracker.log_final_model(model, X, metrics={"test_rmse": 0.12}, params={"n_estimators": 10})
+    uri = await tracker.log_final_model(model_file, preparer_file=preparer_file, raw_sample=raw.head(50),
+                                       metrics={"test_rmse": 0.12}, params={"n_estimators": 10})
+    await tracker.end_run("FINISHED")
     await tracker.aclose()
-    assert uri is not None, tracker.last_error
-    assert os.environ.get("MLFLOW_TRACKING_URI") == previous_env  # global MLflow state restored
+    assert uri is not None and uri.startswith("models:/"), tracker.last_error
+    assert dict(os.environ) == previous_env  # no global MLflow state set through the environment
     assert tracker.dropped_writes == 0
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store_uri)
     info = mlflow.models.get_model_info(uri)
-    assert info.signature is not None
-    assert [c.name for c in info.signature.inputs.inputs] == ["a", "b", "c"]
-    loaded = mlflow.sklearn.load_model(uri)
-    np.testing.assert_allclose(loaded.predict(X), model.predict(X))
+    assert [c.name for c in info.signature.inputs.inputs] == ["income", "age", "plan"]  # raw columns, no target
+    assert info.signature.params.to_dict()[0]["name"] == "predict_method"
+    loaded = mlflow.pyfunc.load_model(uri)
+    expected = model.predict(prepare_rows(preparer_file, raw))
+    np.testing.assert_array_equal(loaded.predict(raw), expected)  # raw rows in, original labels out
+    proba = loaded.predict(raw.drop(columns=["churn"]), params={"predict_method": "predict_proba"})
+    assert list(proba.columns) == ["no", "yes"] and np.allclose(proba.sum(axis=1), 1.0)
     parent, _ = _runs(store_uri, tracker.experiment_id)
     assert parent.data.metrics["test_rmse"] == pytest.approx(0.12)
     assert parent.data.params["n_estimators"] == "10"
     assert parent.info.status == "FINISHED"
+
+
+def prepare_rows(preparer_file, raw):
+    from src.mlops.features import load_preparer
+
+    return load_preparer(preparer_file).transform(raw)
+
+
+async def test_log_final_model_says_why_when_there_is_no_parent_run(store_uri, tmp_path):
+    _, model_file, preparer_file, _ = _saved_model(tmp_path)
+    tracker = MLflowTracker(store_uri, "test-no-parent")
+    assert await tracker.log_final_model(model_file, preparer_file=preparer_file) is None
+    await tracker.aclose()
+    assert "no parent run" in tracker.last_error and tracker.dropped_writes == 1
 
 
 def _free_port() -> int:
@@ -204,7 +218,7 @@ async def test_unreachable_server_never_fails_and_stays_fast(server, request):
     tracker = MLflowTracker(f"http://hpo:pw123@127.0.0.1:{port}", "unreachable")  # 3 s timeout, 0 retries
     start = time.monotonic()
     await _drive(tracker, f"study-{server}")
-    uri = await tracker.log_final_model(object(), pd.DataFrame({"a": [1.0]}))
+    uri = await tracker.log_final_model("model.skops", raw_sample=pd.DataFrame({"a": [1.0]}))
     await tracker.end_run("FAILED")
     await tracker.aclose()
     elapsed = time.monotonic() - start
@@ -221,7 +235,7 @@ async def test_unreachable_server_never_fails_and_stays_fast(server, request):
 async def test_disabled_tracker_is_a_no_op():
     tracker = MLflowTracker("http://127.0.0.1:9", enabled=False)
     await _drive(tracker, "study-off", n_trials=2)
-    assert await tracker.log_final_model(object(), None) is None
+    assert await tracker.log_final_model("model.skops") is None
     tracker.close()
     assert tracker.state == "disabled" and tracker.dropped_writes == 0 and tracker.parent_run_id is None
 
@@ -236,6 +250,30 @@ def test_store_location_and_redaction(tmp_path, monkeypatch):
     assert resolve_tracking_uri() == "http://tracking:5000"
     assert resolve_tracking_uri("sqlite:///x.db") == "sqlite:///x.db"
 
-    assert redact_secrets(DSN) == "postgresql://***@db.example:5432/hpo"
+    assert redact_secrets(DSN) == "postgresql://hpo_user:***@db.example:5432/hpo"
     assert redact_secrets("host=db password=hunter2 user=x") == "host=db password=*** user=x"
     assert redact_secrets("postgresql://db.example/hpo") == "postgresql://db.example/hpo"
+
+
+async def test_tracker_never_changes_the_environment_while_it_calls(black_hole):
+    """MLflow's HTTP bounds come from os.environ; the tracker used to set them around each call,
+    which other threads could observe. Watch the environment from another thread during calls."""
+    seen: set[str | None] = set()
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            seen.add(os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT"))
+
+    before = os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT")
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    tracker = MLflowTracker(f"http://127.0.0.1:{black_hole}", "env-watch", call_timeout_s=2)
+    try:
+        await _drive(tracker, "study-env", n_trials=1)
+    finally:
+        stop.set()
+        watcher.join(5)
+        await tracker.aclose()
+    assert tracker.state == "broken"  # the calls did happen (and failed against the black hole)
+    assert seen == {before}

@@ -151,8 +151,12 @@ class RunServices:
     journal: PostgresJournalBackend | None = None
     #: the Optuna storage over ``journal`` (``None``: in memory)
     optuna_storage: Any = None
+    #: the history repository (the graph reads digests and runs from it; the recorder writes it)
+    history: PostgresHistoryRepository | None = None
     recorder: HistoryRecorder | None = None
     tracker: Any = None
+    #: the run's final status as the command saw it ("completed", "failed"; None: it stopped early)
+    final_status: str | None = None
     checkpointer: Any = None
     checkpoint_pool: Any = None
     db_gone: bool = False
@@ -174,7 +178,8 @@ class RunServices:
 
     async def close_listeners(self) -> None:
         """Flush and close the recorder (marking its unfinished studies interrupted when the run
-        was stopped) and the tracker."""
+        was stopped) and the tracker (ending an MLflow run the graph left open: FAILED for a failed
+        run, KILLED for one that stopped early)."""
         started = time.monotonic()
         wait = CLOSE_WAIT_DB_GONE_S if self.db_gone else CLOSE_WAIT_S
         try:
@@ -184,6 +189,8 @@ class RunServices:
                 await self.recorder.aclose(timeout=wait)
         finally:
             if self.tracker is not None:
+                if self.tracker.run_open:
+                    await self.tracker.end_run("FAILED" if self.final_status == "failed" else "KILLED")
                 await self.tracker.aclose()
             self.closing_seconds = round(time.monotonic() - started, 2)
 
@@ -200,7 +207,8 @@ async def run_services(home: Path, stopper: RunStopper, *, use_db: bool, use_mlf
             store = services.store = await stack.enter_async_context(open_store(home))
             services.journal = await asyncio.to_thread(PostgresJournalBackend, store.dsn, reconnect_timeout=outage_s)
             services.optuna_storage = JournalStorage(services.journal)
-            services.recorder = HistoryRecorder(PostgresHistoryRepository(store.db))
+            services.history = PostgresHistoryRepository(store.db)
+            services.recorder = HistoryRecorder(services.history)
             if checkpoints:
                 services.checkpointer, services.checkpoint_pool = await stack.enter_async_context(
                     open_checkpointer(store, wait_s=outage_s))

@@ -53,7 +53,9 @@ class _OneLineFormatter(logging.Formatter):
 
 
 def _configure_process() -> None:
-    for key, value in _ENV_DEFAULTS.items():
+    from src.mlops.tracking import http_settings  # MLflow reads its HTTP bounds from the environment
+
+    for key, value in {**_ENV_DEFAULTS, **http_settings()}.items():  # user values win
         os.environ.setdefault(key, value)
     for category, module in _QUIET_WARNINGS:
         warnings.filterwarnings("ignore", category=category, module=module)
@@ -162,6 +164,10 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.command in ("train", "tune"):
         print_summary(out, command=args.command)
         write_json(output, out)
+        if out.get("status") == "completed_untracked":
+            print(f"\nerror: the model was saved, but its MLflow record is incomplete: {out.get('mlflow_error')}",
+                  file=sys.stderr)
+            return EXIT_FAILURE
         if out.get("status") != "completed":
             err = out.get("error") or {}
             print(f"\nerror in {err.get('node', '?')}: {err.get('message', 'unknown error')}", file=sys.stderr)

@@ -82,6 +82,10 @@ def print_summary(out: dict[str, Any], *, command: str) -> None:
         print(f"\n  model: {out['model_path']}")
     if out.get("mlflow_run_id"):
         print(f"  mlflow run: {out['mlflow_run_id']}")
+    if out.get("mlflow_model_uri"):
+        print(f"  mlflow model: {out['mlflow_model_uri']}")
+    if out.get("mlflow_error"):
+        print(f"  mlflow: NOT RECORDED: {out['mlflow_error']}")
     timings = out.get("timings") or {}
     if timings.get("total") is not None:
         parts = ", ".join(f"{k} {v:.1f}" for k, v in timings.items() if k != "total")

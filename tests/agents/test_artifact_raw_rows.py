@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from src.agents.ml_foundation.model_trainer import ModelTrainerContext, build_model_trainer_graph, load_model_artifact
-from src.agents.ml_foundation.model_trainer.artifacts import PREPARER_FILE
+from src.agents.ml_foundation.model_trainer.artifacts import PREPARER_FILE, recorded_digests
 from src.mlops.errors import DataValidationError
 from src.mlops.features import load_preparer
 from src.mlops.splits import load_frame_ref
@@ -43,7 +43,7 @@ async def test_artifact_predicts_on_raw_csv_rows(tmp_path: Path, context: ModelT
     assert Path(final["preparer_path"]).is_file()
     assert {"signup_date_year", "income", "discount", "region_code_"} <= set(load_preparer(final["preparer_path"]).feature_names)
 
-    model, metadata = load_model_artifact(final["model_path"])
+    model, metadata = load_model_artifact(final["model_path"], digests=recorded_digests(final, final["model_path"]))
     assert metadata["preparer_file"] == PREPARER_FILE and (Path(final["model_path"]) / PREPARER_FILE).is_file()
     X_test = load_frame_ref(final["splits"]["test_X"])
     raw = pd.read_csv(csv)  # what the user has: the raw rows, as pandas reads them
@@ -56,7 +56,7 @@ async def test_artifact_predicts_on_raw_csv_rows(tmp_path: Path, context: ModelT
     np.testing.assert_allclose(model.predict_proba(rows), model.model.predict_proba(X_test), rtol=0, atol=1e-12)
     assert list(model.classes_) == ["no", "yes"]  # other attributes are the TunedModel's
 
-    defaults_model, _ = load_model_artifact(final["defaults_model_path"])
+    defaults_model, _ = load_model_artifact(final["defaults_model_path"], trusted=True)
     np.testing.assert_array_equal(defaults_model.predict(rows), defaults_model.model.predict(X_test))
 
     with pytest.raises(DataValidationError, match=r"missing 2 columns.*'income'.*'signup_date'"):

@@ -14,7 +14,7 @@ from sklearn.datasets import load_breast_cancer, load_iris
 from src.agents.ml_foundation.model_trainer import (
     ModelTrainerContext,
     build_model_trainer_graph,
-    load_model_artifact,
+    load_run_artifact,
 )
 from src.agents.ml_foundation.model_trainer.nodes.model_evaluator import score_model
 from src.mlops.splits import load_frame_ref
@@ -28,7 +28,7 @@ def _assert_plain_json(state: dict) -> None:
     assert json.loads(json.dumps(state, allow_nan=False)) == state
 
 
-async def test_breast_cancer_end_to_end_with_mlflow(tmp_path: Path, context: ModelTrainerContext) -> None:
+async def test_breast_cancer_end_to_end_with_mlflow(tmp_path: Path, context: ModelTrainerContext, monkeypatch) -> None:
     uri = f"sqlite:///{(tmp_path / 'mlflow.db').as_posix()}"
     tracker = MLflowTracker(tracking_uri=uri, experiment_name="trainer-test")
     context.tracker = tracker
@@ -60,7 +60,7 @@ async def test_breast_cancer_end_to_end_with_mlflow(tmp_path: Path, context: Mod
     assert final["validation_metrics"]["roc_auc"] == pytest.approx(hpo["best_value"], abs=1e-9)
     assert final["split_sizes"] == {"train": 343, "val": 113, "test": 113}
 
-    model, metadata = load_model_artifact(final["model_path"])
+    model, metadata = load_run_artifact(final, final["model_path"])
     X_test = load_frame_ref(final["splits"]["test_X"])
     pred = model.predict(X_test)
     assert len(pred) == len(X_test) and set(np.unique(pred)) <= {0, 1}
@@ -71,7 +71,7 @@ async def test_breast_cancer_end_to_end_with_mlflow(tmp_path: Path, context: Mod
     assert metadata["mlflow_run_id"] == final["mlflow_run_id"]
     assert {"python", "sklearn", "lightgbm", "xgboost", "optuna", "pandas"} <= set(metadata["library_versions"])
     assert Path(final["model_path"]).is_relative_to(context.hpo_home / "runs" / final["run_id"])
-    defaults_model, defaults_meta = load_model_artifact(final["defaults_model_path"])
+    defaults_model, defaults_meta = load_run_artifact(final, final["defaults_model_path"])
     assert defaults_meta["kind"] == "defaults" and defaults_meta["params"] == final["default_params"]
 
     # MLflow: parent run for the study, a nested run per trial, the model under the parent
@@ -85,9 +85,13 @@ async def test_breast_cancer_end_to_end_with_mlflow(tmp_path: Path, context: Mod
                                   filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
     assert sorted(int(r.data.tags["hpo.trial_number"]) for r in children) == [0, 1, 2, 3, 4]
     assert final["mlflow_model_uri"]
-    # the cleaning of raw rows travels with the run: preparer.json and metadata.json
-    logged = {Path(a.path).name for a in client.list_artifacts(parent.info.run_id, "model_files")}
-    assert logged == {"preparer.json", "metadata.json"}
+    # the logged model is a pyfunc that takes the raw rows (the cleaning travels with it)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    import mlflow.pyfunc
+
+    raw = load_breast_cancer(as_frame=True).frame.loc[X_test.index]
+    pyfunc = mlflow.pyfunc.load_model(final["mlflow_model_uri"])
+    np.testing.assert_array_equal(np.asarray(pyfunc.predict(raw)), model.predict(raw))
 
 
 async def test_refit_train_val_uses_train_and_validation_rows(context: ModelTrainerContext) -> None:
@@ -105,7 +109,7 @@ async def test_refit_train_val_uses_train_and_validation_rows(context: ModelTrai
     grown = (sizes["train"] + sizes["val"]) / sizes["train"]
     assert training["n_rounds"] == max(1, round(hpo["best_iteration"] * grown)) > hpo["best_iteration"]
     assert final["validation_metrics"] == {"roc_auc": hpo["best_value"]}
-    model, _ = load_model_artifact(final["model_path"])
+    model, _ = load_run_artifact(final, final["model_path"])
     assert model.estimator.n_estimators == training["n_rounds"]
     assert set(final["test_metrics"]) == {"roc_auc", "accuracy", "f1", "log_loss"}
     assert final["test_metrics"]["roc_auc"] > 0.9
@@ -129,8 +133,8 @@ async def test_default_refit_deploys_a_model_fitted_on_every_row(context: ModelT
     assert deployed["n_rounds"] == round(hpo["best_iteration"] * n_all / hpo["best_fit_rows"]) > training["n_rounds"]
 
     assert final["evaluated_model_path"] != final["model_path"]
-    deployed_model, meta = load_model_artifact(final["model_path"])
-    evaluated_model, evaluated_meta = load_model_artifact(final["evaluated_model_path"])
+    deployed_model, meta = load_run_artifact(final, final["model_path"])
+    evaluated_model, evaluated_meta = load_run_artifact(final, final["evaluated_model_path"])
     assert deployed_model.estimator.n_estimators == deployed["n_rounds"]
     assert meta["kind"] == "deployed" and meta["fitted_on"] == "train+val+test" and meta["fit_rows"] == n_all
     assert meta["test_metrics_of"] == "evaluated_model" and "train+validation+test" in meta["test_metrics_note"]
@@ -179,7 +183,7 @@ async def test_messy_csv_completes(messy_csv: Path, context: ModelTrainerContext
     assert {"city", "plan"} <= set(final["dataset_info"]["categorical_columns"])
     assert final["dataset_info"]["class_labels"] == ["no", "yes"]
     assert final["test_metrics"]["roc_auc"] is not None and final["test_metrics"]["roc_auc"] > 0.6
-    model, _ = load_model_artifact(final["model_path"])
+    model, _ = load_run_artifact(final, final["model_path"])
     raw = make_messy_frame(n=20, seed=5)
     X_new = raw.drop(columns=["customer_id", "churn"])
     X_new["city"] = X_new["city"].astype("category")

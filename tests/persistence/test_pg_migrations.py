@@ -18,6 +18,10 @@ from src.mlops.persistence import (
 
 from ._helpers import REPO_ROOT, result_of, soon, spawn
 
+#: the repository's migration files, by version (each helper adding a file need not edit these tests)
+FILES = sorted(DEFAULT_MIGRATIONS_DIR.glob("[0-9][0-9][0-9]_*.sql"))
+VERSIONS = [int(f.name[:3]) for f in FILES]
+
 
 @pytest.fixture
 def migrations_copy(tmp_path: Path) -> Path:
@@ -30,19 +34,21 @@ def migrations_copy(tmp_path: Path) -> Path:
 def test_default_directory_is_the_repository_one() -> None:
     assert DEFAULT_MIGRATIONS_DIR == REPO_ROOT / "database" / "migrations"
     migrations = load_migrations()
-    assert [m.version for m in migrations] == [1, 2]
+    assert [m.version for m in migrations] == VERSIONS and VERSIONS[:2] == [1, 2]
     assert all(len(m.checksum) == 64 for m in migrations)
 
 
 async def test_migrate_applies_each_file_once(fresh_dsn: str) -> None:
-    assert await migrate(fresh_dsn) == [1, 2]
+    assert await migrate(fresh_dsn) == VERSIONS
     assert await migrate(fresh_dsn) == []
     async with await create_pool(fresh_dsn) as db:
         rows = await db.fetch("SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version")
-        assert [(r["version"], r["name"]) for r in rows] == [(1, "hpo_history"), (2, "optuna_journal")]
+        assert [(r["version"], r["name"]) for r in rows][:2] == [(1, "hpo_history"), (2, "optuna_journal")]
+        assert [r["version"] for r in rows] == VERSIONS
         assert [r["checksum"] for r in rows] == [m.checksum for m in load_migrations()]
         tables = {r["t"] for r in await db.fetch("SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public'")}
-        assert {"ml_experiments", "ml_hpo_studies", "ml_hpo_trials", "optuna_journal_logs", "schema_migrations"} <= tables
+        assert {"ml_experiments", "ml_hpo_studies", "ml_hpo_trials", "optuna_journal_logs", "ml_model_artifacts",
+                "schema_migrations"} <= tables
         fks = await db.fetch(
             "SELECT conrelid::regclass::text AS t, confrelid::regclass::text AS r FROM pg_constraint WHERE contype = 'f'"
         )
@@ -50,16 +56,17 @@ async def test_migrate_applies_each_file_once(fresh_dsn: str) -> None:
         indexes = {r["i"] for r in await db.fetch("SELECT indexname AS i FROM pg_indexes WHERE schemaname = 'public'")}
         assert {"ml_hpo_studies_lookup_idx", "ml_hpo_trials_complete_value_idx", "ml_hpo_trials_study_number_key"} <= indexes
         status = await migration_status(db)
-        assert [(s.version, s.checksum_ok) for s in status] == [(1, True), (2, True)]
+        assert [(s.version, s.checksum_ok) for s in status] == [(v, True) for v in VERSIONS]
 
 
 def test_two_processes_migrating_at_once_apply_each_file_exactly_once(fresh_dsn: str, migrations_copy: Path) -> None:
-    # a slow third migration widens the window in which both runners are active
-    (migrations_copy / "003_slow.sql").write_text("SELECT pg_sleep(0.5);\nCREATE TABLE slow_marker (id INT);\n")
+    # a slow last migration widens the window in which both runners are active
+    slow = VERSIONS[-1] + 1
+    (migrations_copy / f"{slow:03d}_slow.sql").write_text("SELECT pg_sleep(0.5);\nCREATE TABLE slow_marker (id INT);\n")
     start_at = soon(1.5)
     procs = [spawn("migrate", {"dsn": fresh_dsn, "start_at": start_at, "migrations_dir": str(migrations_copy)}) for _ in range(2)]
     applied = [result_of(p)["applied"] for p in procs]
-    assert sorted(applied) == [[], [1, 2, 3]]
+    assert sorted(applied) == [[], [*VERSIONS, slow]]
 
 
 async def test_changed_file_is_refused(fresh_dsn: str, migrations_copy: Path) -> None:
@@ -80,7 +87,7 @@ async def test_database_newer_than_the_code_is_refused(fresh_dsn: str) -> None:
         await migrate(fresh_dsn)
     msg = str(ei.value)
     assert "newer than this code" in msg and "version 7" in msg and "from_the_future" in msg
-    assert "002_optuna_journal.sql" in msg
+    assert FILES[-1].name in msg
 
 
 async def test_failing_file_rolls_back_alone(fresh_dsn: str, tmp_path: Path) -> None:

@@ -45,7 +45,8 @@ async def cmd_train(args: argparse.Namespace, stopper: RunStopper, *, outage_s: 
                             checkpoints=True, outage_s=outage_s) as services:
         graph = build_model_trainer_graph(checkpointer=services.checkpointer or InMemorySaver())
         context = ModelTrainerContext(hpo_home=home, optuna_storage=services.optuna_storage,
-                                      listeners=services.listeners, tracker=services.tracker, started_at=started_at)
+                                      listeners=services.listeners, tracker=services.tracker,
+                                      history=services.history, started_at=started_at)
         stream_input: dict[str, Any] | None
         snapshot = await graph.aget_state(config) if args.thread_id else None
         if snapshot is not None and snapshot.values:
@@ -92,6 +93,7 @@ async def cmd_train(args: argparse.Namespace, stopper: RunStopper, *, outage_s: 
                         if node in NODE_ORDER and NODE_ORDER.index(node) + 1 < len(NODE_ORDER):
                             stopper.context["node"] = NODE_ORDER[NODE_ORDER.index(node) + 1]
                     mark = now
+            services.final_status = final.get("status")
         finally:
             progress.close()
     final = dict(final)

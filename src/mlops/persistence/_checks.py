@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..errors import ConfigurationError, StudyNotFoundError
@@ -21,6 +21,7 @@ __all__ = [
     "check_trials",
     "study_fields",
     "study_not_found",
+    "check_artifact",
 ]
 
 TRIAL_STATES = ("RUNNING", "WAITING", "COMPLETE", "PRUNED", "FAIL")
@@ -104,3 +105,20 @@ def study_fields(context: StudyContext, status: str) -> dict[str, Any]:
 def study_not_found(study_name: str) -> StudyNotFoundError:
     """The error for a study name that is not stored (the same message from both repositories)."""
     return StudyNotFoundError(f"study {study_name!r} is not in the history database; upsert_study() it first")
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def check_artifact(path: Any, digests: Any) -> dict[str, str]:
+    """An absolute artifact folder and a non-empty ``{file name: SHA-256 hex}``; the digests as a dict."""
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise ConfigurationError(f"an artifact path must be an absolute folder path (a string), got {path!r}")
+    if not isinstance(digests, Mapping) or not digests:
+        raise ConfigurationError(f"artifact digests must be a non-empty {{file name: sha256}} mapping, got {digests!r}")
+    for name, digest in digests.items():
+        if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+            raise ConfigurationError(f"an artifact file name must be a plain file name, got {name!r}")
+        if not isinstance(digest, str) or len(digest) != 64 or not set(digest) <= _HEX:
+            raise ConfigurationError(f"the digest of {name!r} must be 64 lowercase hex characters (SHA-256), got {digest!r}")
+    return dict(digests)

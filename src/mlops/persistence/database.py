@@ -42,8 +42,13 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 
 import asyncpg
 
+from .._home import DEFAULT_HPO_HOME, ENV_HPO_HOME
+from .._home import resolve_hpo_home as hpo_home
 from ..errors import ConfigurationError, DatabaseError, DatabaseTimeoutError, DatabaseUnavailableError
 from ..jsonutil import json_dumps
+from ..redaction import dsn_password as _password
+from ..redaction import redact_dsn, redact_secrets
+from ..redaction import scrub_dsn as _scrub
 
 __all__ = [
     "ENV_DATABASE_URL",
@@ -68,8 +73,6 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 ENV_DATABASE_URL = "DATABASE_URL"
-ENV_HPO_HOME = "HPO_HOME"
-DEFAULT_HPO_HOME = "./.hpo"
 _SCHEMES = ("postgresql", "postgres")
 _DEFAULT_PORT = 5432
 
@@ -98,68 +101,6 @@ class DsnInfo:
             return f"unix socket {self.host.rstrip('/')}/.s.PGSQL.{self.port} (port {self.port})"
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
-
-
-_KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
-_URL_PASSWORD = re.compile(r"(://[^:/@?#]*:)[^@/?#]*(@)")
-
-
-def redact_dsn(dsn: str) -> str:
-    """``dsn`` with its password (in the user info, a ``password=`` query or key/value) replaced by ``***``."""
-    if not isinstance(dsn, str):
-        return "<not a string>"
-    if "://" not in dsn:
-        return _KV_PASSWORD.sub(r"\1***", dsn)
-    try:
-        parts = urlsplit(dsn)
-        userinfo, at, hostinfo = parts.netloc.rpartition("@")
-        if at and ":" in userinfo:
-            user, _, password = userinfo.partition(":")
-            if password:
-                userinfo = f"{user}:***"
-        netloc = f"{userinfo}@{hostinfo}" if at else parts.netloc
-        query = parts.query
-        if query:
-            pairs = parse_qsl(query, keep_blank_values=True)
-            if any(k.lower() == "password" for k, _ in pairs):
-                query = urlencode(
-                    [(k, "***" if k.lower() == "password" else v) for k, v in pairs], safe="/*"
-                )
-        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-    except ValueError:  # malformed URL: fall back to textual redaction
-        return _KV_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***\2", dsn))
-
-
-def redact_secrets(text: str) -> str:
-    """``text`` with passwords of any URL or ``password=`` pair in it replaced by ``***`` (for log lines)."""
-    return _KV_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***\2", text))
-
-
-def _password(dsn: str) -> str | None:
-    """The password of ``dsn`` if any (used only to scrub it from driver messages)."""
-    try:
-        parts = urlsplit(dsn)
-        userinfo, at, _ = parts.netloc.rpartition("@")
-        if at and ":" in userinfo:
-            pw = unquote(userinfo.partition(":")[2])
-            if pw:
-                return pw
-        for k, v in parse_qsl(parts.query):
-            if k.lower() == "password" and v:
-                return v
-    except ValueError:
-        pass
-    m = _KV_PASSWORD.search(dsn)
-    return m.group(2).strip("'") if m else None
-
-
-def _scrub(text: str, dsn: str) -> str:
-    """``text`` without the password of ``dsn`` (nor the DSN itself)."""
-    text = text.replace(dsn, redact_dsn(dsn))
-    pw = _password(dsn)
-    if pw:
-        text = text.replace(pw, "***").replace(quote(pw, safe=""), "***")
-    return text
 
 
 _DRIVER_SUFFIX = re.compile(r"^(postgres(?:ql)?)\+[A-Za-z0-9_]+://", re.IGNORECASE)
@@ -233,12 +174,6 @@ def to_sqlalchemy_url(dsn: str) -> str:
 
 
 # ---------------------------------------------------------------------------------- embedded server
-
-
-def hpo_home(env: Mapping[str, str] | None = None) -> Path:
-    """``$HPO_HOME`` (default ``./.hpo``) as an absolute path."""
-    env = os.environ if env is None else env
-    return Path(env.get(ENV_HPO_HOME) or DEFAULT_HPO_HOME).expanduser().resolve()
 
 
 def _pgserver() -> Any:
@@ -368,7 +303,7 @@ def resolve_database_url(env: Mapping[str, str] | None = None, *, cleanup: Clean
     if url:
         parse_dsn(url)
         return url
-    return start_embedded_postgres(hpo_home(env), cleanup=cleanup).dsn()
+    return start_embedded_postgres(hpo_home(env=env), cleanup=cleanup).dsn()
 
 
 # --------------------------------------------------------------------------------------------- pool

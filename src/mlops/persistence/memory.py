@@ -14,7 +14,7 @@ from typing import Any
 
 from ..jsonutil import json_dumps, to_jsonable
 from ..types import StudyContext
-from ._checks import check_limit, check_name, check_states, check_status, check_trials, study_fields, study_not_found
+from ._checks import check_artifact, check_limit, check_name, check_states, check_status, check_trials, study_fields, study_not_found
 from .records import BestTrial, StudyRecord, StudySummary, TrialRecord
 
 __all__ = ["InMemoryHistoryRepository"]
@@ -27,6 +27,7 @@ class InMemoryHistoryRepository:
         self._experiments: dict[str, dict[str, Any]] = {}
         self._studies: dict[str, StudyRecord] = {}
         self._trials: dict[str, dict[int, tuple[TrialRecord, datetime, datetime]]] = {}
+        self._artifacts: dict[str, tuple[str, str | None, dict[str, str]]] = {}
 
     @staticmethod
     def _now() -> datetime:
@@ -191,6 +192,16 @@ class InMemoryHistoryRepository:
         check_name(study_name)
         self._trials.pop(study_name, None)
         return self._studies.pop(study_name, None) is not None
+
+    async def record_artifact(self, path: str, digests: Mapping[str, str], *, run_id: str,
+                              study_name: str | None = None) -> None:
+        checked = check_artifact(path, digests)
+        check_name(run_id, "run id")
+        self._artifacts[path] = (run_id, study_name, checked)
+
+    async def get_artifact_digests(self, path: str) -> dict[str, str] | None:
+        found = self._artifacts.get(path)
+        return None if found is None else dict(found[2])
 
     def _require(self, study_name: str) -> StudyRecord:
         check_name(study_name)

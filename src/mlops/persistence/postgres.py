@@ -15,7 +15,7 @@ import asyncpg
 
 from ..jsonutil import float_from_json, to_jsonable
 from ..types import StudyContext
-from ._checks import check_limit, check_name, check_states, check_status, check_trials, study_fields, study_not_found
+from ._checks import check_artifact, check_limit, check_name, check_states, check_status, check_trials, study_fields, study_not_found
 from .database import Database
 from .records import BestTrial, StudyRecord, StudySummary, TrialRecord
 
@@ -226,6 +226,16 @@ LIMIT $6
 
 _DELETE_STUDY = "DELETE FROM ml_hpo_studies WHERE study_name = $1 RETURNING true"
 
+# Artifact digests (004_model_artifacts.sql): an upsert that writes only on a change.
+_RECORD_ARTIFACT = """
+INSERT INTO ml_model_artifacts AS a (path, run_id, study_name, digests) VALUES ($1, $2, $3, $4)
+ON CONFLICT (path) DO UPDATE SET
+    run_id = EXCLUDED.run_id, study_name = EXCLUDED.study_name, digests = EXCLUDED.digests, updated_at = now()
+WHERE (a.run_id, a.study_name, a.digests) IS DISTINCT FROM (EXCLUDED.run_id, EXCLUDED.study_name, EXCLUDED.digests)
+"""
+
+_ARTIFACT_DIGESTS = "SELECT digests FROM ml_model_artifacts WHERE path = $1"
+
 
 def _trial_args(study_id: Any, t: TrialRecord) -> tuple[Any, ...]:
     return (
@@ -375,3 +385,13 @@ class PostgresHistoryRepository:
     async def delete_study(self, study_name: str) -> bool:
         check_name(study_name)
         return await self.db.fetchval(_DELETE_STUDY, study_name) is not None
+
+    async def record_artifact(self, path: str, digests: Mapping[str, str], *, run_id: str,
+                              study_name: str | None = None) -> None:
+        checked = check_artifact(path, digests)
+        check_name(run_id, "run id")
+        await self.db.execute(_RECORD_ARTIFACT, path, run_id, study_name, checked)
+
+    async def get_artifact_digests(self, path: str) -> dict[str, str] | None:
+        found = await self.db.fetchval(_ARTIFACT_DIGESTS, path)
+        return None if found is None else dict(found)

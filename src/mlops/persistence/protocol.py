@@ -79,3 +79,11 @@ class HistoryRepository(Protocol):
 
     async def delete_study(self, study_name: str) -> bool:
         """Delete a study and its trials; False if it did not exist."""
+
+    async def record_artifact(self, path: str, digests: Mapping[str, str], *, run_id: str,
+                              study_name: str | None = None) -> None:
+        """Record the SHA-256 of the files of the model artifact in folder ``path`` (absolute) that run
+        ``run_id`` wrote; a folder recorded again gets the new digests."""
+
+    async def get_artifact_digests(self, path: str) -> dict[str, str] | None:
+        """The digests recorded for the artifact folder ``path``, or ``None``."""

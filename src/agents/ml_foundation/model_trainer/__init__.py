@@ -6,7 +6,15 @@ validation data only, trains and evaluates it, and registers it (SPEC F20-F22).
 >>> final = await graph.ainvoke({"dataset_name": "breast_cancer", "n_trials": 20}, context=ModelTrainerContext())
 """
 
-from .artifacts import load_model_artifact, read_artifact_metadata, save_model_artifact
+from .artifacts import (
+    SavedArtifact,
+    load_model_artifact,
+    load_recorded_artifact,
+    load_run_artifact,
+    read_artifact_metadata,
+    recorded_digests,
+    save_model_artifact,
+)
 from .context import ModelTrainerContext, default_hpo_home
 from .graph import NODE_ORDER, build_model_trainer_graph
 from .nodes import StreamProgressListener
@@ -25,5 +33,9 @@ __all__ = [
     "default_hpo_home",
     "save_model_artifact",
     "load_model_artifact",
+    "load_run_artifact",
+    "load_recorded_artifact",
+    "recorded_digests",
+    "SavedArtifact",
     "read_artifact_metadata",
 ]

@@ -15,7 +15,6 @@ A resumed run needs the same context again (same ``hpo_home`` and ``optuna_stora
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,9 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 from langgraph.runtime import Runtime
 
+from src.mlops import resolve_hpo_home
 from src.mlops.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from src.mlops.persistence import HistoryRepository
     from src.mlops.tracking import MLflowTracker
     from src.mlops.types import TrialListener
 
@@ -35,7 +36,7 @@ __all__ = ["ModelTrainerContext", "default_hpo_home", "get_context", "run_direct
 
 def default_hpo_home() -> Path:
     """``$HPO_HOME`` or ``./.hpo`` (relative to the current directory), as an absolute path."""
-    return Path(os.environ.get("HPO_HOME") or ".hpo").expanduser().resolve()
+    return resolve_hpo_home()
 
 
 @dataclass
@@ -62,6 +63,9 @@ class ModelTrainerContext:
         max_failures: stop the study after this many failed trials (``None``: no limit).
         patience: stop the study after this many completed trials without improvement.
         registered_model_name: also register the MLflow model under this name.
+        history: the history database (a :class:`~src.mlops.persistence.HistoryRepository`);
+            ``register_model`` records there the digests of the model artifacts the run wrote, so
+            ``load_recorded_artifact`` can check a folder later (``None``: the state keeps them only).
         started_at: epoch seconds at which the run started (default: when the context was made);
             ``state["time_budget"]`` counts from here. The CLI passes its process start.
     """
@@ -76,6 +80,7 @@ class ModelTrainerContext:
     max_failures: int | None = None
     patience: int | None = None
     registered_model_name: str | None = None
+    history: HistoryRepository | None = None
     started_at: float = field(default_factory=time.time)
 
     def __post_init__(self) -> None:

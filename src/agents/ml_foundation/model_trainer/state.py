@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, Literal, TypedDict
+from typing import Annotated, Any, Literal, TypedDict
 
 from src.mlops.errors import ConfigurationError, MLOpsError
 from src.mlops.jsonutil import to_jsonable
@@ -41,7 +41,18 @@ __all__ = [
     "jsonable",
     "validate_settings",
     "is_bad_input",
+    "merge_artifact_digests",
 ]
+
+
+def merge_artifact_digests(
+    current: dict[str, dict[str, str]] | None, update: dict[str, dict[str, str]] | None
+) -> dict[str, dict[str, str]]:
+    """Reducer of ``artifact_digests``: a node adds or replaces the entries of the artifacts it wrote;
+    ``None`` (``load_data`` starting a run) clears them."""
+    if update is None:
+        return {}
+    return {**(current or {}), **update}
 
 
 class ErrorInfo(TypedDict):
@@ -201,8 +212,8 @@ class ModelTrainerState(TypedDict, total=False):
     merged_params: dict[str, Any]
     #: the defaults of the model family (hyperparameter_tuner), for the defaults baseline.
     default_params: dict[str, Any]
-    #: directory of the deployed model artifact (training_executor; replaced by final_refit with
-    #: the model refit on all rows when ``refit="all"``).
+    #: directory of the deployed model artifact, model.skops + preparer.json + metadata.json
+    #: (training_executor; replaced by final_refit with the model refit on all rows when ``refit="all"``).
     model_path: str
     #: directory of the model the test metrics belong to (fitted without the test rows) (training_executor).
     evaluated_model_path: str
@@ -214,6 +225,10 @@ class ModelTrainerState(TypedDict, total=False):
     #: round count found on validation, ``n_rounds`` the count of the evaluated model; final_refit
     #: adds ``"deployed": {"refit", "fit_rows", "n_rounds", "fit_seconds"}`` for the model refit on all rows.
     training: dict[str, Any]
+    #: artifact directory -> {file name: SHA-256} of every model artifact this run wrote
+    #: (training_executor, and any node that re-saves one; merged by key). Checked before a model
+    #: file is read (``artifacts.load_run_artifact``): a file beside the model cannot vouch for it.
+    artifact_digests: Annotated[dict[str, dict[str, str]], merge_artifact_digests]
     #: metrics of the tuned model on the validation split (model_evaluator).
     validation_metrics: dict[str, float | None]
     #: metrics of the tuned model on the test split, computed once (model_evaluator).
@@ -222,16 +237,23 @@ class ModelTrainerState(TypedDict, total=False):
     defaults_test_metrics: dict[str, float | None]
     #: metric -> why it could not be computed (e.g. a class missing from the test split) (model_evaluator).
     metric_errors: dict[str, str]
+    #: the MLflow parent run of this run, set as soon as it is opened (hyperparameter_tuner) so that
+    #: a resumed run reopens it instead of losing its record (register_model).
+    mlflow_parent_run_id: str | None
     #: parent MLflow run of the study (register_model; ``None`` without a tracker).
     mlflow_run_id: str | None
     #: URI of the model logged to MLflow (register_model).
     mlflow_model_uri: str | None
     #: MLflow writes dropped by the best-effort tracker (register_model).
     mlflow_dropped_writes: int | None
+    #: why the MLflow record of a tracked run is incomplete (register_model; ``None`` when complete).
+    mlflow_error: str | None
     #: set when a node refused its input; the graph then ends.
     error: ErrorInfo | None
-    #: "running" while the graph runs, then "completed" | "failed".
-    status: Literal["running", "completed", "failed"]
+    #: "running" while the graph runs, then "completed" | "failed", or "completed_untracked": the model
+    #: was trained, evaluated and saved, but a tracker was given and the MLflow record (parent run
+    #: and logged model) could not be written -- ``mlflow_error`` says why.
+    status: Literal["running", "completed", "completed_untracked", "failed"]
 
 
 class ModelTrainerInput(TypedDict, total=False):
@@ -287,13 +309,16 @@ class LoadDataUpdate(TypedDict, total=False):
     evaluated_model_path: str | None
     defaults_model_path: str | None
     training: dict[str, Any] | None
+    artifact_digests: dict[str, dict[str, str]] | None
     validation_metrics: dict[str, float | None] | None
     test_metrics: dict[str, float | None] | None
     defaults_test_metrics: dict[str, float | None] | None
     metric_errors: dict[str, str] | None
+    mlflow_parent_run_id: str | None
     mlflow_run_id: str | None
     mlflow_model_uri: str | None
     mlflow_dropped_writes: int | None
+    mlflow_error: str | None
     error: ErrorInfo | None
     status: str
 
@@ -309,6 +334,7 @@ class SplitDataUpdate(TypedDict, total=False):
 
 class TunerUpdate(TypedDict, total=False):
     hpo: HPOSummary
+    mlflow_parent_run_id: str | None
     merged_params: dict[str, Any]
     default_params: dict[str, Any]
     error: ErrorInfo
@@ -320,6 +346,7 @@ class TrainingUpdate(TypedDict, total=False):
     evaluated_model_path: str
     defaults_model_path: str
     training: dict[str, Any]
+    artifact_digests: dict[str, dict[str, str]]
     error: ErrorInfo
     status: str
 
@@ -336,6 +363,7 @@ class EvaluatorUpdate(TypedDict, total=False):
 class RefitUpdate(TypedDict, total=False):
     model_path: str
     training: dict[str, Any]
+    artifact_digests: dict[str, dict[str, str]]
     error: ErrorInfo
     status: str
 
@@ -344,6 +372,7 @@ class RegisterUpdate(TypedDict, total=False):
     mlflow_run_id: str | None
     mlflow_model_uri: str | None
     mlflow_dropped_writes: int | None
+    mlflow_error: str | None
     error: ErrorInfo
     status: str
 
@@ -352,8 +381,9 @@ class RegisterUpdate(TypedDict, total=False):
 OUTPUT_KEYS: tuple[str, ...] = (
     "splits", "split_sizes", "split_strategy", "hpo", "merged_params", "default_params", "model_path",
     "evaluated_model_path",
-    "defaults_model_path", "training", "validation_metrics", "test_metrics", "defaults_test_metrics",
-    "metric_errors", "mlflow_run_id", "mlflow_model_uri", "mlflow_dropped_writes", "error",
+    "defaults_model_path", "training", "artifact_digests", "validation_metrics", "test_metrics",
+    "defaults_test_metrics", "metric_errors", "mlflow_parent_run_id", "mlflow_run_id", "mlflow_model_uri",
+    "mlflow_dropped_writes", "mlflow_error", "error",
 )
 
 #: Values of the inputs the caller leaves out.

@@ -64,7 +64,7 @@ def _new_run_id() -> str:
 def _run_id(state: Mapping[str, Any]) -> str:
     """The state's ``run_id`` unless it belongs to a finished run on this thread (then a new one)."""
     run_id = state.get("run_id")
-    if run_id is None or state.get("status") in ("completed", "failed"):
+    if run_id is None or state.get("status") in ("completed", "completed_untracked", "failed"):
         return _new_run_id()
     if not isinstance(run_id, str) or not _RUN_ID_RE.match(run_id):
         raise ConfigurationError(

@@ -65,8 +65,8 @@ def _refit(state: Mapping[str, Any], ctx: ModelTrainerContext) -> RefitUpdate:
         "test_metrics_note": TEST_METRICS_NOTE,
         "evaluated_model_path": state.get("evaluated_model_path"),
     })
-    path = save_model_artifact(deployed.model, run_directory(ctx, state["run_id"]) / "model", metadata,
-                               preparer=state.get("preparer_path"))
+    saved = save_model_artifact(deployed.model, run_directory(ctx, state["run_id"]) / "model", metadata,
+                                preparer=state.get("preparer_path"))
     training["deployed"] = {"refit": deployed.refit, "fit_rows": deployed.fit_rows, "n_rounds": deployed.n_rounds,
                             "fit_seconds": round(deployed.fit_seconds, 4)}
-    return {"model_path": str(path), "training": training}
+    return {"model_path": str(saved.path), "training": training, "artifact_digests": saved.state_entry()}

@@ -209,6 +209,7 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
                 "hpo": HPOSummary(enabled=False, algorithm=spec.name, metric=metric.name, direction=metric.direction),
                 "merged_params": jsonable(defaults),
                 "default_params": jsonable(defaults),
+                "mlflow_parent_run_id": await _parent_run_id(ctx),
             }
         n_trials = setting(state, "n_trials")
         scheme = scheme_for(state, data["train_y"], data["val_y"], data["train_X"].shape[1])
@@ -264,7 +265,13 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
         "hpo": _summary(result, scheme, timeout),
         "merged_params": jsonable(result.merged_params),
         "default_params": jsonable(result.default_params),
+        "mlflow_parent_run_id": await _parent_run_id(ctx),  # reopened on resume
     }
+
+
+async def _parent_run_id(ctx: ModelTrainerContext) -> str | None:
+    """The tracker's parent run id (its opening is queued by ``on_study_start``: wait for it)."""
+    return None if ctx.tracker is None else await ctx.tracker.wait_started()
 
 
 async def _open_tracker_run(ctx: ModelTrainerContext, state: Mapping[str, Any], algorithm: str, metric: str,

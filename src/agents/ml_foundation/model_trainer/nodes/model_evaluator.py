@@ -31,7 +31,7 @@ from src.mlops.metrics import get_metric, score_predictions
 from src.mlops.problems import ANOMALY, BINARY, MULTICLASS, REGRESSION
 from src.mlops.splits import load_frame_ref
 
-from ..artifacts import load_model_artifact, update_artifact_metadata
+from ..artifacts import load_run_artifact, update_artifact_metadata
 from ..context import ModelTrainerContext
 from ..state import EvaluatorUpdate, ModelTrainerState, run_blocking, setting
 
@@ -88,8 +88,8 @@ def _evaluate(state: Mapping[str, Any]) -> EvaluatorUpdate:
     model_path = state.get("evaluated_model_path") or state["model_path"]
     defaults_path = state["defaults_model_path"]
     # the splits hold prepared features: score the bare TunedModels (``.model``), not the raw-row wrappers
-    tuned = load_model_artifact(model_path)[0].model
-    baseline = tuned if defaults_path == model_path else load_model_artifact(defaults_path)[0].model
+    tuned = load_run_artifact(state, model_path)[0].model
+    baseline = tuned if defaults_path == model_path else load_run_artifact(state, defaults_path)[0].model
 
     X_test, y_test = load_frame_ref(splits["test_X"]), load_frame_ref(splits["test_y"])
     if (state.get("training") or {}).get("refit", "train") == "train":

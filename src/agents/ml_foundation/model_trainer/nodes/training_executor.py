@@ -9,7 +9,7 @@ same way for comparison (once only when they equal the merged params). The test 
 here: ``model_evaluator`` scores these models, then ``final_refit`` refits the deployed model on
 every row (``refit="all"``).
 
-Artifacts (``model.joblib`` + ``preparer.json`` + ``metadata.json``): with ``refit="all"`` the
+Artifacts (``model.skops`` + ``preparer.json`` + ``metadata.json``; their digests go to ``artifact_digests``): with ``refit="all"`` the
 evaluated model goes to ``<hpo_home>/runs/<run_id>/evaluated_model`` (``final_refit`` writes the
 deployed ``model``); otherwise to ``.../model``, which is then also the deployed model. The
 defaults model goes to ``.../defaults_model``. Fits run in a worker thread, never on the event loop.
@@ -97,20 +97,21 @@ def _train(state: Mapping[str, Any], ctx: ModelTrainerContext) -> TrainingUpdate
     tuned_rounds = (hpo.get("best_iteration"), hpo.get("best_fit_rows")) if hpo.get("enabled") else (None, None)
     tuned = objective.fit_final(merged, refit=refit, n_rounds=tuned_rounds[0], rounds_rows=tuned_rounds[1])
     evaluated_dir = run_dir / ("evaluated_model" if refit == "all" else "model")
-    model_path = save_model_artifact(tuned.model, evaluated_dir, artifact_metadata(state, "tuned", merged, tuned),
-                                     preparer=state.get("preparer_path"))
+    saved = save_model_artifact(tuned.model, evaluated_dir, artifact_metadata(state, "tuned", merged, tuned),
+                                preparer=state.get("preparer_path"))
     training: dict[str, Any] = {"refit": refit, "best_iteration": tuned.best_iteration, "n_rounds": tuned.n_rounds,
                                 "fit_seconds": round(tuned.fit_seconds, 4), "fit_rows": tuned.fit_rows,
                                 "fitted_on": tuned.refit}
     if objective.params_for(defaults) == objective.params_for(merged):
-        defaults_path, baseline = model_path, tuned
+        defaults_saved, baseline = saved, tuned
     else:
         defaults_rounds = (hpo.get("defaults_best_iteration"), hpo.get("defaults_fit_rows"))
         baseline = objective.fit_final(defaults, refit=refit, n_rounds=defaults_rounds[0], rounds_rows=defaults_rounds[1])
-        defaults_path = save_model_artifact(baseline.model, run_dir / "defaults_model",
-                                            artifact_metadata(state, "defaults", defaults, baseline),
-                                            preparer=state.get("preparer_path"))
+        defaults_saved = save_model_artifact(baseline.model, run_dir / "defaults_model",
+                                             artifact_metadata(state, "defaults", defaults, baseline),
+                                             preparer=state.get("preparer_path"))
     training.update(defaults_best_iteration=baseline.best_iteration, defaults_n_rounds=baseline.n_rounds,
                     defaults_fit_seconds=round(baseline.fit_seconds, 4))
-    return {"model_path": str(model_path), "evaluated_model_path": str(model_path),
-            "defaults_model_path": str(defaults_path), "training": training}
+    return {"model_path": str(saved.path), "evaluated_model_path": str(saved.path),
+            "defaults_model_path": str(defaults_saved.path), "training": training,
+            "artifact_digests": {**saved.state_entry(), **defaults_saved.state_entry()}}
