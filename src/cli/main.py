@@ -24,7 +24,8 @@ __all__ = ["main"]
 ENV_LOG_LEVEL = "HPO_LOG_LEVEL"
 
 #: environment defaults MLflow reads at import or first use (set before any thread exists).
-_ENV_DEFAULTS = {"MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_LOGGING_LEVEL": "WARNING", "DO_NOT_TRACK": "true"}
+_ENV_DEFAULTS = {"MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_LOGGING_LEVEL": "WARNING", "DO_NOT_TRACK": "true",
+                 "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}  # its bars would cut through ours
 
 #: (category, module regex) of warnings a user cannot act on.
 _QUIET_WARNINGS: tuple[tuple[type[Warning], str], ...] = (
@@ -32,6 +33,7 @@ _QUIET_WARNINGS: tuple[tuple[type[Warning], str], ...] = (
     (DeprecationWarning, r"mlflow(\.|$)"),
     (UserWarning, r"mlflow\.types\.utils"),           # "Hint: Inferred schema contains integer column(s)..."
     (UserWarning, r"mlflow\.models\.signature"),
+    (UserWarning, r"mlflow\.pyfunc(\.|$)"),             # "Add type hints to predict", "no input example"
     (UserWarning, r"pgserver(\.|$)"),                  # platformdirs: XDG_RUNTIME_DIR unset
 )
 
