@@ -18,10 +18,12 @@ same test rows:
 * optuna      LGBM with a typical space, TPE, fit on 75 % of dev / score on 25 %, study.optimize(
               timeout=budget), refit of the best params on all of dev.
 
+The peer arms and the scoring live in bench/peers.py (shared with bench_real).
+
 The baselines get the raw frame as a typical user passes it: object columns cast to pandas
 ``category`` (test rows with the dev categories), nothing dropped. Everything runs on one thread
-(n_jobs=1) and sequentially. Metrics: binary ROC-AUC (+ log loss), multiclass log loss (+ accuracy),
-regression RMSE (+ R^2).
+(n_jobs=1) and sequentially. Metrics: binary ROC-AUC (+ log loss, accuracy), multiclass log loss
+(+ accuracy), regression RMSE (+ R^2).
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ import sys
 
 try:
     import flaml  # noqa: F401
-    from flaml import AutoML
 except ImportError:
     print("FLAML is not installed. Install it into the project's venv with:\n"
           "    .venv/bin/pip install 'flaml>=2,<3'\n"
@@ -43,7 +44,6 @@ import argparse
 import asyncio
 import json
 import logging
-import math
 import os
 import tempfile
 import time
@@ -56,13 +56,13 @@ import lightgbm as lgb  # noqa: E402
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 import pandas as pd  # noqa: E402
-from sklearn.metrics import accuracy_score, log_loss, mean_squared_error, r2_score, roc_auc_score  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
 if __package__ in (None, ""):  # run as a script (./run bench ...): make `src` and `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.messy_data import DATASETS, make_dataset  # noqa: E402
+from bench.peers import PRIMARY, run_peer, score  # noqa: E402
 
 _t0 = time.perf_counter()
 from src.agents.ml_foundation.model_trainer import ModelTrainerContext, build_model_trainer_graph  # noqa: E402
@@ -76,14 +76,6 @@ logging.getLogger("flaml").setLevel(logging.ERROR)
 logging.getLogger("flaml.automl.logger").setLevel(logging.ERROR)
 
 ARMS = ("ours", "flaml", "flaml_lgbm", "optuna")
-PRIMARY = {  # problem type -> (metric name, higher is better)
-    "binary_classification": ("roc_auc", True),
-    "multiclass_classification": ("log_loss", False),
-    "regression": ("rmse", False),
-}
-FLAML_TASK = {"binary_classification": ("classification", "roc_auc"),
-              "multiclass_classification": ("classification", "log_loss"),
-              "regression": ("regression", "rmse")}
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -94,36 +86,6 @@ def dev_test_split(name: str, seed: int) -> dict[str, Any]:
     X_dev, X_te, y_dev, y_te = train_test_split(X, y, test_size=0.2, random_state=1000 + seed, stratify=strat)
     return {"frame": frame, "target": target, "problem_type": pt,
             "X_dev": X_dev, "y_dev": y_dev, "X_test": X_te, "y_test": y_te}
-
-
-def as_categories(X_dev: pd.DataFrame, X_test: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """What a typical user does: object columns -> pandas category (test with the dev categories)."""
-    X_dev, X_test = X_dev.copy(), X_test.copy()
-    for c in X_dev.columns:
-        if pd.api.types.is_object_dtype(X_dev[c]) or pd.api.types.is_string_dtype(X_dev[c]):
-            X_dev[c] = X_dev[c].astype("category")
-            X_test[c] = pd.Categorical(X_test[c], categories=X_dev[c].cat.categories)
-    return X_dev, X_test
-
-
-def score(pt: str, y_true: Any, classes: Any, proba: np.ndarray | None = None,
-          pred: np.ndarray | None = None) -> dict[str, float]:
-    y_true = np.asarray(y_true)
-    if pt == "regression":
-        pred = np.asarray(pred, dtype=float)
-        return {"rmse": float(math.sqrt(mean_squared_error(y_true, pred))), "r2": float(r2_score(y_true, pred))}
-    classes = list(classes)
-    proba = np.clip(np.asarray(proba, dtype=float), 1e-15, 1 - 1e-15)
-    proba = proba / proba.sum(axis=1, keepdims=True)
-    # compare labels as strings: classes may come back as numpy/object/str from different libraries
-    y_s = np.asarray([str(v) for v in y_true])
-    cls_s = [str(c) for c in classes]
-    out = {"log_loss": float(log_loss(y_s, proba, labels=cls_s))}
-    if pt == "binary_classification":
-        out["roc_auc"] = float(roc_auc_score(y_s == cls_s[1], proba[:, 1]))
-    else:
-        out["accuracy"] = float(accuracy_score(y_s, np.asarray(cls_s)[proba.argmax(axis=1)]))
-    return out
 
 
 # --------------------------------------------------------------------------------------------- ours
@@ -183,74 +145,6 @@ async def run_ours(d: dict[str, Any], budget: float, seed: int, options: dict[st
             "failure_reasons": hpo.get("failure_reasons"),
         })
         return out
-
-
-# -------------------------------------------------------------------------------------------- flaml
-def run_flaml(d: dict[str, Any], budget: float, seed: int, estimators: list[str] | None) -> dict[str, Any]:
-    pt = d["problem_type"]
-    X_dev, X_te = as_categories(d["X_dev"], d["X_test"])
-    task, metric = FLAML_TASK[pt]
-    automl = AutoML()
-    kwargs: dict[str, Any] = dict(task=task, metric=metric, time_budget=budget, seed=seed, n_jobs=1, verbose=0,
-                                  log_file_name="")
-    if estimators is not None:
-        kwargs["estimator_list"] = estimators
-    t0 = time.perf_counter()
-    automl.fit(X_dev, d["y_dev"], **kwargs)
-    wall = time.perf_counter() - t0
-    if pt == "regression":
-        test = score(pt, d["y_test"], None, pred=automl.predict(X_te))
-    else:
-        test = score(pt, d["y_test"], automl.classes_, proba=automl.predict_proba(X_te))
-    return {"wall_s": wall, "test": test, "best_estimator": automl.best_estimator,
-            "n_trials": len(getattr(automl, "config_history", {}) or {}),
-            "best_val_loss": float(automl.best_loss), "best_config": automl.best_config}
-
-
-# ------------------------------------------------------------------------------------------- optuna
-def run_plain_optuna(d: dict[str, Any], budget: float, seed: int) -> dict[str, Any]:
-    pt = d["problem_type"]
-    X_dev, X_te = as_categories(d["X_dev"], d["X_test"])
-    y_dev = d["y_dev"]
-    strat = y_dev if pt != "regression" else None
-    X_tr, X_va, y_tr, y_va = train_test_split(X_dev, y_dev, test_size=0.25, random_state=seed, stratify=strat)
-    Model = lgb.LGBMRegressor if pt == "regression" else lgb.LGBMClassifier
-    metric, higher = PRIMARY[pt]
-
-    def params_of(trial: optuna.Trial) -> dict[str, Any]:
-        return {
-            "num_leaves": trial.suggest_int("num_leaves", 8, 256, log=True),
-            "learning_rate": trial.suggest_float("learning_rate", 0.005, 0.3, log=True),
-            "n_estimators": trial.suggest_int("n_estimators", 50, 1000),
-            "min_child_samples": trial.suggest_int("min_child_samples", 5, 100),
-            "subsample": trial.suggest_float("subsample", 0.5, 1.0),
-            "subsample_freq": 1,
-            "colsample_bytree": trial.suggest_float("colsample_bytree", 0.4, 1.0),
-            "reg_alpha": trial.suggest_float("reg_alpha", 1e-8, 10.0, log=True),
-            "reg_lambda": trial.suggest_float("reg_lambda", 1e-8, 10.0, log=True),
-        }
-
-    def fit(params: dict[str, Any], X: pd.DataFrame, y: Any) -> Any:
-        return Model(**params, random_state=seed, n_jobs=1, verbose=-1).fit(X, y)
-
-    def evaluate(model: Any, X: pd.DataFrame, y: Any) -> dict[str, float]:
-        if pt == "regression":
-            return score(pt, y, None, pred=model.predict(X))
-        return score(pt, y, model.classes_, proba=model.predict_proba(X))
-
-    def objective(trial: optuna.Trial) -> float:
-        return evaluate(fit(params_of(trial), X_tr, y_tr), X_va, y_va)[metric]
-
-    t0 = time.perf_counter()
-    study = optuna.create_study(direction="maximize" if higher else "minimize",
-                                sampler=optuna.samplers.TPESampler(seed=seed))
-    study.optimize(objective, timeout=budget)
-    study_s = time.perf_counter() - t0
-    best = {**study.best_params, "subsample_freq": 1}
-    model = fit(best, X_dev, y_dev)
-    wall = time.perf_counter() - t0
-    return {"wall_s": wall, "study_s": study_s, "test": evaluate(model, X_te, d["y_test"]),
-            "n_trials": len(study.trials), "best_val": study.best_value, "best_params": study.best_params}
 
 
 # --------------------------------------------------------------------------------------------- main
@@ -345,12 +239,9 @@ def main() -> None:
                 try:
                     if arm == "ours":
                         rec.update(asyncio.run(run_ours(d, args.budget, seed, args.ours_options)))
-                    elif arm == "flaml":
-                        rec.update(run_flaml(d, args.budget, seed, None))
-                    elif arm == "flaml_lgbm":
-                        rec.update(run_flaml(d, args.budget, seed, ["lgbm"]))
                     else:
-                        rec.update(run_plain_optuna(d, args.budget, seed))
+                        rec.update(run_peer(arm, d["X_dev"], d["y_dev"], d["X_test"], d["y_test"], pt, args.budget,
+                                            seed))
                 except Exception as e:  # noqa: BLE001 - one broken arm must not end the bench
                     rec["failed"] = f"{type(e).__name__}: {e}"
                     rec["traceback"] = traceback.format_exc()

@@ -7,15 +7,22 @@ reshuffles of them) shrinks that noise at k (x r) times the cost per trial. The 
 that cost where the noise is large and the fits are cheap (small tables), and keeps a single holdout
 where one validation split is already large and each fit is expensive.
 
-The rule (``choose_scheme``), on the rows tuning may see (train + validation), ``n``:
+The rule (``choose_scheme``), on the rows tuning may see (train + validation), ``n``, and the cost
+of a fit, ``cells = n x features (x classes for multiclass: one tree per class and round)``:
 
 1. time-ordered data (a time column): ``timeseries-cv=5`` (each fold trains on earlier rows and
-   scores on later ones) when ``n <= CV_MAX_ROWS``, else the time-ordered holdout;
+   scores on later ones) when ``n <= CV_MAX_ROWS`` and the folds are affordable (4.), else the
+   time-ordered holdout;
 2. a class with fewer than 3 rows among them: holdout (folds would miss the class);
-3. ``n <= REPEATED_CV_MAX_ROWS``: ``cv=5x2`` (5-fold CV, repeated with 2 shuffles);
-4. ``n <= CV_MAX_ROWS`` and, with a time budget, ``n * n_features <= CV_CELLS_PER_SECOND * budget``
-   (the fits stay cheap enough for k of them per trial): ``cv=5``;
+3. ``n <= REPEATED_CV_MAX_ROWS`` and, with a time budget of ``B`` seconds,
+   ``cells <= REPEATED_CV_CELLS_PER_SECOND * B``: ``cv=5x2`` (5-fold CV, repeated with 2 shuffles);
+4. ``n <= CV_MAX_ROWS`` and, with a time budget, ``cells <= CV_CELLS_PER_SECOND * B`` (k fits per
+   trial still leave the study enough trials): ``cv=5``;
 5. otherwise: holdout (fit on train, score on validation).
+
+Without a time budget (a trial count only) the cost tests are skipped. The time test is FLAML's
+(``eval_method="auto"``: CV while rows x columns < 10M per hour of budget, ~2,800 per second) made
+a little stricter, because our trials start from full-size models, not FLAML's 4-tree ones.
 
 The thresholds were set on the real-data benchmark (``bench/bench_real.py``; see README).
 """
@@ -39,14 +46,17 @@ __all__ = [
     "CV_MAX_ROWS",
     "REPEATED_CV_MAX_ROWS",
     "CV_CELLS_PER_SECOND",
+    "REPEATED_CV_CELLS_PER_SECOND",
 ]
 
 #: CV only up to this many rows (train + validation).
 CV_MAX_ROWS = 20_000
 #: repeated CV (5 folds x 2 shuffles) up to this many rows.
 REPEATED_CV_MAX_ROWS = 2_000
-#: with a time budget, CV only while rows x features stays under this many per second of budget.
-CV_CELLS_PER_SECOND = 20_000
+#: with a time budget, CV only while a fit's cells stay under this many per second of budget.
+CV_CELLS_PER_SECOND = 2_500
+#: with a time budget, repeated CV only while a fit's cells stay under this many per second of budget.
+REPEATED_CV_CELLS_PER_SECOND = 500
 #: the folds of an automatic CV scheme.
 DEFAULT_FOLDS = 5
 #: what a user may ask for: ``auto``, ``holdout``, ``cv``, ``cv=K``, ``cv=KxR``, ``timeseries``,
@@ -146,29 +156,33 @@ def parse_scheme(text: str | None) -> EvaluationScheme | None:
     return EvaluationScheme("timeseries" if m.group(1) else "cv", folds, repeats, reason="requested")
 
 
-def choose_scheme(n_rows: int, *, n_features: int = 1, min_class_count: int | None = None,
+def choose_scheme(n_rows: int, *, n_features: int = 1, min_class_count: int | None = None, n_classes: int = 2,
                   time_ordered: bool = False, time_budget: float | None = None) -> EvaluationScheme:
     """The evaluation scheme for ``n_rows`` rows of train + validation (the module docstring has
-    the rule). ``min_class_count``: rows of the smallest class (classification); ``time_budget``:
-    seconds the study may take, when bounded by time."""
+    the rule). ``min_class_count``: rows of the smallest class (classification); ``n_classes``:
+    classes of a multiclass target (2 otherwise); ``time_budget``: seconds the study may take, when
+    bounded by time."""
+    cells = n_rows * max(1, n_features) * (n_classes if n_classes > 2 else 1)
+
+    def affordable(per_second: float) -> bool:
+        return time_budget is None or cells <= per_second * time_budget
+
+    size = f"{n_rows:,} rows x {n_features} features" + (f" x {n_classes} classes" if n_classes > 2 else "")
+    budget = "" if time_budget is None else f" in {time_budget:.0f} s"
     if time_ordered:
-        if n_rows <= CV_MAX_ROWS:
-            return EvaluationScheme("timeseries", DEFAULT_FOLDS,
-                                    reason=f"time-ordered data, {n_rows:,} rows <= {CV_MAX_ROWS:,}")
-        return EvaluationScheme("holdout", reason=f"time-ordered data, {n_rows:,} rows > {CV_MAX_ROWS:,}")
+        if n_rows <= CV_MAX_ROWS and affordable(CV_CELLS_PER_SECOND):
+            return EvaluationScheme("timeseries", DEFAULT_FOLDS, reason=f"time-ordered data, {size}")
+        return EvaluationScheme("holdout", reason=f"time-ordered data, {size}: too large for folds{budget}")
     if min_class_count is not None and min_class_count < 3:
         return EvaluationScheme("holdout", reason=f"a class has only {min_class_count} row(s): folds would miss it")
     folds = DEFAULT_FOLDS if min_class_count is None else min(DEFAULT_FOLDS, min_class_count)
-    if n_rows <= REPEATED_CV_MAX_ROWS:
-        return EvaluationScheme("cv", folds, 2, reason=f"{n_rows:,} rows <= {REPEATED_CV_MAX_ROWS:,}: "
-                                                       "a single split would be too noisy")
+    if n_rows <= REPEATED_CV_MAX_ROWS and affordable(REPEATED_CV_CELLS_PER_SECOND):
+        return EvaluationScheme("cv", folds, 2, reason=f"{size}: small, a single split would be too noisy")
+    if n_rows <= CV_MAX_ROWS and affordable(CV_CELLS_PER_SECOND):
+        return EvaluationScheme("cv", folds, reason=f"{size}: folds are affordable{budget}")
     if n_rows > CV_MAX_ROWS:
-        return EvaluationScheme("holdout", reason=f"{n_rows:,} rows > {CV_MAX_ROWS:,}: one validation split suffices")
-    cells = n_rows * max(1, n_features)
-    if time_budget is not None and cells > CV_CELLS_PER_SECOND * time_budget:
-        return EvaluationScheme("holdout", reason=f"{n_rows:,} rows x {n_features} features is too costly for "
-                                                  f"k-fold CV in {time_budget:.0f} s")
-    return EvaluationScheme("cv", folds, reason=f"{n_rows:,} rows <= {CV_MAX_ROWS:,}")
+        return EvaluationScheme("holdout", reason=f"{size}: one validation split of {n_rows // 4:,}+ rows suffices")
+    return EvaluationScheme("holdout", reason=f"{size}: too costly for k-fold CV{budget}")
 
 
 def tuning_frames(X_train: Any, y_train: Any, X_val: Any, y_val: Any,
@@ -206,6 +220,8 @@ def resolve_scheme(*, scheme: str | None = "auto", cv: int | None = None, y_trai
     import pandas as pd
 
     y_tr, y_va = pd.Series(np.asarray(y_train, dtype=object)), pd.Series(np.asarray(y_val, dtype=object))
-    min_class = int(pd.concat([y_tr, y_va], ignore_index=True).value_counts().min()) if classification else None
-    return choose_scheme(len(y_tr) + len(y_va), n_features=n_features, min_class_count=min_class,
+    counts = pd.concat([y_tr, y_va], ignore_index=True).value_counts() if classification else None
+    return choose_scheme(len(y_tr) + len(y_va), n_features=n_features,
+                         min_class_count=None if counts is None else int(counts.min()),
+                         n_classes=2 if counts is None else len(counts),
                          time_ordered=time_ordered, time_budget=time_budget)

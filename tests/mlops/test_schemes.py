@@ -21,24 +21,33 @@ from src.mlops.schemes import (
 
 
 # --- the rule ----------------------------------------------------------------------------------
-def test_small_tables_get_repeated_cv() -> None:
-    s = choose_scheme(REPEATED_CV_MAX_ROWS, n_features=10, min_class_count=40, time_budget=30)
+def test_small_cheap_tables_get_repeated_cv() -> None:
+    s = choose_scheme(1_000, n_features=10, min_class_count=40, time_budget=30)  # 10k cells <= 500/s x 30 s
     assert (s.kind, s.folds, s.repeats, s.label) == ("cv", 5, 2, "cv=5x2")
     assert "rows" in s.reason
+    assert choose_scheme(REPEATED_CV_MAX_ROWS, n_features=50).label == "cv=5x2"  # no time budget: rows decide
 
 
 def test_medium_tables_get_cv_while_folds_are_affordable() -> None:
     assert choose_scheme(REPEATED_CV_MAX_ROWS + 1, n_features=10).label == "cv=5"
     assert choose_scheme(CV_MAX_ROWS, n_features=1).label == "cv=5"
-    n = 10_000
-    cheap = choose_scheme(n, n_features=5, time_budget=60)
-    assert cheap.label == "cv=5"
-    # the same rows with many features under a short budget: k fits per trial cost too much
+    n = 5_000
+    cheap = choose_scheme(n, n_features=10, time_budget=60)  # 50k cells <= 2,500/s x 60 s
+    assert cheap.label == "cv=5" and "affordable" in cheap.reason
+    # the same rows with more features under a shorter budget: k fits per trial cost too much
     features = int(CV_CELLS_PER_SECOND * 30 / n) + 1
     costly = choose_scheme(n, n_features=features, time_budget=30)
     assert costly.kind == "holdout" and "too costly" in costly.reason
+    # a small table that is too costly to repeat still gets plain CV
+    assert choose_scheme(1_500, n_features=25, time_budget=60).label == "cv=5"  # 37.5k cells > 500/s x 60 s
     # without a time budget the cost rule does not apply
     assert choose_scheme(n, n_features=features).label == "cv=5"
+
+
+def test_multiclass_fits_cost_one_tree_per_class() -> None:
+    assert choose_scheme(2_500, n_features=7, n_classes=2, time_budget=30).label == "cv=5"
+    s = choose_scheme(2_500, n_features=7, n_classes=5, time_budget=30)  # 87.5k cells > 75k
+    assert s.kind == "holdout" and "5 classes" in s.reason
 
 
 def test_large_tables_get_a_holdout() -> None:
@@ -56,6 +65,7 @@ def test_folds_never_exceed_the_smallest_class_and_rare_classes_force_a_holdout(
 def test_time_ordered_data_gets_time_ordered_folds_or_a_holdout() -> None:
     assert choose_scheme(800, time_ordered=True).label == "timeseries-cv=5"
     assert choose_scheme(CV_MAX_ROWS + 1, time_ordered=True).kind == "holdout"
+    assert choose_scheme(10_000, n_features=50, time_ordered=True, time_budget=30).kind == "holdout"
 
 
 # --- requests ------------------------------------------------------------------------------------

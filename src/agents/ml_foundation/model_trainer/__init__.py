@@ -18,7 +18,13 @@ from .artifacts import (
 from .context import ModelTrainerContext, default_hpo_home
 from .graph import NODE_ORDER, build_model_trainer_graph
 from .nodes import StreamProgressListener
-from .state import ErrorInfo, HPOSummary, ModelTrainerInput, ModelTrainerState, SplitRefs
+from .state import (
+    ErrorInfo,
+    HPOSummary,
+    ModelTrainerInput,
+    ModelTrainerState,
+    SplitRefs,
+)
 
 __all__ = [
     "build_model_trainer_graph",

@@ -45,7 +45,13 @@ from typing import Any
 from src.mlops.datasets import write_atomically
 from src.mlops.errors import DataValidationError, MLOpsError
 from src.mlops.features import FeaturePreparer, load_preparer
-from src.mlops.model_io import MODEL_FORMAT, RawRowsModel, UntrustedModelError, dump_model, load_model
+from src.mlops.model_io import (
+    MODEL_FORMAT,
+    RawRowsModel,
+    UntrustedModelError,
+    dump_model,
+    load_model,
+)
 
 from .state import jsonable
 

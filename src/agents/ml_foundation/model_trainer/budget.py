@@ -8,14 +8,16 @@ saved model. The study gets what remains once the rest of the run is provided fo
   The fits' cost depends on the configuration that wins, so :class:`PostStudyReserve` re-estimates
   it from the best trial as trials finish, and the optimizer's deadline moves with it
   (``OptunaOptimizer.optimize(time_reserve=...)``);
-* a fixed allowance for what does not depend on the model (writing artifacts and checkpoints),
-  :data:`FIXED_RESERVE_S`, and with MLflow on, the model upload: measured on this machine by
-  earlier runs (``<hpo_home>/timings.json``, a running average written by ``register_model``),
-  :data:`MLFLOW_RESERVE_S` until a run has measured it.
+* what does not depend on the model's fit time (writing and checking artifacts, the evaluation,
+  checkpoints) and, with MLflow on, the model upload: both measured on this machine by earlier runs
+  (``<hpo_home>/timings.json``, running averages written by ``register_model``), else
+  :data:`FIXED_RESERVE_S` and :data:`MLFLOW_RESERVE_S`.
 
 The fit estimate: a final fit on ``N`` rows, from a trial whose fits took ``t`` seconds each on
-``n`` rows, takes about ``t * (N / n) ** 2`` (boosting rounds scale with the rows, and so does the
-cost of a round), times a safety factor.
+``n`` rows, takes about ``r * t * N / n``, where ``r`` is measured: the ratio of the actual final fit
+seconds to that estimate in earlier runs (``final_fit_ratio`` in ``timings.json``, 1.0 until
+measured; a trial's fits also pay for early stopping and per-round scoring, so ``r`` is usually
+below 1), times a safety factor.
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ from src.mlops.types import SOURCE_ATTR, StudyContext
 
 __all__ = [
     "PostStudyReserve",
+    "final_fit_estimate",
+    "per_fit_seconds",
+    "FIT_RATIO_KEY",
+    "POST_STUDY_KEY",
     "run_deadline",
     "study_timeout",
     "measured_seconds",
@@ -46,8 +52,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: seconds kept for saving artifacts, checkpoints and evaluation, whatever the model.
-FIXED_RESERVE_S = 1.5
+#: seconds kept for saving artifacts, checkpoints and evaluation, whatever the model, until a run on
+#: this machine has measured it (``post_study_overhead`` in timings.json).
+FIXED_RESERVE_S = 2.0
 #: extra seconds kept when the model is logged to MLflow.
 MLFLOW_RESERVE_S = 2.0
 #: the fit estimate is multiplied by this.
@@ -104,35 +111,63 @@ def study_timeout(deadline: float | None, timeout: float | None, *, fixed_reserv
     return left if timeout is None else min(timeout, left)
 
 
+def per_fit_seconds(user_attrs: Mapping[str, Any]) -> float | None:
+    """Seconds one fit of a trial took (its ``fit_seconds`` over its folds), or ``None`` if unknown."""
+    seconds = user_attrs.get("fit_seconds")
+    if not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+        return None
+    folds = user_attrs.get("fold_scores")
+    return float(seconds) / (len(folds) if isinstance(folds, list) and folds else 1)
+
+
+def final_fit_estimate(user_attrs: Mapping[str, Any], n_rows: int, default_rows: int) -> float:
+    """Unscaled seconds of a final fit on ``n_rows`` rows of the params of a trial: its time per fit,
+    times the growth of the rows (boosting rounds grow with the rows; a trial's fits also pay for early
+    stopping and per-round scoring, which the final fits do not: :data:`FIT_RATIO_KEY` corrects)."""
+    per_fit = per_fit_seconds(user_attrs)
+    if per_fit is None:
+        return 0.0
+    rows = user_attrs.get("fit_rows") or default_rows
+    return per_fit * n_rows / max(1.0, float(rows))
+
+
+#: timings.json key of the measured seconds between the study's end and the registration, beyond the fits.
+POST_STUDY_KEY = "post_study_overhead"
+#: timings.json key of the measured ratio: actual final fit seconds / :func:`final_fit_estimate`.
+FIT_RATIO_KEY = "final_fit_ratio"
+
+
 class PostStudyReserve:
     """A trial listener estimating the seconds the final fits will need, from the best trial so far.
 
     ``rows_trainval`` / ``rows_all``: the rows of the final fits (train+val; with ``refit="all"``
-    also train+val+test, else ``None``). Calling the object returns the current estimate (what
-    ``optimize(time_reserve=...)`` takes).
+    also train+val+test, else ``None``); ``fit_ratio``: the measured ratio of final fit seconds to
+    :func:`final_fit_estimate` (``timings.json``). Calling the object returns the current estimate
+    (what ``optimize(time_reserve=...)`` takes): the tuned model on train+val, and on all rows, plus
+    the defaults model on train+val unless the defaults are the best so far.
     """
 
-    def __init__(self, *, rows_trainval: int, rows_all: int | None, n_fits_per_trial: int) -> None:
+    def __init__(self, *, rows_trainval: int, rows_all: int | None, default_fit_rows: int,
+                 fit_ratio: float = 1.0) -> None:
         self.rows_trainval = rows_trainval
         self.rows_all = rows_all
-        self.n_fits = max(1, n_fits_per_trial)
+        self.default_fit_rows = default_fit_rows
+        self.fit_ratio = fit_ratio
         self._best: float | None = None
         self._maximize = True
+        self._best_is_defaults = False
         self._best_cost = 0.0
         self._defaults_cost = 0.0
 
     def __call__(self) -> float:
-        return SAFETY * (self._best_cost + self._defaults_cost)
+        defaults = 0.0 if self._best_is_defaults else self._defaults_cost
+        return SAFETY * self.fit_ratio * (self._best_cost + defaults)
 
     def _cost(self, trial: optuna.trial.FrozenTrial) -> tuple[float, float]:
-        """(seconds of the final fit on train+val, on all rows) for the params of ``trial``."""
-        seconds = trial.user_attrs.get("fit_seconds")
-        if not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
-            return 0.0, 0.0
-        per_fit = float(seconds) / self.n_fits
-        rows = trial.user_attrs.get("fit_rows") or self.rows_trainval * (1.0 - 1.0 / (self.n_fits + 1))
-        trainval = per_fit * (self.rows_trainval / max(1.0, float(rows))) ** 2
-        everything = 0.0 if self.rows_all is None else per_fit * (self.rows_all / max(1.0, float(rows))) ** 2
+        """(estimated seconds of the final fit on train+val, on all rows) for the params of ``trial``."""
+        attrs = trial.user_attrs
+        trainval = final_fit_estimate(attrs, self.rows_trainval, self.default_fit_rows)
+        everything = 0.0 if self.rows_all is None else final_fit_estimate(attrs, self.rows_all, self.default_fit_rows)
         return trainval, everything
 
     async def on_study_start(self, study: optuna.Study, context: StudyContext) -> None:
@@ -148,9 +183,11 @@ class PostStudyReserve:
         if trial.values is None or len(trial.values) != 1:
             return
         trainval, everything = self._cost(trial)
-        if trial.user_attrs.get(SOURCE_ATTR) == "defaults":
+        is_defaults = trial.user_attrs.get(SOURCE_ATTR) == "defaults"
+        if is_defaults:
             self._defaults_cost = trainval
         value = float(trial.values[0])
         if self._best is None or (value > self._best if self._maximize else value < self._best):
             self._best = value
             self._best_cost = trainval + everything
+            self._best_is_defaults = is_defaults

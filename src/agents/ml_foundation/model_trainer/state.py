@@ -110,9 +110,13 @@ class HPOSummary(TypedDict, total=False):
     scheme_reason: str
     #: rows of the fits that found ``best_iteration`` (a CV fold's training rows, or the training split).
     best_fit_rows: int | None
+    #: seconds one fit of the best trial took (its fit time over its folds).
+    best_fit_seconds: float | None
     #: boosting round count (and its fits' rows) of the defaults trial.
     defaults_best_iteration: int | None
     defaults_fit_rows: int | None
+    #: epoch seconds at which the study ended (the time budget measures what follows).
+    finished_at: float
     #: seconds the study was given (``time_budget`` minus what the rest of the run needs), if bounded by time.
     study_timeout: float | None
 

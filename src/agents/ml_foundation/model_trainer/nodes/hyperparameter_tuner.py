@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -50,10 +51,13 @@ from src.mlops.types import (
 )
 
 from ..budget import (
+    FIT_RATIO_KEY,
     FIXED_RESERVE_S,
     MLFLOW_RESERVE_S,
+    POST_STUDY_KEY,
     PostStudyReserve,
     measured_seconds,
+    per_fit_seconds,
     run_deadline,
     study_timeout,
 )
@@ -177,6 +181,7 @@ def _summary(result: OptimizationResult, scheme: EvaluationScheme, study_seconds
         "best_trial_number": result.best_trial_number,
         "best_iteration": result.best_user_attrs.get("best_iteration"),
         "best_fit_rows": result.best_user_attrs.get("fit_rows"),
+        "best_fit_seconds": per_fit_seconds(result.best_user_attrs),
         "defaults_best_iteration": defaults.get("best_iteration"),
         "defaults_fit_rows": defaults.get("fit_rows"),
         "n_trials": result.n_trials,
@@ -189,6 +194,7 @@ def _summary(result: OptimizationResult, scheme: EvaluationScheme, study_seconds
         "scheme": scheme.label,
         "scheme_reason": scheme.reason,
         "study_timeout": None if study_seconds is None else round(study_seconds, 2),
+        "finished_at": time.time(),
     })
 
 
@@ -222,14 +228,16 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
         reserve = None
         deadline = run_deadline(state, ctx.started_at)
         upload = measured_seconds(ctx.hpo_home, "mlflow_model_upload", MLFLOW_RESERVE_S) if ctx.tracker else 0.0
-        timeout = study_timeout(deadline, setting(state, "timeout"), fixed_reserve=FIXED_RESERVE_S + upload)
+        fixed = measured_seconds(ctx.hpo_home, POST_STUDY_KEY, FIXED_RESERVE_S)
+        timeout = study_timeout(deadline, setting(state, "timeout"), fixed_reserve=fixed + upload)
         if deadline is not None:
             sizes = state.get("split_sizes") or {}
             rows_trainval = len(data["train_y"]) + len(data["val_y"])
             reserve = PostStudyReserve(
                 rows_trainval=rows_trainval,
                 rows_all=rows_trainval + int(sizes.get("test", 0)) if setting(state, "refit") == "all" else None,
-                n_fits_per_trial=(scheme.folds or 1) * scheme.repeats)
+                default_fit_rows=len(y_tr) * (1.0 - 1.0 / scheme.folds) if scheme.folds else len(y_tr),
+                fit_ratio=measured_seconds(ctx.hpo_home, FIT_RATIO_KEY, 1.0))
             listeners.append(reserve)
         result = await run_hyperparameter_optimization(
             algorithm=spec.name,

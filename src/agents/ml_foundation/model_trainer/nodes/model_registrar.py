@@ -29,8 +29,14 @@ from langgraph.runtime import Runtime
 from src.mlops.datasets import load_dataset
 from src.mlops.preprocessing import as_frame
 
-from ..artifacts import METADATA_FILE, MODEL_FILE, PREPARER_FILE, load_run_artifact, update_artifact_metadata
-from ..budget import record_seconds
+from ..artifacts import (
+    METADATA_FILE,
+    MODEL_FILE,
+    PREPARER_FILE,
+    load_run_artifact,
+    update_artifact_metadata,
+)
+from ..budget import POST_STUDY_KEY, record_seconds
 from ..context import ModelTrainerContext, get_context
 from ..state import ModelTrainerState, RegisterUpdate, error_update, is_bad_input
 
@@ -67,9 +73,25 @@ def _check_and_sample(state: Mapping[str, Any], ctx: ModelTrainerContext) -> pd.
     return _raw_sample(state, ctx)
 
 
+def _record_post_study_overhead(state: Mapping[str, Any], ctx: ModelTrainerContext) -> None:
+    """What the steps between the study and the registration took beyond their fits (saving and
+    checking artifacts, evaluation, checkpoints): the next run's time budget keeps this much."""
+    hpo, training = state.get("hpo") or {}, state.get("training") or {}
+    finished = hpo.get("finished_at")
+    if not isinstance(finished, (int, float)):
+        return
+    fits = [training.get("fit_seconds"), (training.get("deployed") or {}).get("fit_seconds")]
+    if state.get("defaults_model_path") != state.get("evaluated_model_path"):
+        fits.append(training.get("defaults_fit_seconds"))
+    elapsed = time.time() - float(finished) - sum(f for f in fits if isinstance(f, (int, float)))
+    if elapsed > 0:
+        record_seconds(ctx.hpo_home, POST_STUDY_KEY, elapsed)
+
+
 async def register_model(state: ModelTrainerState, runtime: Runtime[ModelTrainerContext]) -> RegisterUpdate:
     """Log the model to MLflow (if tracked), end the parent run, mark the run completed."""
     ctx = get_context(runtime)
+    await asyncio.to_thread(_record_post_study_overhead, state, ctx)
     if ctx.history is not None:  # the digests outlive the run's checkpoints: load_recorded_artifact
         for path, digests in (state.get("artifact_digests") or {}).items():
             await ctx.history.record_artifact(path, digests, run_id=state["run_id"],

@@ -27,6 +27,7 @@ from src.mlops.schemes import EvaluationScheme, parse_scheme, tuning_frames
 from src.mlops.splits import load_frame_ref
 
 from ..artifacts import save_model_artifact
+from ..budget import FIT_RATIO_KEY, final_fit_estimate, record_seconds
 from ..context import ModelTrainerContext, get_context, run_directory
 from ..state import ModelTrainerState, TrainingUpdate, run_blocking, setting
 
@@ -87,6 +88,17 @@ def artifact_metadata(state: Mapping[str, Any], kind: str, params: Mapping[str, 
     }
 
 
+def _record_fit_ratio(ctx: ModelTrainerContext, hpo: Mapping[str, Any], fit: FitResult) -> None:
+    """Measure how long the final fit took against the time budget's estimate from the best trial,
+    so that later runs reserve what this machine needs (``final_fit_ratio`` in timings.json)."""
+    per_fit, rows = hpo.get("best_fit_seconds"), hpo.get("best_fit_rows")
+    if not hpo.get("enabled") or not per_fit or not rows or fit.fit_seconds <= 0:
+        return
+    estimate = final_fit_estimate({"fit_seconds": per_fit, "fit_rows": rows}, fit.fit_rows, rows)
+    if estimate > 0.05:  # tiny fits measure mostly noise
+        record_seconds(ctx.hpo_home, FIT_RATIO_KEY, fit.fit_seconds / estimate)
+
+
 def _train(state: Mapping[str, Any], ctx: ModelTrainerContext) -> TrainingUpdate:
     objective = final_objective(state, ctx)
     merged = dict(state["merged_params"])
@@ -96,6 +108,7 @@ def _train(state: Mapping[str, Any], ctx: ModelTrainerContext) -> TrainingUpdate
     hpo = state.get("hpo") or {}
     tuned_rounds = (hpo.get("best_iteration"), hpo.get("best_fit_rows")) if hpo.get("enabled") else (None, None)
     tuned = objective.fit_final(merged, refit=refit, n_rounds=tuned_rounds[0], rounds_rows=tuned_rounds[1])
+    _record_fit_ratio(ctx, hpo, tuned)
     evaluated_dir = run_dir / ("evaluated_model" if refit == "all" else "model")
     saved = save_model_artifact(tuned.model, evaluated_dir, artifact_metadata(state, "tuned", merged, tuned),
                                 preparer=state.get("preparer_path"))
