@@ -304,6 +304,16 @@ def test_split_stratified_is_disjoint_complete_and_reproducible():
     assert list(other.X_test.index) != list(s.X_test.index)
 
 
+def test_split_refuses_a_target_with_about_one_training_row_per_class():
+    """Issue 9 item 13: 3,000 rows of 1,000 classes used to 'complete' at test accuracy 0.002."""
+    X = pd.DataFrame({"a": np.arange(3000.0)})
+    y = pd.Series([f"c{i % 1000}" for i in range(3000)])
+    with pytest.raises(DataValidationError, match=r"1,000 classes for 3,000 rows: the median class gets 1 training"):
+        split_dataset(X, y, rare_classes="train")
+    y = pd.Series([f"c{i % 100}" for i in range(3000)])  # 30 rows a class: learnable
+    assert split_dataset(X, y, rare_classes="train").y_train.value_counts().median() >= 3
+
+
 def test_split_rare_class_error_and_policies():
     y = pd.Series(["a"] * 20 + ["b"] * 20 + ["rare"] * 2)
     X = pd.DataFrame({"x": range(42)})

@@ -16,6 +16,7 @@ import concurrent.futures as cf
 import multiprocessing as mp
 import pickle
 import queue
+import signal
 import threading
 import time
 import traceback
@@ -73,6 +74,7 @@ class _PipeReporter:
 
 
 def _worker_main(conn: Any, payload: bytes) -> None:  # pragma: no cover - runs in a child process
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent decides
     objective: ModelObjective = pickle.loads(payload)
     while True:
         try:

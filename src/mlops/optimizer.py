@@ -544,6 +544,9 @@ class OptunaOptimizer:
         guard = None if trial_timeout is None else (trial_timeout * 2 + 5 if runner else trial_timeout)
         try:
             value = await self._await_trial(run, fut, guard, cancel)
+        except asyncio.CancelledError:
+            fut.add_done_callback(_retrieve)  # the abandoned thread's outcome is moot: no "never retrieved"
+            raise
         except _DeadlinePassed:
             return TrialState.FAIL, None, "deadline"
         except (TimeoutError, asyncio.TimeoutError, TrialTimeout):

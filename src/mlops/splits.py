@@ -40,9 +40,13 @@ __all__ = [
     "split_dataset",
     "save_frame_ref",
     "load_frame_ref",
+    "MIN_MEDIAN_TRAIN_ROWS_PER_CLASS",
 ]
 
 _MIN_ROWS_PER_CLASS_SPLIT = 3
+#: a classifier learns a class from its training rows: when the median class has fewer than this
+#: many, the target has (nearly) one row per class and no model can beat chance -- refused.
+MIN_MEDIAN_TRAIN_ROWS_PER_CLASS = 3
 
 
 # --------------------------------------------------------------------------------------------------
@@ -295,6 +299,15 @@ def split_dataset(
     if not test_parts:
         raise DataValidationError(
             "Every class is rare (fewer than 3 rows); the validation and test splits would be empty."
+        )
+    per_class = np.sort([len(part) for part in train_parts])
+    median = float(np.median(per_class))
+    if median < MIN_MEDIAN_TRAIN_ROWS_PER_CLASS:
+        raise DataValidationError(
+            f"The target has {len(uniques):,} classes for {n:,} rows: the median class gets {median:g} training "
+            f"row(s), and a classifier needs at least {MIN_MEDIAN_TRAIN_ROWS_PER_CLASS} to learn a class (it would "
+            "score near chance). Merge rare classes into fewer, larger ones, add rows, or choose another target "
+            "(a numeric target whose values are ordered can be a regression: problem_type='regression')."
         )
     idx_train = rng.permutation(np.concatenate(train_parts))
     idx_val = rng.permutation(np.concatenate(val_parts))

@@ -113,6 +113,37 @@ async def test_save_after_incremental_writes_changes_nothing(db: Database) -> No
     assert (s.status, s.n_completed, s.stop_reason, s.duration_seconds) == ("completed", 6, "n_trials", 3.25)  # type: ignore[union-attr]
 
 
+async def test_counters_follow_finished_trials_and_an_interruption_is_recorded(repo: Any) -> None:
+    """Issue 9 item 8: before, counters were written only at the study's end and the status stayed
+    'running' when the study never got there."""
+    study = optuna.create_study(study_name="cut", direction="maximize")
+    recorder = HistoryRecorder(repo)
+    await recorder.on_study_start(study, context("cut"))
+    space = {"x": optuna.distributions.FloatDistribution(0, 1)}
+    for i in range(5):
+        t = study.ask(space)
+        frozen = study.tell(t, state=optuna.trial.TrialState.PRUNED) if i == 2 else study.tell(t, t.params["x"])
+        await recorder.on_trial_finished(study, frozen)
+    assert await recorder.flush(timeout=10)
+    s = await repo.get_study("cut")
+    assert (s.status, s.n_completed, s.n_pruned, s.n_failed) == ("running", 4, 1, 0)
+    assert s.best_value == study.best_value and s.best_trial_number == study.best_trial.number
+    study.ask(space)  # in flight when the run is interrupted
+    assert recorder.mark_interrupted() == ["cut"]
+    await recorder.aclose(timeout=10)
+    s = await repo.get_study("cut")
+    assert (s.status, s.n_completed, s.n_pruned) == ("interrupted", 4, 1)
+    # a resumed study is running again; its end makes it completed
+    recorder = HistoryRecorder(repo)
+    await recorder.on_study_start(study, context("cut"))
+    assert await recorder.flush(timeout=10)
+    assert (await repo.get_study("cut")).status == "running"
+    await recorder.on_study_end(study, result_for(study))
+    assert recorder.mark_interrupted() == []  # it ended: nothing to mark
+    await recorder.aclose(timeout=10)
+    assert (await repo.get_study("cut")).status == "completed"
+
+
 async def test_recorder_resyncs_trials_already_in_the_storage(repo: Any) -> None:
     """A process killed between tell and its history write: the next start records the trial."""
     study = make_study("resume")

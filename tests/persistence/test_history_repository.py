@@ -172,6 +172,31 @@ async def test_update_study_summary(repo: HistoryRepository) -> None:
     assert again.status == "running" and again.completed_at is None  # type: ignore[union-attr]
 
 
+async def test_refresh_study_counts_follows_the_stored_trials(repo: HistoryRepository) -> None:
+    """Counters written as trials finish (not only at the study's end): a study interrupted before
+    its end still shows what it did. Status, stop reason and duration are left alone."""
+    await repo.upsert_study(ctx())
+    await repo.upsert_trials("study-a", [trial(0, value=0.80), trial(1, "PRUNED"), trial(2, value=0.91),
+                                         trial(3, "FAIL"), trial(4, "RUNNING"), trial(5, value=float("nan")),
+                                         trial(6, value=0.91)])
+    await repo.refresh_study_counts("study-a")
+    s = await repo.get_study("study-a")
+    assert (s.n_completed, s.n_pruned, s.n_failed, s.status) == (4, 1, 1, "running")  # type: ignore[union-attr]
+    assert (s.best_trial_number, s.best_value) == (2, 0.91)  # type: ignore[union-attr]  # ties: lowest number
+    assert s.best_params == trial(2).params  # type: ignore[union-attr]
+    await repo.refresh_study_counts("study-a")
+    assert await repo.get_study("study-a") == s  # idempotent: not even updated_at moves
+    await repo.upsert_study(ctx("loss", directions=("minimize",), metric="log_loss"))
+    await repo.upsert_trials("loss", [trial(0, value=0.3), trial(1, value=0.1), trial(2, "FAIL")])
+    await repo.update_study_summary("loss", StudySummary(0, 0, 0, status="interrupted", stop_reason="signal"))
+    await repo.refresh_study_counts("loss")
+    s = await repo.get_study("loss")
+    assert (s.n_completed, s.n_failed, s.best_trial_number, s.best_value) == (2, 1, 1, 0.1)  # type: ignore[union-attr]
+    assert (s.status, s.stop_reason) == ("interrupted", "signal")  # type: ignore[union-attr]
+    with pytest.raises(StudyNotFoundError, match="'ghost'"):
+        await repo.refresh_study_counts("ghost")
+
+
 async def _history(repo: HistoryRepository) -> None:
     """Three studies on the same algorithm/problem/dataset, one elsewhere."""
     await repo.upsert_study(ctx("old-max", metric="roc_auc"))

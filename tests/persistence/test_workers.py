@@ -118,7 +118,7 @@ def test_dead_and_frozen_workers_on_other_hosts_lose_their_trials_live_ones_neve
 
 
 def _hpo(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "src.mlops.cli", *args], cwd=str(REPO_ROOT), env=env,
+    return subprocess.Popen([sys.executable, "-m", "src.cli", *args], cwd=str(REPO_ROOT), env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -32,7 +32,15 @@ from .database import (
     with_database,
 )
 from .memory import InMemoryHistoryRepository
-from .migrations import DEFAULT_MIGRATIONS_DIR, Migration, MigrationStatus, load_migrations, migrate, migration_status
+from .migrations import (
+    DEFAULT_MIGRATIONS_DIR,
+    Migration,
+    MigrationStatus,
+    load_migrations,
+    migrate,
+    migration_lock,
+    migration_status,
+)
 from .optuna_storage import PostgresJournalBackend, PostgresOptunaStorage, create_optuna_storage
 from .postgres import PostgresHistoryRepository
 from .protocol import HistoryRepository
@@ -69,6 +77,7 @@ __all__ = [
     "hpo_home",
     "load_migrations",
     "migrate",
+    "migration_lock",
     "migration_status",
     "normalize_dsn",
     "parse_dsn",

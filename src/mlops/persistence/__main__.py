@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m src.mlops.persistence", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("command", choices=["migrate", "status", "url"])
-    ap.add_argument("--migrations-dir", default=None, help="default: <repo>/database/migrations")
+    ap.add_argument("--migrations-dir", default=None, help="default: the checkout's database/migrations, or the copy a wheel ships")
     args = ap.parse_args(argv)
     try:
         dsn = resolve_database_url()

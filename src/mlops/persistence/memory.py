@@ -90,6 +90,16 @@ class InMemoryHistoryRepository:
             completed_at = None if new["status"] == "running" else (old.completed_at or now)
             self._studies[study_name] = replace(old, **new, updated_at=now, completed_at=completed_at)
 
+    async def refresh_study_counts(self, study_name: str) -> None:
+        old = self._require(study_name)
+        counted = StudySummary.from_trials((t for t, _, _ in self._trials[study_name].values()), old.directions)
+        new: dict[str, Any] = dict(n_completed=counted.n_completed, n_pruned=counted.n_pruned, n_failed=counted.n_failed)
+        if len(old.directions) == 1:
+            new.update(best_trial_number=counted.best_trial_number, best_value=counted.best_value,
+                       best_params=to_jsonable(counted.best_params) if counted.best_params is not None else None)
+        if any(_differs(getattr(old, k), v) for k, v in new.items()):
+            self._studies[study_name] = replace(old, **new, updated_at=self._now())
+
     async def upsert_trials(self, study_name: str, trials: Sequence[TrialRecord]) -> None:
         self._require(study_name)
         check_trials(trials)

@@ -15,10 +15,12 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import re
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -35,13 +37,25 @@ __all__ = [
     "MigrationStatus",
     "load_migrations",
     "migrate",
+    "migration_lock",
     "migration_status",
 ]
 
 _log = logging.getLogger(__name__)
 
-#: ``<repo>/database/migrations`` (this file is ``<repo>/src/mlops/persistence/migrations.py``).
-DEFAULT_MIGRATIONS_DIR = Path(__file__).resolve().parents[3] / "database" / "migrations"
+#: ``database/migrations`` of a source checkout (this file is ``<repo>/src/mlops/persistence/migrations.py``).
+_CHECKOUT_MIGRATIONS_DIR = Path(__file__).resolve().parents[3] / "database" / "migrations"
+#: the same files inside an installed wheel: ``setup.py`` copies them there when it builds the package.
+PACKAGED_MIGRATIONS_DIR = Path(__file__).resolve().parent / "sql"
+
+
+def _default_migrations_dir() -> Path:
+    """``database/migrations`` of the checkout this code runs from, else the copy packaged with it."""
+    return _CHECKOUT_MIGRATIONS_DIR if _CHECKOUT_MIGRATIONS_DIR.is_dir() else PACKAGED_MIGRATIONS_DIR
+
+
+#: where :func:`migrate` reads the migration files by default (see :func:`_default_migrations_dir`).
+DEFAULT_MIGRATIONS_DIR = _default_migrations_dir()
 #: advisory lock key of the migration runner ("hpo_mig" in ASCII).
 MIGRATION_LOCK_KEY = int.from_bytes(b"hpo_mig", "big")
 
@@ -85,7 +99,8 @@ def load_migrations(migrations_dir: str | Path | None = None) -> list[Migration]
     directory = Path(migrations_dir) if migrations_dir is not None else DEFAULT_MIGRATIONS_DIR
     if not directory.is_dir():
         raise MigrationError(
-            f"migrations directory {directory} does not exist; run from a source checkout or pass migrations_dir=..."
+            f"migrations directory {directory} does not exist; install the package from a wheel built by its "
+            "setup.py (which ships database/migrations), run from a source checkout, or pass migrations_dir=..."
         )
     by_version: dict[int, Migration] = {}
     for path in sorted(directory.iterdir()):
@@ -113,6 +128,9 @@ def load_migrations(migrations_dir: str | Path | None = None) -> list[Migration]
 
 
 async def _acquire_lock(con: asyncpg.Connection, timeout: float) -> None:
+    """Take the migration lock by polling ``pg_try_advisory_lock``: a waiting runner never sits inside
+    a statement, so it holds no snapshot that the holder's ``CREATE INDEX CONCURRENTLY`` would wait
+    for (a blocking ``pg_advisory_lock`` there deadlocks the two)."""
     deadline = time.monotonic() + timeout
     delay = 0.05
     while not await con.fetchval("SELECT pg_try_advisory_lock($1)", MIGRATION_LOCK_KEY):
@@ -123,6 +141,23 @@ async def _acquire_lock(con: asyncpg.Connection, timeout: float) -> None:
             )
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.5)
+
+
+@contextlib.asynccontextmanager
+async def migration_lock(db: Database, *, timeout: float = 60.0) -> AsyncIterator[asyncpg.Connection]:
+    """Hold the migration lock (on a pooled connection, yielded) for schema work of other libraries,
+    e.g. LangGraph's ``AsyncPostgresSaver.setup()``, which takes no lock of its own: concurrent
+    first runs then set up one at a time. Raises :class:`MigrationError` after ``timeout`` s."""
+    async with db.acquire() as con:
+        try:
+            await _acquire_lock(con, timeout)
+        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as e:
+            raise translate_error(e, db.reveal_dsn(), what="migration lock") from None
+        try:
+            yield con
+        finally:
+            if not con.is_closed():
+                await con.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
 
 
 def _check(applied: dict[int, asyncpg.Record], migrations: list[Migration], directory: str) -> list[Migration]:
@@ -161,43 +196,38 @@ def _check(applied: dict[int, asyncpg.Record], migrations: list[Migration], dire
 
 async def _migrate(db: Database, migrations: list[Migration], directory: str, lock_timeout: float, statement_timeout: float) -> list[int]:
     applied_now: list[int] = []
-    async with db.acquire() as con:
-        try:
-            await _acquire_lock(con, lock_timeout)
-            try:
-                await con.execute(_CREATE_TABLE)
-                rows = await con.fetch("SELECT version, name, checksum FROM schema_migrations ORDER BY version")
-                pending = _check({r["version"]: r for r in rows}, migrations, directory)
-                for m in pending:
-                    started = time.perf_counter()
-                    try:
-                        async with con.transaction():
-                            await con.execute(m.sql, timeout=statement_timeout)
-                            await con.execute(
-                                "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-                                m.version,
-                                m.name,
-                                m.checksum,
-                            )
-                    except asyncpg.PostgresError as e:
-                        raise MigrationError(
-                            f"migration {m.filename} (version {m.version}) failed and was rolled back: "
-                            f"[{e.sqlstate}] {e}; earlier migrations stay applied, fix the file and run again"
-                        ) from e
-                    except TimeoutError:
-                        raise MigrationError(
-                            f"migration {m.filename} (version {m.version}) ran longer than "
-                            f"statement_timeout={statement_timeout:g} s and was rolled back"
-                        ) from None
-                    applied_now.append(m.version)
-                    _log.info("applied migration %s in %.0f ms", m.filename, (time.perf_counter() - started) * 1e3)
-            finally:
-                if not con.is_closed():
-                    await con.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
-        except (MigrationError, DatabaseError):
-            raise
-        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as e:
-            raise translate_error(e, db.reveal_dsn(), what="migrate") from None
+    try:
+        async with migration_lock(db, timeout=lock_timeout) as con:
+            await con.execute(_CREATE_TABLE)
+            rows = await con.fetch("SELECT version, name, checksum FROM schema_migrations ORDER BY version")
+            pending = _check({r["version"]: r for r in rows}, migrations, directory)
+            for m in pending:
+                started = time.perf_counter()
+                try:
+                    async with con.transaction():
+                        await con.execute(m.sql, timeout=statement_timeout)
+                        await con.execute(
+                            "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                            m.version,
+                            m.name,
+                            m.checksum,
+                        )
+                except asyncpg.PostgresError as e:
+                    raise MigrationError(
+                        f"migration {m.filename} (version {m.version}) failed and was rolled back: "
+                        f"[{e.sqlstate}] {e}; earlier migrations stay applied, fix the file and run again"
+                    ) from e
+                except TimeoutError:
+                    raise MigrationError(
+                        f"migration {m.filename} (version {m.version}) ran longer than "
+                        f"statement_timeout={statement_timeout:g} s and was rolled back"
+                    ) from None
+                applied_now.append(m.version)
+                _log.info("applied migration %s in %.0f ms", m.filename, (time.perf_counter() - started) * 1e3)
+    except (MigrationError, DatabaseError):
+        raise
+    except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as e:
+        raise translate_error(e, db.reveal_dsn(), what="migrate") from None
     return applied_now
 
 

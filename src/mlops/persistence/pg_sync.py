@@ -98,7 +98,7 @@ class SyncConnection:
     # -- use -----------------------------------------------------------------------------------
     def run(self, fn: Callable[[psycopg.Connection[Any]], _T], *, retry: bool = True) -> _T:
         """``fn(connection)`` under the lock; on connection loss reconnect and run it again."""
-        deadline: float | None = None
+        lost_at: float | None = None
         delay = 0.1
         while True:
             with self._lock:
@@ -124,10 +124,13 @@ class SyncConnection:
                     f"{self.what} ({brief_error(error)}); check the URL and that the server is running"
                 ) from None
             now = time.monotonic()
-            if deadline is None:
-                deadline = now + self.reconnect_timeout
+            if lost_at is None:
+                lost_at = now
                 _log.warning("%s: lost PostgreSQL at %s (%s); retrying for up to %g s",
-                             self.what, self.info.endpoint, brief_error(error), deadline - now)
+                             self.what, self.info.endpoint, brief_error(error), self.reconnect_timeout)
+            # read at every retry: a caller that gives up on the database lowers it, and waiting
+            # operations then fail within a second
+            deadline = lost_at + self.reconnect_timeout
             if now >= deadline:
                 raise DatabaseUnavailableError(
                     f"PostgreSQL at {self.info.endpoint} (database {self.info.database!r}) is unreachable for the "

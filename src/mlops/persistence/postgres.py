@@ -102,6 +102,40 @@ WHERE study_name = $1
 RETURNING id
 """
 
+# Counters and (single-objective) best trial from the trial rows, as StudySummary.from_trials counts
+# them: best value in the study's direction (NaN never best), lowest number on ties. Writes only on a change.
+_REFRESH_COUNTS = """
+WITH s AS (
+    SELECT id, direction, cardinality(directions) = 1 AS single FROM ml_hpo_studies WHERE study_name = $1
+), c AS (
+    SELECT count(*) FILTER (WHERE t.state = 'COMPLETE') AS n_completed,
+           count(*) FILTER (WHERE t.state = 'PRUNED') AS n_pruned,
+           count(*) FILTER (WHERE t.state = 'FAIL') AS n_failed
+    FROM ml_hpo_trials t JOIN s ON t.study_id = s.id
+), b AS (
+    SELECT t.trial_number, t.value, t.params
+    FROM ml_hpo_trials t JOIN s ON t.study_id = s.id
+    WHERE s.single AND t.state = 'COMPLETE' AND t.value IS NOT NULL AND t.value <> 'NaN'::float8
+    ORDER BY CASE WHEN s.direction = 'maximize' THEN -t.value ELSE t.value END, t.trial_number
+    LIMIT 1
+), n AS (
+    SELECT s.id, c.n_completed::int AS n_completed, c.n_pruned::int AS n_pruned, c.n_failed::int AS n_failed,
+           CASE WHEN s.single THEN (SELECT trial_number FROM b) ELSE st.best_trial_number END AS best_trial_number,
+           CASE WHEN s.single THEN (SELECT value FROM b) ELSE st.best_value END AS best_value,
+           CASE WHEN s.single THEN (SELECT params FROM b) ELSE st.best_params END AS best_params
+    FROM s CROSS JOIN c JOIN ml_hpo_studies st ON st.id = s.id
+)
+UPDATE ml_hpo_studies st SET
+    n_completed = n.n_completed, n_pruned = n.n_pruned, n_failed = n.n_failed,
+    best_trial_number = n.best_trial_number, best_value = n.best_value, best_params = n.best_params,
+    updated_at = now()
+FROM n
+WHERE st.id = n.id
+  AND (st.n_completed, st.n_pruned, st.n_failed, st.best_trial_number, st.best_value, st.best_params)
+      IS DISTINCT FROM (n.n_completed, n.n_pruned, n.n_failed, n.best_trial_number, n.best_value, n.best_params)
+RETURNING st.id
+"""
+
 _STUDY_EXISTS = "SELECT 1 FROM ml_hpo_studies WHERE study_name = $1"
 
 _STUDY_ID = "SELECT id FROM ml_hpo_studies WHERE study_name = $1"
@@ -275,6 +309,13 @@ class PostgresHistoryRepository:
                 to_jsonable(summary.best_params) if summary.best_params is not None else None,
                 summary.status, summary.stop_reason, summary.duration_seconds,
             )
+            if changed is None and not await con.fetchval(_STUDY_EXISTS, study_name):
+                raise study_not_found(study_name)
+
+    async def refresh_study_counts(self, study_name: str) -> None:
+        check_name(study_name)
+        async with self.db.transaction() as con:
+            changed = await con.fetchval(_REFRESH_COUNTS, study_name)
             if changed is None and not await con.fetchval(_STUDY_EXISTS, study_name):
                 raise study_not_found(study_name)
 

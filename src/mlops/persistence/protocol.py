@@ -39,6 +39,12 @@ class HistoryRepository(Protocol):
     async def upsert_trials(self, study_name: str, trials: Sequence[TrialRecord]) -> None:
         """Insert or update a batch of trials of one study, atomically."""
 
+    async def refresh_study_counts(self, study_name: str) -> None:
+        """Set the study's counters and (single-objective) best trial from its stored trials, as
+        :meth:`StudySummary.from_trials` counts them; status, stop reason and duration stay. Called as
+        trials finish, so a study that never reaches its end still shows what it did. Raises
+        :class:`StudyNotFoundError` for an unknown study."""
+
     async def get_study(self, study_name: str) -> StudyRecord | None: ...
 
     async def list_studies(

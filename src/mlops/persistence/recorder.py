@@ -6,11 +6,17 @@ accumulated. Database trouble never reaches the study: failed writes stay queued
 backoff (so a PostgreSQL restart loses nothing), errors are logged without secrets and counted.
 ``on_study_start`` also re-queues every finished trial already in the Optuna storage, so trials told by
 a process that was killed before its write landed are recorded when the study resumes.
+
+The study row's counters and best trial follow its trial rows as trials finish (not only at the
+study's end), and :meth:`HistoryRecorder.mark_interrupted` sets status ``interrupted`` on the studies
+that did not reach their end (the command line calls it on SIGINT/SIGTERM), so ``hpo studies`` shows
+an interrupted study as such, with what it did.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -31,6 +37,8 @@ _log = logging.getLogger(__name__)
 _FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
 _RETRIED = (DatabaseError, OSError, TimeoutError)
 _PERMANENT_ATTEMPTS = 3
+#: while writes keep failing, one warning per this many seconds (the others are logged at DEBUG)
+_WARN_EVERY_S = 60.0
 
 
 @dataclass
@@ -50,9 +58,16 @@ class _StudyQueue:
     trials: dict[int, TrialRecord] = field(default_factory=dict)
     summary: StudySummary | None = None
     attempts: int = 0
+    #: trials were written since the study's counters were last refreshed from them
+    counts_stale: bool = False
+    #: ``on_study_end`` came (the study reached its end in this process)
+    ended: bool = False
+    #: write status "interrupted" once the queued trials are written
+    interrupted: bool = False
 
     def has_work(self) -> bool:
-        return self.need_study or bool(self.trials) or self.summary is not None
+        return (self.need_study or bool(self.trials) or self.summary is not None or self.counts_stale
+                or self.interrupted)
 
 
 def _context_of(study: optuna.Study) -> StudyContext:
@@ -143,7 +158,7 @@ class HistoryRecorder:
     async def on_study_start(self, study: optuna.Study, context: StudyContext) -> None:
         try:
             q = self._queue(study, context)
-            q.context, q.need_study = context, True
+            q.context, q.need_study, q.ended, q.interrupted = context, True, False, False
             if self.sync_on_start:  # storage reads may do I/O: off the event loop
                 for t in await asyncio.to_thread(study.get_trials, deepcopy=False, states=_FINISHED):
                     self._enqueue(q, TrialRecord.from_frozen_trial(t))
@@ -161,6 +176,7 @@ class HistoryRecorder:
     async def on_study_end(self, study: optuna.Study, result: OptimizationResult) -> None:
         try:
             q = self._queue(study)
+            q.ended = True
             frozen = await asyncio.to_thread(study.get_trials, deepcopy=False)
             trials = [TrialRecord.from_frozen_trial(t) for t in frozen]
             for t in trials:  # also catches trials finished by other workers or the stale reaper
@@ -178,6 +194,20 @@ class HistoryRecorder:
             self._report("on_study_end", study.study_name, e)
 
     # -- control -------------------------------------------------------------------------------
+    def mark_interrupted(self) -> list[str]:
+        """Record status ``interrupted`` for every study started here that has not reached its end
+        (written after the queued trials; ``flush``/``aclose`` wait for it). Returns their names.
+        A resumed study is ``running`` again from its ``on_study_start``."""
+        names = []
+        for name, q in self._queues.items():
+            if not q.ended:
+                q.interrupted = True
+                names.append(name)
+        if names:
+            with contextlib.suppress(RuntimeError):  # no running loop: written at the next flush
+                self._kick()
+        return names
+
     async def flush(self, *, timeout: float | None = None) -> bool:
         """Wait until every queued write is done; False if ``timeout`` s passed first."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -242,6 +272,8 @@ class HistoryRecorder:
         wake = self._wake
         assert wake is not None
         delay = self.retry_initial
+        failing_since: float | None = None
+        last_warning = 0.0
         while True:
             await wake.wait()
             wake.clear()
@@ -249,13 +281,21 @@ class HistoryRecorder:
                 try:
                     await self._write_some()
                     delay = self.retry_initial
+                    if failing_since is not None:
+                        _log.warning("history writes work again after %.0f s of failures", time.monotonic() - failing_since)
+                        failing_since = None
                 except asyncio.CancelledError:
                     raise
                 except Exception as e:  # database trouble: keep the queue, back off, retry
                     self.stats.failed_writes += 1
                     self.stats.last_error = redact_secrets(f"{type(e).__name__}: {e}")
-                    level = logging.WARNING if self.stats.failed_writes == 1 or delay >= self.retry_max else logging.DEBUG
-                    _log.log(level, "history write failed (%d so far), retrying in %.1f s: %s",
+                    now = time.monotonic()
+                    loud = failing_since is None or now - last_warning >= _WARN_EVERY_S
+                    failing_since = failing_since or now
+                    if loud:
+                        last_warning = now
+                    _log.log(logging.WARNING if loud else logging.DEBUG,
+                             "history write failed (%d so far), retrying in %.1f s: %s",
                              self.stats.failed_writes, delay, self.stats.last_error)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self.retry_max)
@@ -275,11 +315,24 @@ class HistoryRecorder:
                         if q.trials.get(number) is rec:  # not replaced by a newer record meanwhile
                             del q.trials[number]
                     self.stats.written_trials += len(batch)
-                if q.summary is not None and not q.trials:
-                    summary = q.summary
-                    await self.repository.update_study_summary(name, summary)
-                    if q.summary is summary:
-                        q.summary = None
+                    q.counts_stale = True
+                if not q.trials:
+                    if q.summary is not None:  # the end summary carries the counters too
+                        summary = q.summary
+                        await self.repository.update_study_summary(name, summary)
+                        if q.summary is summary:
+                            q.summary = None
+                            q.counts_stale = False
+                    elif q.counts_stale:
+                        q.counts_stale = False
+                        try:
+                            await self.repository.refresh_study_counts(name)
+                        except BaseException:
+                            q.counts_stale = True
+                            raise
+                    if q.interrupted:
+                        await self.repository.upsert_study(q.context, status="interrupted")
+                        q.interrupted = False
                 q.attempts = 0
             except StudyNotFoundError:
                 q.need_study = True  # deleted or never written: write it again first
@@ -295,7 +348,7 @@ class HistoryRecorder:
                                name, q.attempts, lost, redact_secrets(f"{type(e).__name__}: {e}"))
                     q.trials.clear()
                     q.summary = None
-                    q.need_study = False
+                    q.need_study = q.counts_stale = q.interrupted = False
                     q.attempts = 0
                     continue
                 raise

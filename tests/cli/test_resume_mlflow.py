@@ -12,7 +12,6 @@ import pickle
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -23,7 +22,7 @@ from mlflow import MlflowClient
 from src.agents.ml_foundation.model_trainer import build_model_trainer_graph
 from src.mlops.tracking import default_tracking_uri
 
-from .test_cli import ROOT, _dsn, _env, hpo
+from ._helpers import ROOT, embedded_dsn, env_for, hpo
 
 
 async def _next_nodes(dsn: str, thread_id: str) -> tuple[tuple[str, ...], dict]:
@@ -38,7 +37,7 @@ async def _next_nodes(dsn: str, thread_id: str) -> tuple[tuple[str, ...], dict]:
 def _kill_when_next(args: list[str], home: Path, thread_id: str, node: str, timeout: float = 300) -> dict:
     """Start ``hpo`` with ``args``, SIGKILL it as soon as its checkpoint says ``node`` runs next;
     returns the checkpointed values at that moment."""
-    proc = subprocess.Popen([sys.executable, "-m", "src.mlops.cli", *args], cwd=str(ROOT), env=_env(home),
+    proc = subprocess.Popen([sys.executable, "-m", "src.cli", *args], cwd=str(ROOT), env=env_for(home),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + timeout
@@ -46,7 +45,7 @@ def _kill_when_next(args: list[str], home: Path, thread_id: str, node: str, time
         while time.monotonic() < deadline:
             assert proc.poll() is None, f"the run ended before reaching {node}: {proc.stderr.read()[-3000:]}"
             if dsn is None and ((home / "pgdata").exists() or os.environ.get("DATABASE_URL")):
-                dsn = _dsn(home)
+                dsn = embedded_dsn(home)
             if dsn is not None:
                 try:
                     nxt, values = asyncio.run(_next_nodes(dsn, thread_id))
@@ -65,8 +64,7 @@ def _kill_when_next(args: list[str], home: Path, thread_id: str, node: str, time
 
 
 @pytest.mark.slow
-def test_killed_after_tuning_resume_keeps_the_mlflow_record(tmp_path):
-    home = Path(tempfile.mkdtemp(prefix="hpo-mlflow-"))  # not under tmp_path: see test_cli
+def test_killed_after_tuning_resume_keeps_the_mlflow_record(tmp_path, home):
     thread_id = f"mlflow-resume-{uuid.uuid4().hex[:8]}"
     args = ["train", "--dataset", "breast_cancer", "--algorithm", "random_forest", "--n-trials", "4",
             "--pruner", "none", "--quiet", "--thread-id", thread_id, "--output-json", str(tmp_path / "run.json")]
@@ -102,8 +100,7 @@ class _Exploit:
 
 
 @pytest.mark.slow
-def test_resume_refuses_a_model_swapped_while_the_run_was_down(tmp_path):
-    home = Path(tempfile.mkdtemp(prefix="hpo-swap-"))
+def test_resume_refuses_a_model_swapped_while_the_run_was_down(tmp_path, home):
     thread_id = f"swap-{uuid.uuid4().hex[:8]}"
     args = ["train", "--dataset", "breast_cancer", "--algorithm", "random_forest", "--n-trials", "3",
             "--pruner", "none", "--quiet", "--no-mlflow", "--thread-id", thread_id]

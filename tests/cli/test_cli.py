@@ -5,30 +5,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 import optuna
 import psycopg
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _env(home: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["HPO_HOME"] = str(home)
-    env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    return env
-
-
-def hpo(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "src.mlops.cli", *args], cwd=str(ROOT), env=_env(home),
-                          capture_output=True, text=True, timeout=timeout)
+from ._helpers import Running, embedded_dsn, hpo
 
 
 @pytest.mark.parametrize("case, fragment", [
@@ -57,38 +41,18 @@ def test_bad_input_exits_2_with_the_reason(tmp_path, case, fragment):
     assert fragment.lower() in (r.stdout + r.stderr).lower(), r.stdout + r.stderr
 
 
-def _dsn(home: Path) -> str:
-    """The database the CLI used: DATABASE_URL when set, else the embedded server under ``home``."""
-    from src.mlops.persistence import resolve_database_url
-
-    env = {"HPO_HOME": str(home)}
-    if os.environ.get("DATABASE_URL"):
-        env["DATABASE_URL"] = os.environ["DATABASE_URL"]
-    return resolve_database_url(env, cleanup="keep")
-
-
 @pytest.mark.slow
-def test_train_killed_mid_tuning_resumes_with_its_thread_id(tmp_path):
+def test_train_killed_mid_tuning_resumes_with_its_thread_id(tmp_path, home):
     """kill -9 during tuning, then the same command with --thread-id: the study continues."""
-    # not under tmp_path: pgserver runs PostgreSQL as its own user, and pytest makes its
-    # base temp directory private (0700) when another session starts
-    home, n = Path(tempfile.mkdtemp(prefix="hpo-cli-")), 16
+    n = 16
     thread_id = f"resume-me-{uuid.uuid4().hex[:8]}"  # unique: an external DATABASE_URL keeps old threads
     args = ["train", "--dataset", "breast_cancer", "--algorithm", "random_forest", "--n-trials", str(n),
-            "--pruner", "none", "--no-mlflow",
+            "--pruner", "none", "--scheme", "holdout", "--no-mlflow",
             "--thread-id", thread_id, "--output-json", str(tmp_path / "run.json")]
-    proc = subprocess.Popen([sys.executable, "-m", "src.mlops.cli", *args], cwd=str(ROOT), env=_env(home),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 240
-    seen = ""
-    while time.monotonic() < deadline:  # progress lines look like "tuning [###...] 6/16 ..."
-        line = proc.stderr.readline()
-        seen += line
-        if " tuning [" in line and int(line.split("]")[1].split("/")[0]) >= 5:
-            break
-        assert proc.poll() is None or line, f"run ended before tuning got far:\n{seen}\n{proc.stdout.read()}"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    run = Running(home, *args)
+    run.wait_for_trials(5)
+    run.signal(signal.SIGKILL, group=False)
+    run.finish()
     assert not (tmp_path / "run.json").exists()
 
     r = hpo(home, *args)
@@ -97,7 +61,7 @@ def test_train_killed_mid_tuning_resumes_with_its_thread_id(tmp_path):
     assert out["status"] == "completed" and out["thread_id"] == thread_id
     study_name = out["hpo"]["study_name"]
 
-    dsn = _dsn(home)
+    dsn = embedded_dsn(home)
     from src.mlops.optimizer import resolve_storage
 
     study = optuna.load_study(study_name=study_name, storage=resolve_storage(dsn))
@@ -117,8 +81,8 @@ def test_train_killed_mid_tuning_resumes_with_its_thread_id(tmp_path):
 
 
 @pytest.mark.slow
-def test_tune_command_prints_a_summary(tmp_path):
-    r = hpo(tmp_path / "home", "tune", "--dataset", "wine", "--algorithm", "random_forest", "--n-trials", "4",
+def test_tune_command_prints_a_summary(tmp_path, home):
+    r = hpo(home, "tune", "--dataset", "wine", "--algorithm", "random_forest", "--n-trials", "4",
             "--no-mlflow", "--output-json", str(tmp_path / "tune.json"))
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads((tmp_path / "tune.json").read_text())
@@ -137,8 +101,7 @@ def test_timeout_without_n_trials_bounds_the_study_by_time(tmp_path):
     assert out["duration_s"] < 4 + 15
 
 
-def test_db_status_then_migrate(tmp_path):
-    home = Path(tempfile.mkdtemp(prefix="hpo-db-"))
+def test_db_status_then_migrate(home):
     env_has_db = bool(os.environ.get("DATABASE_URL"))
     status = hpo(home, "db", "status")
     assert status.returncode == 0, status.stderr[-2000:]
@@ -151,10 +114,9 @@ def test_db_status_then_migrate(tmp_path):
 
 
 @pytest.mark.slow
-def test_time_budget_bounds_the_whole_run(tmp_path):
+def test_time_budget_bounds_the_whole_run(tmp_path, home):
     """--time-budget counts from the command's start (imports, embedded PostgreSQL, MLflow) to the
     saved model: the run ends within max(3 s, 5 %) of it, and the study uses what the rest leaves."""
-    home = Path(tempfile.mkdtemp(prefix="hpo-cli-"))
     hpo(home, "db", "migrate")  # the embedded server's first initdb is a one-off, not a run's cost
     budget = 15.0
     t0 = time.monotonic()

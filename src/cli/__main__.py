@@ -1,0 +1,7 @@
+"""``python -m src.cli ...`` runs ``hpo``."""
+
+import sys
+
+from .main import main
+
+sys.exit(main())

@@ -1,0 +1,12 @@
+"""One coroutine per ``hpo`` command: ``cmd_X(args, stopper, *, outage_s) -> result dict``."""
+
+from __future__ import annotations
+
+from .history import cmd_db, cmd_studies
+from .train import cmd_train
+from .tune import cmd_tune
+from .worker import cmd_worker
+
+__all__ = ["COMMANDS", "cmd_train", "cmd_tune", "cmd_worker", "cmd_studies", "cmd_db"]
+
+COMMANDS = {"train": cmd_train, "tune": cmd_tune, "worker": cmd_worker, "studies": cmd_studies, "db": cmd_db}

@@ -1,0 +1,113 @@
+"""What ``hpo train`` and ``hpo tune`` print at the end, and the ``--output-json`` file."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+__all__ = ["fmt", "shorten", "print_summary", "write_json", "SHOWN_CHARS"]
+
+#: longest value shown on one summary line (a constant column's value can be pages long).
+SHOWN_CHARS = 80
+
+
+def fmt(v: Any) -> str:
+    """A table cell: floats with 4 decimals, ``-`` for missing."""
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    return "-" if v is None else str(v)
+
+
+def shorten(text: str, limit: int = SHOWN_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+def _study_lines(hpo: dict[str, Any], *, named: bool) -> list[str]:
+    reasons = list((hpo.get("failure_reasons") or {}).values())
+    stopped = sum(1 for r in reasons if r == "deadline")
+    failed = (hpo.get("n_failed") or 0) - stopped
+    what = f"study {hpo.get('study_name')}" if named else "trials"
+    lines = [f"  {what}: {hpo.get('n_completed')} complete, {hpo.get('n_pruned')} pruned, "
+             f"{failed} failed{f', {stopped} stopped at the timeout' if stopped else ''} "
+             f"in {float(hpo.get('duration_s') or 0):.1f} s"]
+    for reason in sorted({r for r in reasons if r != "deadline"})[:3]:
+        lines.append(f"    failure: {shorten(reason, 160)}")
+    if hpo.get("scheme"):
+        why = f": {hpo['scheme_reason']}" if hpo.get("scheme_reason") else ""
+        lines.append(f"  scheme {hpo['scheme']}{why}")
+    swap = hpo.get("trial_for_time")
+    if swap:
+        lines.append(f"  final model: trial {swap.get('used_trial')} instead of the best, {swap.get('best_trial')}: "
+                     f"{swap.get('reason')}")
+    return lines
+
+
+def print_summary(out: dict[str, Any], *, command: str) -> None:
+    """The human summary of a ``train`` (a run of the graph) or ``tune`` (a study) result."""
+    hpo = out.get("hpo") or {}
+    metric = hpo.get("metric") or out.get("metric")
+    print()
+    if command == "train":
+        print(f"  run {out.get('run_id', '-')} (thread {out.get('thread_id', '-')}): {out.get('status')}")
+    else:
+        print(f"  study {out.get('study_name', '-')}: {out.get('status')}")
+    for note in out.get("warnings") or []:
+        print(f"  warning: {note}")
+    if out.get("dropped_columns"):
+        print(f"  dropped columns: {', '.join(f'{k} ({shorten(v)})' for k, v in out['dropped_columns'].items())}")
+    if out.get("split_sizes"):
+        print(f"  rows: {out['split_sizes']}")
+    if hpo:
+        for line in _study_lines(hpo, named=command == "train"):
+            print(line)
+    tm, dm = out.get("test_metrics") or {}, out.get("defaults_test_metrics") or {}
+    if tm or hpo:
+        rows = []
+        if hpo.get("best_value") is not None:
+            rows.append((f"val {metric}", hpo.get("defaults_value"), hpo.get("best_value")))
+        rows += [(f"test {k}", dm.get(k), tm.get(k)) for k in tm]
+        width = max([18] + [len(name) + 1 for name, _, _ in rows])
+        print()
+        print(f"  {'metric':{width}s} {'defaults':>10s} {'tuned':>10s}")
+        for name, defaults, tuned in rows:
+            print(f"  {name:{width}s} {fmt(defaults):>10s} {fmt(tuned):>10s}")
+        deployed = (out.get("training") or {}).get("deployed")
+        if tm and deployed:
+            print(f"  (test: models fitted on train+val; the saved model was then refit on all "
+                  f"{deployed.get('fit_rows')} rows)")
+    if out.get("model_path"):
+        print(f"\n  model: {out['model_path']}")
+    if out.get("mlflow_run_id"):
+        print(f"  mlflow run: {out['mlflow_run_id']}")
+    if out.get("mlflow_model_uri"):
+        print(f"  mlflow model: {out['mlflow_model_uri']}")
+    if out.get("mlflow_error"):
+        print(f"  mlflow: NOT RECORDED: {out['mlflow_error']}")
+    timings = out.get("timings") or {}
+    if timings.get("total") is not None:
+        parts = ", ".join(f"{k} {v:.1f}" for k, v in timings.items() if k != "total")
+        print(f"  time: {timings['total']:.1f} s ({parts})")
+    if out.get("best_params"):
+        print(f"  best params: {json.dumps(out['best_params'], default=str)}")
+
+
+def write_json(path: Path | None, out: dict[str, Any]) -> None:
+    """Write ``out`` to ``path`` atomically (a reader never sees half a file)."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(out, f, indent=2, default=str)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,100 @@
+"""Misused options and inputs (issue 9 items 9, 10, 13): refused up front with exit code 2 and a
+message naming the option, before any server, data or trial; small output defects."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ._helpers import hpo
+
+TRAIN = ["train", "--dataset", "breast_cancer", "--n-trials", "3", "--quiet"]
+
+
+def _nothing_started(home: Path) -> None:
+    """No embedded server, no run directory, no MLflow store: the command stopped before the work."""
+    assert not home.exists() or not any(home.iterdir()), sorted(p.name for p in home.iterdir())
+
+
+@pytest.mark.parametrize("where", ["directory", "under_a_file", "unwritable"])
+def test_output_json_that_cannot_be_written_is_refused_before_the_work(tmp_path, where):
+    """Before: a directory or an unwritable path failed only after the whole run, with a traceback."""
+    home = tmp_path / "home"
+    target = {"directory": tmp_path, "under_a_file": Path(__file__) / "run.json",
+              "unwritable": Path("/proc/hpo-run.json")}[where]
+    r = hpo(home, *TRAIN, "--output-json", str(target))
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "--output-json" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    _nothing_started(home)
+
+
+@pytest.mark.parametrize("seed", ["-1", "99999999999", "1.5"])
+def test_seed_out_of_range_is_bad_input_naming_the_option(tmp_path, seed):
+    """Before: --seed -1 ended as a run-time failure (exit 1, 'expected non-negative integer')."""
+    home = tmp_path / "home"
+    r = hpo(home, *TRAIN, "--seed", seed)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "argument --seed: must be an integer between 0 and 4294967295" in r.stderr, r.stderr
+    _nothing_started(home)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--cv", "3", "--scheme", "holdout"], "give --cv=3 or --scheme='holdout', not both"),
+    (["--n-trials", "0"], "argument --n-trials: must be an integer >= 1"),
+    (["--timeout", "-5"], "argument --timeout: must be a positive number of seconds"),
+    (["--test-size", "0.6", "--val-size", "0.5"], "--test-size + --val-size must be < 1"),
+    (["--sampler", "nope"], "--sampler 'nope': unknown sampler"),
+    (["--search-space", "SPACE"], "--search-space"),
+])
+def test_option_errors_name_the_option_not_a_graph_node(tmp_path, args, fragment):
+    """Before: option and search-space mistakes were reported as 'error in load_data'."""
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps({"num_leaves": {"type": "int", "low": 50, "high": 10}}))
+    home = tmp_path / "home"
+    r = hpo(home, *TRAIN, *[str(space) if a == "SPACE" else a for a in args])
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert fragment in r.stderr and "load_data" not in r.stderr + r.stdout, r.stderr
+    _nothing_started(home)
+
+
+def test_tune_by_time_prints_its_study_few_progress_lines_and_short_values(tmp_path):
+    """Before: with --timeout and no --n-trials the progress showed '74/0' once per trial; tune printed
+    'run - (thread -)'; a constant column's 8,000-character value filled the 'dropped columns' line."""
+    rng = np.random.default_rng(0)
+    n = 400
+    x = rng.normal(size=n)
+    frame = pd.DataFrame({"x": x, "z": rng.normal(size=n), "note": "lorem ipsum " * 700,
+                          "y": (x + rng.normal(scale=0.5, size=n) > 0).astype(int)})
+    csv = tmp_path / "data.csv"
+    frame.to_csv(csv, index=False)
+    r = hpo(tmp_path / "home", "tune", "--data", str(csv), "--target", "y", "--algorithm", "logistic_regression",
+            "--timeout", "4", "--scheme", "holdout", "--no-db", "--no-mlflow",
+            "--output-json", str(tmp_path / "t.json"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads((tmp_path / "t.json").read_text())
+    assert out["n_trials"] > 5, out  # more trials than progress lines below
+    progress = [line for line in r.stderr.splitlines() if "tuning" in line]
+    assert progress and len(progress) <= 3, r.stderr  # one line per 10 s in a log, not one per trial
+    assert not re.search(r"\d+/0\b", r.stderr), r.stderr
+    first = r.stdout.strip().splitlines()[0]
+    assert first.startswith(f"study {out['study_name']}: completed") and "run -" not in r.stdout, r.stdout
+    dropped = next(line for line in r.stdout.splitlines() if "dropped columns" in line)
+    assert "note (constant" in dropped and len(dropped) < 300 and "more characters" in dropped, dropped
+
+
+def test_a_target_with_about_one_row_per_class_is_refused(tmp_path):
+    """Before: 3,000 rows of 1,000 string classes 'completed' at test accuracy 0.002 without a word."""
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"a": rng.normal(size=3000), "b": rng.normal(size=3000),
+                          "label": [f"class-{i % 1000:04d}" for i in range(3000)]})
+    csv = tmp_path / "many.csv"
+    frame.to_csv(csv, index=False)
+    r = hpo(tmp_path / "home", "train", "--data", str(csv), "--target", "label", "--n-trials", "2",
+            "--no-db", "--no-mlflow", "--quiet")
+    assert r.returncode == 2, r.stderr[-2000:] + r.stdout[-2000:]
+    assert "1,000 classes for 3,000 rows: the median class gets 1 training row" in r.stderr, r.stderr
