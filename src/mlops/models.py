@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import UnknownModelError
+from .errors import SearchSpaceError, UnknownModelError
 from .problems import ANOMALY, BINARY, MULTICLASS, REGRESSION, normalize_problem_type
 from .search_space import SearchSpace, parse_search_space
 
@@ -94,12 +94,57 @@ class ModelSpec:
         spec.update(self.problem_space.get(pt, {}))
         return parse_search_space(spec)
 
+    def documented_params(self, problem_type: str) -> frozenset[str]:
+        """The estimator's constructor params and the family's own names (what an error lists)."""
+        names = set(self.estimator_class(problem_type)().get_params(deep=False))
+        names |= set(self.defaults) | set(self.space) | _ENCODINGS
+        for extra in (*self.problem_defaults.values(), *self.problem_space.values()):
+            names |= set(extra)
+        return frozenset(names)
+
+    def accepted_params(self, problem_type: str) -> frozenset[str]:
+        """The param names a search space or a fixed config may use for this family: the documented
+        ones and, for LightGBM, every native parameter and alias (its scikit-learn wrapper passes
+        them on)."""
+        names = self.documented_params(problem_type)
+        return names | _lightgbm_native_params() if self.kind == "lightgbm" else names
+
+    def check_params(self, names: Iterable[str], problem_type: str, *, what: str = "search space") -> None:
+        """Refuse param names the family's estimator does not take (a misspelling would otherwise
+        vary a setting the library ignores), naming the unknown ones and the accepted ones."""
+        unknown = sorted(set(names) - self.accepted_params(problem_type))
+        if unknown:
+            hint = " (and LightGBM's native parameter names and aliases)" if self.kind == "lightgbm" else ""
+            raise SearchSpaceError(
+                f"{what}: {self.name} does not take {', '.join(map(repr, unknown))}; it takes "
+                f"{', '.join(sorted(self.documented_params(problem_type)))}{hint}"
+            )
+
     def build(self, params: Mapping[str, Any], problem_type: str, *, n_threads: int | None = None) -> Any:
         """An unfitted estimator for ``params`` (already merged with the defaults)."""
         p = _translate(self, dict(params))
         if self.n_jobs_param and n_threads is not None and self.n_jobs_param not in params:
             p[self.n_jobs_param] = n_threads
         return self.estimator_class(problem_type)(**p)
+
+
+#: search-friendly encodings that ``_translate`` turns into estimator params.
+_ENCODINGS = frozenset({"dart_rounds"})
+
+
+def _lightgbm_native_params() -> frozenset[str]:
+    """LightGBM's own parameter names and their aliases, from LightGBM's alias table (a private
+    helper of lightgbm.basic; if a release drops it, only the scikit-learn names are accepted)."""
+    try:
+        from lightgbm.basic import _ConfigAliases
+
+        table = _ConfigAliases._get_all_param_aliases()
+    except (ImportError, AttributeError):  # pragma: no cover - depends on the LightGBM release
+        return frozenset()
+    names = set(table)
+    for aliases in table.values():
+        names |= set(aliases)
+    return frozenset(names)
 
 
 def _translate(spec: ModelSpec, p: dict[str, Any]) -> dict[str, Any]:

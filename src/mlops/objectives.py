@@ -160,6 +160,10 @@ class ModelObjective:
             space = space.with_overrides(space_overrides)
         if fixed_params and "n_estimators" in fixed_params and "dart_rounds" in space.names:
             space = space.with_overrides({"dart_rounds": None})  # a fixed round count holds for dart too
+        if search_space is not None or space_overrides:
+            self.spec.check_params(space.names, self.problem_type)
+        if fixed_params:
+            self.spec.check_params(fixed_params, self.problem_type, what="fixed params")
         self.search_space = space
         self.default_params = {**self.spec.default_params(self.problem_type, seed=seed), **(fixed_params or {})}
         self.fixed_params = dict(fixed_params or {})

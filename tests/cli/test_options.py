@@ -62,6 +62,25 @@ def test_option_errors_name_the_option_not_a_graph_node(tmp_path, args, fragment
     _nothing_started(home)
 
 
+@pytest.mark.parametrize("command", ["train", "tune"])
+@pytest.mark.parametrize("content, fragment", [
+    ({"num_leave": {"type": "int", "low": 4, "high": 64}}, "lightgbm does not take 'num_leave'; it takes"),
+    (None, "holds null, not a search space"),
+])
+def test_search_space_mistakes_are_refused_before_the_work(tmp_path, command, content, fragment):
+    """Before: a misspelled param was searched although LightGBM ignores it; a file holding null
+    quietly meant the default space."""
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps(content))
+    home = tmp_path / "home"
+    r = hpo(home, command, "--dataset", "breast_cancer", "--n-trials", "3", "--quiet", "--search-space", str(space))
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert fragment in r.stderr and "Traceback" not in r.stderr, r.stderr
+    if content is not None:
+        assert "num_leaves" in r.stderr.split("it takes", 1)[1]
+    _nothing_started(home)
+
+
 def test_tune_by_time_prints_its_study_few_progress_lines_and_short_values(tmp_path):
     """Before: with --timeout and no --n-trials the progress showed '74/0' once per trial; tune printed
     'run - (thread -)'; a constant column's 8,000-character value filled the 'dropped columns' line."""

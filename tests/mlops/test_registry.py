@@ -267,3 +267,41 @@ def test_factories_refuse_unknown_names_and_options():
         PrunerFactory.create("median", n_startup=3)
     with pytest.raises(ConfigurationError, match="known samplers"):
         SamplerFactory.create("bayes")
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_REGISTRY))
+def test_every_family_takes_its_own_default_space_and_defaults(name):
+    spec = get_model_spec(name)
+    for problem_type in spec.problem_types:
+        spec.check_params(spec.search_space(problem_type).names, problem_type)
+        spec.check_params(spec.default_params(problem_type, seed=0), problem_type)
+
+
+def test_a_misspelled_param_is_refused_naming_the_accepted_ones():
+    """Before: {"num_leave": ...} was accepted and trials varied a setting LightGBM ignores."""
+    from src.mlops.errors import SearchSpaceError
+
+    with pytest.raises(SearchSpaceError) as e:
+        get_model_spec("lightgbm").check_params(["num_leave", "learning_rate"], "binary_classification")
+    message = str(e.value)
+    assert "'num_leave'" in message and "num_leaves" in message and "'learning_rate'" not in message
+    with pytest.raises(SearchSpaceError, match="random_forest does not take 'num_leaves'"):
+        get_model_spec("random_forest").check_params(["num_leaves"], "regression")
+    # LightGBM's scikit-learn wrapper passes native names and aliases on: those are accepted
+    get_model_spec("lightgbm").check_params(["feature_fraction", "bagging_fraction", "lambda_l1", "min_data_in_leaf"],
+                                            "regression")
+
+
+def test_the_objective_refuses_a_misspelled_space_or_fixed_param():
+    import numpy as np
+
+    from src.mlops.errors import SearchSpaceError
+    from src.mlops.objectives import ModelObjective
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 3)), np.tile([0, 1], 30)
+    with pytest.raises(SearchSpaceError, match="does not take 'max_dept'"):
+        ModelObjective("xgboost", "binary", X, y, X, y, search_space={"max_dept": {"type": "int", "low": 2, "high": 6}})
+    with pytest.raises(SearchSpaceError, match="fixed params: logistic_regression does not take 'C_'"):
+        ModelObjective("logistic_regression", "binary", X, y, X, y, fixed_params={"C_": 1.0})
+    ModelObjective("xgboost", "binary", X, y, X, y, search_space={"max_depth": {"type": "int", "low": 2, "high": 6}})

@@ -469,7 +469,7 @@ def validate_settings(state: Mapping[str, Any]) -> None:
     from src.mlops.schemes import parse_scheme
     from src.mlops.search_space import parse_search_space
 
-    get_model_spec(setting(state, "algorithm"))
+    spec = get_model_spec(setting(state, "algorithm"))
     n_trials, timeout = setting(state, "n_trials"), setting(state, "timeout")
     _positive("n_trials", n_trials, integer=True)
     _positive("timeout", timeout, integer=False)
@@ -505,7 +505,10 @@ def validate_settings(state: Mapping[str, Any]) -> None:
             raise ConfigurationError(
                 f"search_space must be a dict {{param: spec}} (JSON), but got {type(space).__name__}"
             )
-        parse_search_space(space)
+        parsed = parse_search_space(space)
+        problem_type = setting(state, "problem_type")
+        spec.check_params(parsed.names, problem_type if problem_type and spec.supports(problem_type)
+                          else next(iter(spec.problem_types)))
     sampler = setting(state, "sampler")
     if not isinstance(sampler, str):
         raise ConfigurationError(f"sampler must be a sampler name such as 'tpe' or 'random', but got {sampler!r}")
