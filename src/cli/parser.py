@@ -93,7 +93,11 @@ def _add_tuning_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-jobs", type=int_at_least(1), default=None, help="trials in parallel (default 1)")
     p.add_argument("--seed", type=int_at_least(0, SEED_MAX), default=None,
                    help=f"seed of the split, the sampler and the models, 0..{SEED_MAX} (default 42)")
-    p.add_argument("--study-name", help="name of the Optuna study (a named study resumes)")
+    p.add_argument("--study-name", help="name of the Optuna study (a named study resumes; one with other data, "
+                                        "family, metric or scheme is refused)")
+    p.add_argument("--new-study", action="store_true", default=None,
+                   help="when --study-name exists with other data or rules, start a new study under the next "
+                        "free name NAME-2, NAME-3... (the old one is kept)")
     p.add_argument("--search-space", help="JSON file with a search space (replaces the family default)")
     p.add_argument("--no-db", action="store_true", help="no PostgreSQL: in-memory study, no history, no resume")
     p.add_argument("--no-mlflow", action="store_true", help="no MLflow tracking")

@@ -40,6 +40,7 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "n_jobs": ("n_jobs", "--n-jobs"),
     "seed": ("seed", "--seed"),
     "study_name": ("study_name", "--study-name"),
+    "new_study": ("new_study", "--new-study"),
     "search_space": ("search_space", "--search-space"),
     "time_budget": ("time_budget", "--time-budget"),
     "refit": ("refit", "--refit"),

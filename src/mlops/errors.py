@@ -15,6 +15,7 @@ __all__ = [
     "IncompatibleMetricError",
     "DataValidationError",
     "ConfigurationError",
+    "StudyMismatchError",
     "StudyFailedError",
     "DatabaseError",
     "DatabaseUnavailableError",
@@ -56,6 +57,11 @@ class DataValidationError(MLOpsError, ValueError):
 
 class ConfigurationError(MLOpsError, ValueError):
     """An option of the optimizer, a sampler or a pruner with an invalid value."""
+
+
+class StudyMismatchError(ConfigurationError):
+    """A named study exists with other data, family, problem type, metric, direction or evaluation
+    scheme: adding this run's trials would mix scores that cannot be compared."""
 
 
 class StudyFailedError(MLOpsError, RuntimeError):

@@ -41,7 +41,7 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, StudyMismatchError
 from .executors import ProcessTrialRunner, TrialError, TrialTimeout, run_in_thread
 from .factories import PrunerFactory, SamplerFactory
 from .objectives import ModelObjective, TrialCancelled, TrialReporter
@@ -276,7 +276,7 @@ class OptunaOptimizer:
                 directions=dirs, load_if_exists=load_if_exists,
             )
             if [d.name.lower() for d in study.directions] != dirs:
-                raise ConfigurationError(
+                raise StudyMismatchError(
                     f"study {name!r} exists with directions {[d.name.lower() for d in study.directions]}, "
                     f"not {dirs}; use another study_name"
                 )

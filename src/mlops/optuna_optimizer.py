@@ -13,12 +13,13 @@ data only.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import optuna
 
-from .errors import StudyFailedError
+from .errors import StudyFailedError, StudyMismatchError
 from .factories import PrunerFactory, SamplerFactory
 from .fingerprint import dataset_fingerprint
 from .metrics import default_metric, get_metric
@@ -29,6 +30,8 @@ from .problems import normalize_problem_type
 from .search_space import SearchSpace, parse_search_space
 from .study_recipe import data_fingerprint, write_recipe
 from .types import OptimizationResult, StudyContext, TrialListener
+
+log = logging.getLogger("src.mlops.optuna_optimizer")
 
 __all__ = [
     "OptunaOptimizer",
@@ -44,6 +47,10 @@ __all__ = [
     "SearchSpace",
     "parse_search_space",
 ]
+
+
+#: how many names ``NAME-2``, ``NAME-3``... ``new_study=True`` tries before giving up.
+_MAX_NEW_STUDY_NAMES = 100
 
 
 async def run_hyperparameter_optimization(
@@ -86,6 +93,7 @@ async def run_hyperparameter_optimization(
     time_reserve: Callable[[], float] | None = None,
     data_source: Mapping[str, Any] | None = None,
     max_trials: int | None = None,
+    new_study: bool = False,
 ) -> OptimizationResult:
     """Tune ``algorithm`` on validation data (or CV folds of the training data) and return the result.
 
@@ -102,6 +110,11 @@ async def run_hyperparameter_optimization(
     ``data_source`` -- where the data is, for workers on other machines (``hpo worker``); e.g.
     ``{"kind": "file", "path": ..., "target": ..., "split": {...}}``. ``max_trials``: this call
     starts at most that many trials (the study still holds at most ``n_trials``).
+
+    A named study that exists must be the same study: other data (fingerprint), family, problem type,
+    metric, direction or evaluation scheme raise :class:`StudyMismatchError` naming both values, unless
+    ``new_study=True``: then the first free name ``NAME-2``, ``NAME-3``... is used (the result's
+    ``study_name``), and the old study is kept as it is.
     """
     pt = normalize_problem_type(problem_type)
     spec = get_model_spec(algorithm, pt)
@@ -131,17 +144,29 @@ async def run_hyperparameter_optimization(
             search_space=objective.search_space.to_dict(), n_trials=n_trials, dataset_fingerprint=fingerprint,
             experiment_name=experiment_name,
         )
-        study = await opt.create_study(
-            study_name=name, direction=metric_spec.direction, sampler=sampler, pruner=pruner, storage=storage,
-            seed=seed, search_space=objective.search_space, sampler_options=sampler_options,
-            pruner_options=pruner_options, context=context,
-        )
-        await asyncio.to_thread(write_recipe, study, dict(
+        recipe = dict(
             algorithm=spec.name, problem_type=pt,
             objective={**options, "cv": cv, "cv_strategy": cv_strategy, "cv_repeats": cv_repeats},
             n_trials=n_trials, sampler=sampler, pruner=pruner, sampler_options=sampler_options,
             pruner_options=pruner_options, trial_timeout=trial_timeout, data=data_source,
-            fingerprint=data_fingerprint(X_train, y_train, X_val, y_val)))
+            fingerprint=data_fingerprint(X_train, y_train, X_val, y_val))
+        candidate = name
+        for attempt in range(2, _MAX_NEW_STUDY_NAMES + 2):
+            try:
+                study = await opt.create_study(
+                    study_name=candidate, direction=metric_spec.direction, sampler=sampler, pruner=pruner,
+                    storage=storage, seed=seed, search_space=objective.search_space, sampler_options=sampler_options,
+                    pruner_options=pruner_options, context=context,
+                )
+                await asyncio.to_thread(write_recipe, study, recipe)
+                break
+            except StudyMismatchError:
+                if not new_study or attempt > _MAX_NEW_STUDY_NAMES:
+                    raise
+                candidate = f"{name}-{attempt}"
+        if candidate != name:
+            log.info("study %r exists with other data or rules: this run's new study is %r", name, candidate)
+        name = candidate
         result = await opt.optimize(
             study, objective, n_trials=n_trials, timeout=timeout, n_jobs=n_jobs, callbacks=callbacks,
             trial_timeout=trial_timeout, max_failures=max_failures, patience=patience,

@@ -36,7 +36,7 @@ from typing import Any
 
 import optuna
 
-from .errors import ConfigurationError, DataValidationError, StudyNotFoundError
+from .errors import ConfigurationError, DataValidationError, StudyMismatchError, StudyNotFoundError
 from .fingerprint import dataset_fingerprint
 from .search_space import SearchSpace
 from .trial_slots import uses_budget
@@ -44,12 +44,14 @@ from .types import OptimizationResult, TrialListener
 
 __all__ = [
     "RECIPE_ATTR",
+    "check_same_study",
     "TuningData",
     "build_recipe",
     "data_fingerprint",
     "join_study",
     "load_data_source",
     "read_recipe",
+    "recipe_identity",
     "study_progress",
     "write_recipe",
 ]
@@ -119,9 +121,14 @@ def build_recipe(*, algorithm: str, problem_type: str, objective: Mapping[str, A
 
 def write_recipe(study: optuna.Study, options: Mapping[str, Any]) -> None:
     """Record ``build_recipe(**options)`` in ``study`` unless it has a recipe already (the creator's
-    stays: a resumed run does not rewrite it). Options that cannot be written as JSON leave the study
-    without a recipe (logged: workers cannot join it); a malformed ``data`` source is an error."""
-    if RECIPE_ATTR in study.user_attrs:
+    stays: a resumed run does not rewrite it). A study that has one must be the same study: a run whose
+    data (fingerprint), family, problem type, metric or evaluation scheme differs is refused
+    (:class:`StudyMismatchError`, naming both values), so one study never mixes scores of different
+    data or rules. Options that cannot be written as JSON leave the study without a recipe (logged:
+    workers cannot join it); a malformed ``data`` source is an error."""
+    existing = study.user_attrs.get(RECIPE_ATTR)
+    if isinstance(existing, dict):
+        check_same_study(study.study_name, existing, options)
         return
     if options.get("data") is not None:
         _check_data_source(options["data"])
@@ -131,6 +138,39 @@ def write_recipe(study: optuna.Study, options: Mapping[str, Any]) -> None:
         log.warning("study %s gets no worker recipe: %s", study.study_name, e)
         return
     study.set_user_attr(RECIPE_ATTR, recipe)
+
+
+def _scheme_of(objective: Mapping[str, Any]) -> str:
+    cv = objective.get("cv")
+    if cv is None:
+        return "holdout (validation split)"
+    repeats = objective.get("cv_repeats") or 1
+    strategy = objective.get("cv_strategy") or "auto"
+    return f"cv={cv}" + (f"x{repeats}" if repeats != 1 else "") + (f" {strategy}" if strategy != "auto" else "")
+
+
+def recipe_identity(recipe: Mapping[str, Any]) -> dict[str, str]:
+    """What makes two runs the same study: the data, the family, the problem, the metric, the scheme."""
+    objective = recipe.get("objective") or {}
+    return {"dataset fingerprint": str(recipe.get("fingerprint")), "algorithm": str(recipe.get("algorithm")),
+            "problem type": str(recipe.get("problem_type")), "metric": str(objective.get("metric")),
+            "evaluation scheme": _scheme_of(objective)}
+
+
+def check_same_study(name: str, existing: Mapping[str, Any], options: Mapping[str, Any]) -> None:
+    """Raise :class:`StudyMismatchError` when a run with ``options`` (``build_recipe``'s keywords)
+    would add trials of other data or rules to the study ``name`` recorded by ``existing``."""
+    before = recipe_identity(existing)
+    now = recipe_identity({"fingerprint": options.get("fingerprint"), "algorithm": options.get("algorithm"),
+                           "problem_type": options.get("problem_type"), "objective": options.get("objective") or {}})
+    differ = [f"{key} {before[key]!r} in the study, {now[key]!r} in this run"
+              for key in before if before[key] != now[key]]
+    if differ:
+        raise StudyMismatchError(
+            f"study {name!r} exists with other data or rules: {'; '.join(differ)}. Its trials would be mixed "
+            "with this run's: give another study name, or ask for a new study (new_study=True, `--new-study`), "
+            "which keeps the old one and starts the next free name"
+        )
 
 
 def read_recipe(study: optuna.Study) -> dict[str, Any]:

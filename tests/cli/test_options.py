@@ -117,3 +117,26 @@ def test_a_target_with_about_one_row_per_class_is_refused(tmp_path):
             "--no-db", "--no-mlflow", "--quiet")
     assert r.returncode == 2, r.stderr[-2000:] + r.stdout[-2000:]
     assert "1,000 classes for 3,000 rows: the median class gets 1 training row" in r.stderr, r.stderr
+
+
+def test_a_named_study_on_other_data_is_refused_and_new_study_starts_the_next_name(tmp_path):
+    """Issue 9.3. Before: `hpo tune --data a.csv --study-name same` then `--data b.csv`: exit 0, trials
+    scored on different data in one study."""
+    rng = np.random.default_rng(0)
+    for name, n in (("a", 300), ("b", 260)):
+        x = rng.normal(size=(n, 3))
+        frame = pd.DataFrame(x, columns=["x1", "x2", "x3"]).assign(y=(x[:, 0] + rng.normal(size=n) > 0).astype(int))
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+    home = tmp_path / "home"
+    base = ["tune", "--target", "y", "--algorithm", "logistic_regression", "--n-trials", "2", "--scheme", "holdout",
+            "--study-name", "same", "--no-mlflow", "--quiet"]
+    first = hpo(home, *base, "--data", str(tmp_path / "a.csv"))
+    assert first.returncode == 0, first.stderr[-2000:]
+    refused = hpo(home, *base, "--data", str(tmp_path / "b.csv"))
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert "study 'same' exists with other data or rules: dataset fingerprint" in refused.stderr
+    assert "--new-study" in refused.stderr and "Traceback" not in refused.stderr
+    out = tmp_path / "new.json"
+    new = hpo(home, *base, "--data", str(tmp_path / "b.csv"), "--new-study", "--output-json", str(out))
+    assert new.returncode == 0, new.stderr[-2000:]
+    assert json.loads(out.read_text())["study_name"] == "same-2"

@@ -523,3 +523,45 @@ def test_final_refit_on_train_and_validation_rows(small_data, problem_type, algo
     assert len(full.model.predict(X_va)) == len(X_va)
     with pytest.raises(ConfigurationError, match="refit must be one of"):
         obj.fit_final({}, refit="everything")
+
+
+async def test_a_named_study_refuses_other_data_metric_or_scheme_unless_a_new_study_is_asked(binary_data):
+    """Issue 9.3. Before: `--study-name same` on a.csv then b.csv scored trials of both in one study."""
+    from src.mlops.errors import StudyMismatchError
+
+    X_tr, y_tr, X_va, y_va = binary_data
+    storage = optuna.storages.InMemoryStorage()
+    common = dict(n_trials=2, seed=0, storage=storage, study_name="same", enqueue_portfolio=False)
+    first = await run_hyperparameter_optimization("logistic_regression", "binary", X_tr, y_tr, X_va, y_va,
+                                                  metric="roc_auc", **common)
+    assert first.study_name == "same" and first.n_trials == 2
+    # the same data and rules resume the study
+    again = await run_hyperparameter_optimization("logistic_regression", "binary", X_tr, y_tr, X_va, y_va,
+                                                  metric="roc_auc", **{**common, "n_trials": 3})
+    assert again.study_name == "same" and again.n_trials == 3
+    other_rows = X_tr.iloc[:-5], y_tr.iloc[:-5]
+    cases = [
+        (dict(args=(*other_rows, X_va, y_va), metric="roc_auc"), "dataset fingerprint"),
+        (dict(args=(X_tr, y_tr, X_va, y_va), metric="average_precision"), "metric 'roc_auc' in the study, "
+                                                                          "'average_precision' in this run"),
+        (dict(args=(X_tr, y_tr), metric="roc_auc", cv=3), "evaluation scheme 'holdout (validation split)' in the "
+                                                          "study, 'cv=3' in this run"),
+    ]
+    for case, fragment in cases:
+        args = case.pop("args")
+        with pytest.raises(StudyMismatchError) as e:
+            await run_hyperparameter_optimization("logistic_regression", "binary", *args, **case, **common)
+        assert "study 'same' exists with other data or rules" in str(e.value) and fragment in str(e.value)
+    with pytest.raises(StudyMismatchError, match="algorithm 'logistic_regression' in the study, 'random_forest'"):
+        await run_hyperparameter_optimization("random_forest", "binary", X_tr, y_tr, X_va, y_va, metric="roc_auc",
+                                              **common)
+    study = optuna.load_study(study_name="same", storage=storage)
+    assert len(study.trials) == 3  # nothing was added by the refused runs
+    # asked for: a new study under the next free name; the old one is kept as it was
+    new = await run_hyperparameter_optimization("logistic_regression", "binary", *other_rows, X_va, y_va,
+                                                metric="roc_auc", new_study=True, **common)
+    assert new.study_name == "same-2" and new.n_trials == 2
+    newer = await run_hyperparameter_optimization("logistic_regression", "binary", X_tr, y_tr, X_va, y_va,
+                                                  metric="log_loss", new_study=True, **common)
+    assert newer.study_name == "same-3"
+    assert len(optuna.load_study(study_name="same", storage=storage).trials) == 3

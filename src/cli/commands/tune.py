@@ -78,7 +78,7 @@ async def cmd_tune(args: argparse.Namespace, stopper: RunStopper, *, outage_s: f
                 sampler=setting(settings, "sampler"), pruner=setting(settings, "pruner"),
                 search_space=settings.get("search_space"), seed=setting(settings, "seed"),
                 **scheme.objective_options(),
-                study_name=study_name, storage=services.optuna_storage, n_jobs=setting(settings, "n_jobs"),
+                study_name=study_name, new_study=setting(settings, "new_study"), storage=services.optuna_storage, n_jobs=setting(settings, "n_jobs"),
                 trial_timeout=args.trial_timeout, listeners=listeners, data_source=data["source"],
             )
         finally:

@@ -189,6 +189,9 @@ class ModelTrainerState(TypedDict, total=False):
     val_size: float
     #: Optuna study name; default ``trainer-<run_id>`` (stable across a resume).
     study_name: str | None
+    #: a named study that exists with other data, family, problem type, metric or scheme is refused
+    #: (default); ``True`` starts a new study under the next free name ``NAME-2``... instead.
+    new_study: bool
 
     # ------------------------------------------------------------------ outputs
     #: id of the run (``load_data`` sets it when absent); names the run directory
@@ -289,6 +292,7 @@ class ModelTrainerInput(TypedDict, total=False):
     test_size: float
     val_size: float
     study_name: str | None
+    new_study: bool
     run_id: str
 
 
@@ -413,6 +417,7 @@ DEFAULTS: dict[str, Any] = {
     "test_size": 0.2,
     "val_size": 0.2,
     "study_name": None,
+    "new_study": False,
     "time_column": None,
     "problem_type": None,
     "target": None,
@@ -521,6 +526,8 @@ def validate_settings(state: Mapping[str, Any]) -> None:
     name = setting(state, "study_name")
     if name is not None and (not isinstance(name, str) or not name.strip()):
         raise ConfigurationError(f"study_name must be a non-empty string or None, but got {name!r}")
+    if not isinstance(setting(state, "new_study"), bool):
+        raise ConfigurationError(f"new_study must be True or False, but got {state.get('new_study')!r}")
 
 
 def is_bad_input(exc: BaseException) -> bool:

@@ -256,6 +256,7 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
             **scheme.objective_options(),
             seed=seed,
             study_name=study_name_for(state),
+            new_study=setting(state, "new_study"),
             storage=ctx.optuna_storage,
             n_jobs=setting(state, "n_jobs"),
             trial_timeout=setting(state, "trial_timeout"),
