@@ -58,6 +58,13 @@ def positive_seconds(text: str) -> float:
     return value
 
 
+def non_negative(text: str) -> float:
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
 def fraction(text: str) -> float:
     value = _number(text)
     if not 0.0 < value < 1.0:
@@ -90,6 +97,16 @@ def _add_tuning_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sampler", help="tpe (default), random, cmaes, gp, qmc, grid")
     p.add_argument("--pruner", help="median (default), percentile, successive_halving, hyperband, threshold, "
                                     "patient, none")
+    p.add_argument("--pruner-options", metavar="JSON",
+                   help='options of the pruner as a JSON object, e.g. \'{"percentile": 20}\', '
+                        '\'{"lower": 0.6}\' (threshold), \'{"patience": 3, "wrapped": "median"}\' (patient)')
+    p.add_argument("--enqueue", metavar="FILE.json",
+                   help="configurations to evaluate first, after the defaults: a JSON list of {param: value}")
+    p.add_argument("--patience", type=int_at_least(1),
+                   help="stop the study after N completed trials without improvement")
+    p.add_argument("--min-improvement", type=non_negative, metavar="DELTA",
+                   help="the least gain of the best value that counts for --patience (default 0)")
+    p.add_argument("--max-failures", type=int_at_least(1), help="stop the study after N failed trials")
     p.add_argument("--n-jobs", type=int_at_least(1), default=None, help="trials in parallel (default 1)")
     p.add_argument("--seed", type=int_at_least(0, SEED_MAX), default=None,
                    help=f"seed of the split, the sampler and the models, 0..{SEED_MAX} (default 42)")

@@ -8,7 +8,8 @@ option and both values. The budget and parallelism may change, and are honoured:
 * ``--n-trials N``: the study's size (a resumed study runs only what is missing to reach N);
 * ``--timeout S``: the study gets S more seconds from the resume;
 * ``--time-budget S``: the whole resumed command gets S seconds;
-* ``--n-jobs``, ``--trial-timeout``: for the trials still to run.
+* ``--n-jobs``, ``--trial-timeout``: for the trials still to run;
+* ``--patience``, ``--min-improvement``, ``--max-failures``: the study's stopping rules from the resume.
 
 Process options (``--quiet``, ``--no-mlflow``, ``--output-json``) apply to the new process as usual.
 """
@@ -31,7 +32,8 @@ __all__ = ["HONOURED", "FIXED", "ResumePlan", "plan_resume"]
 #: state key -> option: changes a resume applies.
 HONOURED: dict[str, str] = {
     "n_trials": "--n-trials", "timeout": "--timeout", "time_budget": "--time-budget", "n_jobs": "--n-jobs",
-    "trial_timeout": "--trial-timeout",
+    "trial_timeout": "--trial-timeout", "patience": "--patience", "min_improvement": "--min-improvement",
+    "max_failures": "--max-failures",
 }
 #: state key -> option: what defines the run; a resume refuses a different value.
 FIXED: dict[str, str] = {
@@ -39,7 +41,8 @@ FIXED: dict[str, str] = {
     "time_column": "--time-column", "algorithm": "--algorithm", "metric": "--metric", "scheme": "--scheme",
     "cv": "--cv", "sampler": "--sampler", "pruner": "--pruner", "seed": "--seed", "study_name": "--study-name",
     "search_space": "--search-space", "test_size": "--test-size", "val_size": "--val-size", "refit": "--refit",
-    "tuning_enabled": "--no-tuning",
+    "tuning_enabled": "--no-tuning", "pruner_options": "--pruner-options", "enqueue": "--enqueue",
+    "new_study": "--new-study",
 }
 
 

@@ -41,6 +41,11 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "seed": ("seed", "--seed"),
     "study_name": ("study_name", "--study-name"),
     "new_study": ("new_study", "--new-study"),
+    "pruner_options": ("pruner_options", "--pruner-options"),
+    "enqueue": ("enqueue", "--enqueue"),
+    "patience": ("patience", "--patience"),
+    "min_improvement": ("min_improvement", "--min-improvement"),
+    "max_failures": ("max_failures", "--max-failures"),
     "search_space": ("search_space", "--search-space"),
     "time_budget": ("time_budget", "--time-budget"),
     "refit": ("refit", "--refit"),
@@ -72,6 +77,29 @@ def load_search_space(path: str) -> dict[str, Any]:
     return space
 
 
+def _json_object(text: str, option: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise BadInput(f"{option} {text!r}: not JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise BadInput(f"{option} {text!r}: give a JSON object {{\"option\": value}}")
+    return value
+
+
+def load_enqueue(path: str) -> list[dict[str, Any]]:
+    """The configurations in the JSON file ``path``: a list of ``{param: value}`` (one object is a list of one)."""
+    try:
+        value = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BadInput(f"--enqueue {path!r}: cannot read a JSON list of configurations: {e}") from None
+    value = [value] if isinstance(value, dict) else value
+    if not isinstance(value, list) or not value or not all(isinstance(c, dict) and c for c in value):
+        raise BadInput(f"--enqueue {path!r} holds {json.dumps(value)[:60]}: give a JSON list of configurations "
+                       "[{\"param\": value, ...}, ...]")
+    return value
+
+
 def given_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The settings given on the command line (absent ones are left out)."""
     out: dict[str, Any] = {}
@@ -83,6 +111,10 @@ def given_settings(args: argparse.Namespace) -> dict[str, Any]:
             value = str(Path(value).expanduser().resolve())
         elif key == "search_space":
             value = load_search_space(value)
+        elif key == "pruner_options":
+            value = _json_object(value, "--pruner-options")
+        elif key == "enqueue":
+            value = load_enqueue(value)
         elif key == "tuning_enabled":
             value = not value
         out[key] = value

@@ -399,11 +399,19 @@ class OptunaOptimizer:
             )
         if multi and patience:
             raise ConfigurationError("patience applies to single-objective studies only")
+        enqueue = list(enqueue)
+        space = getattr(objective, "search_space", None)
+        for params in enqueue if isinstance(space, SearchSpace) else ():
+            outside = sorted(set(params) - set(space.names))
+            if outside:  # the trial would never suggest them: the config would run without them
+                raise ConfigurationError(
+                    f"enqueue: {', '.join(map(repr, outside))} not in the search space ({', '.join(space.names)}); "
+                    "enqueue values of searched params, or fix the others with fixed_params")
 
         slots = await asyncio.to_thread(self.slots_for, study)
         async with _holding_lease(slots, study):
             await asyncio.to_thread(slots.run_locked, study, lambda: self._seed(
-                study, objective, n_trials, enqueue_defaults, list(enqueue), enqueue_portfolio))
+                study, objective, n_trials, enqueue_defaults, enqueue, enqueue_portfolio))
             existing = await asyncio.to_thread(study.get_trials, False)
             run = _Run(study, slots, n_trials, None if timeout is None else time.monotonic() + timeout,
                        max_failures, patience, min_improvement, time_reserve=time_reserve, max_trials=max_trials)

@@ -121,12 +121,8 @@ async def run_hyperparameter_optimization(
     metric_spec = get_metric(metric or default_metric(pt), pt)
     options = dict(metric=metric_spec.name, search_space=search_space, space_overrides=space_overrides,
                    fixed_params=fixed_params, seed=seed, early_stopping_rounds=early_stopping_rounds, n_jobs=n_jobs)
-    if pruner_options is None and isinstance(pruner, str) and pruner.lower() in ("median", "percentile"):
-        # Steps are boosting rounds on a validation split (early rounds say little about the final
-        # score, so warm up longer) and folds under CV (prune from the second fold on).
-        pruner_options = {"n_startup_trials": 8, "n_warmup_steps": 1 if cv is not None else 30}
-        if pruner.lower() == "percentile":
-            pruner_options["percentile"] = 25.0
+    if pruner_options is None:
+        pruner_options = PrunerFactory.tuning_defaults(pruner, cv=cv is not None)
     opt = optimizer or OptunaOptimizer(listeners=listeners)
     try:
         if cv is not None:

@@ -135,3 +135,46 @@ async def test_tuning_disabled_creates_no_study(tmp_path: Path, context: ModelTr
     assert update["merged_params"]["random_state"] == 42
     assert not log.exists() or optuna.get_all_study_names(
         storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(log)))) == []
+
+
+async def test_engine_settings_reach_the_study_through_the_graph(hpo_home: Path) -> None:
+    """Issue 8.2/8.4. Before: percentile, threshold and patient pruners were refused through the graph
+    (no pruner_options), and enqueue, patience/min_improvement and max_failures were unreachable."""
+    storage = optuna.storages.InMemoryStorage()
+    context = ModelTrainerContext(hpo_home=hpo_home, optuna_storage=storage)
+    mine = {"C": 0.0123}
+    state = await _prepared_state(
+        context, algorithm="logistic_regression", scheme="holdout", n_trials=30, study_name="settings",
+        pruner="percentile", pruner_options={"percentile": 40.0, "n_startup_trials": 2},
+        enqueue=[mine], patience=2, min_improvement=0.5, max_failures=5)
+    update = await hyperparameter_tuner(state, Runtime(context=context))
+    assert "error" not in update, update
+    # a gain of 0.5 in roc_auc never happens: the study stops after 2 trials without one
+    assert update["hpo"]["stop_reason"] == "patience" and update["hpo"]["n_trials"] < 30
+    study = optuna.load_study(study_name="settings", storage=storage)
+    assert study.user_attrs["pruner"] == "PercentilePruner"  # the pruner the study ran with
+    recorded = study.user_attrs["hpo.recipe"]["study"]
+    assert recorded["pruner"] == "percentile" and recorded["pruner_options"] == {"percentile": 40.0,
+                                                                                  "n_startup_trials": 2}
+    user = [t for t in study.trials if t.user_attrs.get("source") == "user"]
+    assert len(user) == 1 and all(user[0].params[k] == v for k, v in mine.items()), user
+    assert study.trials[0].user_attrs.get("source") == "defaults" and study.trials[1] is not user[0]
+
+
+async def test_pruner_and_enqueue_mistakes_are_refused_naming_the_setting(context: ModelTrainerContext) -> None:
+    for inputs, fragment in [
+        ({"pruner": "threshold"}, "pruner 'threshold' needs option 'lower' and/or 'upper'"),
+        ({"pruner": "patient"}, "pruner 'patient' needs option 'patience'"),
+        ({"pruner": "median", "pruner_options": {"n_warmup": 3}}, "n_warmup"),
+        ({"enqueue": [{"num_leave": 8}]}, "enqueue: lightgbm does not take 'num_leave'"),
+        ({"enqueue": {"num_leaves": 8}}, "enqueue must be a list of configurations"),
+        ({"patience": 0}, "patience"),
+
+        ({"min_improvement": -1}, "min_improvement must be a number >= 0"),
+    ]:
+        update = await load_data({"dataset_name": "breast_cancer", "n_trials": 3, **inputs}, Runtime(context=context))
+        assert update["status"] == "failed" and fragment in update["error"]["message"], (inputs, update["error"])
+    # a param the family takes but the search space does not hold would never be suggested
+    state = await _prepared_state(context, algorithm="logistic_regression", enqueue=[{"penalty": "l1"}])
+    update = await hyperparameter_tuner(state, Runtime(context=context))
+    assert update["status"] == "failed" and "enqueue: 'penalty' not in the search space (C)" in update["error"]["message"]

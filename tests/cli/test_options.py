@@ -140,3 +140,27 @@ def test_a_named_study_on_other_data_is_refused_and_new_study_starts_the_next_na
     new = hpo(home, *base, "--data", str(tmp_path / "b.csv"), "--new-study", "--output-json", str(out))
     assert new.returncode == 0, new.stderr[-2000:]
     assert json.loads(out.read_text())["study_name"] == "same-2"
+
+
+def test_engine_settings_are_options_of_train_and_tune(tmp_path):
+    """Issue 8.2/8.4. Before: `hpo train --pruner percentile` was refused (no pruner options) and
+    enqueue, patience/min-improvement and max-failures had no option."""
+    configs = tmp_path / "configs.json"
+    configs.write_text(json.dumps([{"C": 0.0123}]))
+    common = ["--dataset", "breast_cancer", "--algorithm", "logistic_regression", "--n-trials", "40", "--quiet",
+              "--no-mlflow", "--pruner", "percentile", "--pruner-options", '{"percentile": 40}',
+              "--enqueue", str(configs), "--patience", "2", "--min-improvement", "0.5", "--max-failures", "3"]
+    out = tmp_path / "tune.json"
+    r = hpo(tmp_path / "home", "tune", *common, "--no-db", "--output-json", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    summary = json.loads(out.read_text())
+    assert summary["stop_reason"] == "patience" and summary["n_trials"] < 40, summary
+    out = tmp_path / "train.json"
+    r = hpo(tmp_path / "home", "train", *common, "--output-json", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads(out.read_text())["hpo"]["stop_reason"] == "patience"
+    bad = hpo(tmp_path / "home2", "train", *common[:-2], "--max-failures", "0")
+    assert bad.returncode == 2 and "argument --max-failures: must be an integer >= 1" in bad.stderr
+    bad = hpo(tmp_path / "home2", "tune", "--dataset", "wine", "--pruner", "threshold", "--n-trials", "2")
+    assert bad.returncode == 2 and "pruner 'threshold' needs option 'lower' and/or 'upper'" in bad.stderr, bad.stderr
+    _nothing_started(tmp_path / "home2")

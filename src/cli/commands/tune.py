@@ -78,7 +78,11 @@ async def cmd_tune(args: argparse.Namespace, stopper: RunStopper, *, outage_s: f
                 sampler=setting(settings, "sampler"), pruner=setting(settings, "pruner"),
                 search_space=settings.get("search_space"), seed=setting(settings, "seed"),
                 **scheme.objective_options(),
-                study_name=study_name, new_study=setting(settings, "new_study"), storage=services.optuna_storage, n_jobs=setting(settings, "n_jobs"),
+                pruner_options=setting(settings, "pruner_options"), enqueue=setting(settings, "enqueue") or (),
+                patience=setting(settings, "patience"), min_improvement=float(setting(settings, "min_improvement")),
+                max_failures=setting(settings, "max_failures"),
+                study_name=study_name, new_study=setting(settings, "new_study"), storage=services.optuna_storage,
+                n_jobs=setting(settings, "n_jobs"),
                 trial_timeout=args.trial_timeout, listeners=listeners, data_source=data["source"],
             )
         finally:

@@ -60,8 +60,6 @@ class ModelTrainerContext:
         experiment_name: experiment recorded with the study (history database).
         early_stopping_rounds: boosting rounds without improvement on validation before a fit stops
             (trials and the final fit alike); ``None`` disables early stopping.
-        max_failures: stop the study after this many failed trials (``None``: no limit).
-        patience: stop the study after this many completed trials without improvement.
         registered_model_name: also register the MLflow model under this name.
         history: the history database (a :class:`~src.mlops.persistence.HistoryRepository`);
             ``register_model`` records there the digests of the model artifacts the run wrote, so
@@ -77,8 +75,6 @@ class ModelTrainerContext:
     data: Any = None
     experiment_name: str | None = None
     early_stopping_rounds: int | None = 50
-    max_failures: int | None = None
-    patience: int | None = None
     registered_model_name: str | None = None
     history: HistoryRepository | None = None
     started_at: float = field(default_factory=time.time)
@@ -86,10 +82,9 @@ class ModelTrainerContext:
     def __post_init__(self) -> None:
         self.hpo_home = Path(self.hpo_home).expanduser().resolve()
         self.listeners = tuple(self.listeners or ())
-        for name in ("early_stopping_rounds", "max_failures", "patience"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ConfigurationError(f"{name} must be a positive integer or None, but got {value!r}")
+        value = self.early_stopping_rounds
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ConfigurationError(f"early_stopping_rounds must be a positive integer or None, but got {value!r}")
 
 
 def get_context(runtime: Runtime[ModelTrainerContext] | None) -> ModelTrainerContext:

@@ -162,6 +162,18 @@ class ModelTrainerState(TypedDict, total=False):
     sampler: str
     #: "median" (default), "percentile", "successive_halving", "hyperband", "threshold", "patient", "none".
     pruner: str | None
+    #: options of the pruner (``None``: the engine's, see ``PrunerFactory.tuning_defaults``), e.g.
+    #: ``{"percentile": 20.0}``, ``{"lower": 0.6}`` (threshold), ``{"patience": 3, "wrapped": "median"}``.
+    pruner_options: dict[str, Any] | None
+    #: configurations evaluated right after the defaults (before the portfolio and the sampler):
+    #: a list of ``{param: value}`` with params of the search space (source "user").
+    enqueue: list[dict[str, Any]] | None
+    #: stop the study after this many completed trials without an improvement of ``min_improvement``.
+    patience: int | None
+    #: the least change of the best value that counts as an improvement for ``patience`` (default 0).
+    min_improvement: float
+    #: stop the study after this many failed trials (``None``: no limit).
+    max_failures: int | None
     #: search space replacing the family's default (dict format of SPEC F2; JSON only).
     search_space: dict[str, Any] | None
     #: how trials are scored: "auto" (default: chosen from the data by the rule of
@@ -280,6 +292,11 @@ class ModelTrainerInput(TypedDict, total=False):
     timeout: float | None
     sampler: str
     pruner: str | None
+    pruner_options: dict[str, Any] | None
+    enqueue: list[dict[str, Any]] | None
+    patience: int | None
+    min_improvement: float
+    max_failures: int | None
     search_space: dict[str, Any] | None
     scheme: str
     cv: int | None
@@ -418,6 +435,11 @@ DEFAULTS: dict[str, Any] = {
     "val_size": 0.2,
     "study_name": None,
     "new_study": False,
+    "pruner_options": None,
+    "enqueue": None,
+    "patience": None,
+    "min_improvement": 0.0,
+    "max_failures": None,
     "time_column": None,
     "problem_type": None,
     "target": None,
@@ -510,10 +532,7 @@ def validate_settings(state: Mapping[str, Any]) -> None:
             raise ConfigurationError(
                 f"search_space must be a dict {{param: spec}} (JSON), but got {type(space).__name__}"
             )
-        parsed = parse_search_space(space)
-        problem_type = setting(state, "problem_type")
-        spec.check_params(parsed.names, problem_type if problem_type and spec.supports(problem_type)
-                          else next(iter(spec.problem_types)))
+        spec.check_params(parse_search_space(space).names, _problem_type_of(spec, state))
     sampler = setting(state, "sampler")
     if not isinstance(sampler, str):
         raise ConfigurationError(f"sampler must be a sampler name such as 'tpe' or 'random', but got {sampler!r}")
@@ -522,12 +541,35 @@ def validate_settings(state: Mapping[str, Any]) -> None:
     pruner = setting(state, "pruner")
     if pruner is not None and not isinstance(pruner, str):
         raise ConfigurationError(f"pruner must be a pruner name such as 'median' or 'none', but got {pruner!r}")
-    PrunerFactory.create(pruner)  # unknown names fail here, before any study exists
+    pruner_options = setting(state, "pruner_options")
+    if pruner_options is not None and not isinstance(pruner_options, Mapping):
+        raise ConfigurationError(f"pruner_options must be a dict of the pruner's options, but got {pruner_options!r}")
+    if pruner_options is None:
+        pruner_options = PrunerFactory.tuning_defaults(pruner, cv=False)  # what the engine adds (checked alike)
+    PrunerFactory.create(pruner, **dict(pruner_options or {}))  # unknown names and options fail before any study
+    _positive("patience", setting(state, "patience"), integer=True)
+    _positive("max_failures", setting(state, "max_failures"), integer=True)
+    min_improvement = setting(state, "min_improvement")
+    if isinstance(min_improvement, bool) or not isinstance(min_improvement, (int, float)) or not min_improvement >= 0:
+        raise ConfigurationError(f"min_improvement must be a number >= 0, but got {min_improvement!r}")
+    enqueue = setting(state, "enqueue")
+    if enqueue is not None:
+        if not isinstance(enqueue, (list, tuple)) or not all(isinstance(c, Mapping) and c for c in enqueue):
+            raise ConfigurationError(
+                f"enqueue must be a list of configurations {{param: value}}, but got {str(enqueue)[:80]}")
+        for config in enqueue:
+            spec.check_params(config, _problem_type_of(spec, state), what="enqueue")
     name = setting(state, "study_name")
     if name is not None and (not isinstance(name, str) or not name.strip()):
         raise ConfigurationError(f"study_name must be a non-empty string or None, but got {name!r}")
     if not isinstance(setting(state, "new_study"), bool):
         raise ConfigurationError(f"new_study must be True or False, but got {state.get('new_study')!r}")
+
+
+def _problem_type_of(spec: Any, state: Mapping[str, Any]) -> str:
+    """The run's problem type when given and supported by the family, else the family's first."""
+    problem_type = setting(state, "problem_type")
+    return problem_type if problem_type and spec.supports(problem_type) else next(iter(spec.problem_types))
 
 
 def is_bad_input(exc: BaseException) -> bool:
