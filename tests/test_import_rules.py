@@ -75,3 +75,17 @@ def test_the_scan_sees_relative_function_level_and_from_imports(tmp_path, monkey
     found = _violations("src.mlops")
     assert [v.split(" imports ")[1] for v in found] == ["langgraph.graph", "src.agents", "src.agents.x",
                                                        "src.cli.main", "src.cli.main.main"], found
+
+
+def test_importing_the_engine_leaves_global_settings_alone():
+    """Issue 8.6. Before: importing src.mlops.optimizer set Optuna's verbosity for the whole process."""
+    import subprocess
+    import sys
+
+    code = ("import logging, warnings, optuna; optuna.logging.set_verbosity(optuna.logging.DEBUG); "
+            "before = list(warnings.filters); "
+            "import src.mlops.optuna_optimizer, src.mlops.tracking, src.agents.ml_foundation.model_trainer; "
+            "assert optuna.logging.get_verbosity() == optuna.logging.DEBUG, optuna.logging.get_verbosity(); "
+            "assert ('ignore', None, Warning, None, 0) not in warnings.filters; print('ok')")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]

@@ -61,6 +61,9 @@ def _configure_process() -> None:
         os.environ.setdefault(key, value)
     for category, module in _QUIET_WARNINGS:
         warnings.filterwarnings("ignore", category=category, module=module)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is the progress bar's job
     level_name = (os.environ.get(ENV_LOG_LEVEL) or "WARNING").upper()
     level = getattr(logging, level_name, logging.WARNING)
     handler = logging.StreamHandler(sys.stderr)

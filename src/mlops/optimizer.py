@@ -61,7 +61,6 @@ from .types import FAIL_REASON_ATTR, SOURCE_ATTR, OptimizationResult, StudyConte
 __all__ = ["OptunaOptimizer", "resolve_storage", "uses_budget"]
 
 log = logging.getLogger("src.mlops.optimizer")
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 _DIRECTIONS = ("maximize", "minimize")
 #: seconds an interrupted trial gets to stop by itself (boosting fits stop at the next round)
