@@ -42,6 +42,10 @@ def _study_lines(hpo: dict[str, Any], *, named: bool) -> list[str]:
     if hpo.get("scheme"):
         why = f": {hpo['scheme_reason']}" if hpo.get("scheme_reason") else ""
         lines.append(f"  scheme {hpo['scheme']}{why}")
+    selected = hpo.get("selection")
+    if selected and selected.get("used_trial") != selected.get("best_trial"):
+        lines.append(f"  final model: trial {selected.get('used_trial')} instead of the best by mean, "
+                     f"{selected.get('best_trial')}: {selected.get('reason')}")
     swap = hpo.get("trial_for_time")
     if swap:
         lines.append(f"  final model: trial {swap.get('used_trial')} instead of the best, {swap.get('best_trial')}: "

@@ -107,6 +107,10 @@ def _add_tuning_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-improvement", type=non_negative, metavar="DELTA",
                    help="the least gain of the best value that counts for --patience (default 0)")
     p.add_argument("--max-failures", type=int_at_least(1), help="stop the study after N failed trials")
+    p.add_argument("--selection", choices=["best", "robust"],
+                   help="the trial the model uses: best (default: best mean score) or robust (under CV, the most "
+                        "reliable gain over the defaults on the same folds; the defaults when none beats them by "
+                        "more than one standard error)")
     p.add_argument("--n-jobs", type=int_at_least(1), default=None, help="trials in parallel (default 1)")
     p.add_argument("--seed", type=int_at_least(0, SEED_MAX), default=None,
                    help=f"seed of the split, the sampler and the models, 0..{SEED_MAX} (default 42)")

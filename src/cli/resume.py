@@ -42,7 +42,7 @@ FIXED: dict[str, str] = {
     "cv": "--cv", "sampler": "--sampler", "pruner": "--pruner", "seed": "--seed", "study_name": "--study-name",
     "search_space": "--search-space", "test_size": "--test-size", "val_size": "--val-size", "refit": "--refit",
     "tuning_enabled": "--no-tuning", "pruner_options": "--pruner-options", "enqueue": "--enqueue",
-    "new_study": "--new-study",
+    "new_study": "--new-study", "selection": "--selection",
 }
 
 

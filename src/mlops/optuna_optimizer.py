@@ -28,6 +28,7 @@ from .objectives import ModelObjective, TunedModel
 from .optimizer import OptunaOptimizer
 from .problems import normalize_problem_type
 from .search_space import SearchSpace, parse_search_space
+from .selection import robust_choice
 from .study_recipe import data_fingerprint, write_recipe
 from .types import OptimizationResult, StudyContext, TrialListener
 
@@ -178,8 +179,10 @@ async def run_hyperparameter_optimization(
         result.algorithm, result.problem_type, result.metric = spec.name, pt, metric_spec.name
         result.default_params = dict(objective.default_params)
         result.merged_params = objective.params_for(result.best_params)
-        defaults = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-                    if t.user_attrs.get("source") == "defaults"]
+        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        defaults = [t for t in complete if t.user_attrs.get("source") == "defaults"]
+        if len(study.directions) == 1:
+            result.robust_choice = robust_choice(complete, result.direction)
         result.defaults_value = float(defaults[0].value) if defaults else None
         result.defaults_user_attrs = dict(defaults[0].user_attrs) if defaults else {}
         return result

@@ -74,6 +74,9 @@ class OptimizationResult:
     problem_type: str | None = None
     metric: str | None = None
     failure_reasons: dict[int, str] = field(default_factory=dict)
+    #: the trial with the most reliable gain over the defaults on the same CV folds
+    #: (:func:`src.mlops.selection.robust_choice`; ``None`` without fold scores)
+    robust_choice: Any = None
 
     @property
     def direction(self) -> str:

@@ -174,6 +174,10 @@ class ModelTrainerState(TypedDict, total=False):
     min_improvement: float
     #: stop the study after this many failed trials (``None``: no limit).
     max_failures: int | None
+    #: which trial the final model uses: "best" (the best mean validation score) or "robust" (under
+    #: CV, the most reliable gain over the defaults on the same folds, or the defaults when no trial
+    #: beats them by more than one standard error: :mod:`src.mlops.selection`).
+    selection: str
     #: search space replacing the family's default (dict format of SPEC F2; JSON only).
     search_space: dict[str, Any] | None
     #: how trials are scored: "auto" (default: chosen from the data by the rule of
@@ -297,6 +301,7 @@ class ModelTrainerInput(TypedDict, total=False):
     patience: int | None
     min_improvement: float
     max_failures: int | None
+    selection: str
     search_space: dict[str, Any] | None
     scheme: str
     cv: int | None
@@ -440,6 +445,7 @@ DEFAULTS: dict[str, Any] = {
     "patience": None,
     "min_improvement": 0.0,
     "max_failures": None,
+    "selection": "best",
     "time_column": None,
     "problem_type": None,
     "target": None,
@@ -495,6 +501,7 @@ def validate_settings(state: Mapping[str, Any]) -> None:
     from src.mlops.models import get_model_spec
     from src.mlops.schemes import parse_scheme
     from src.mlops.search_space import parse_search_space
+    from src.mlops.selection import SELECTION_RULES
 
     spec = get_model_spec(setting(state, "algorithm"))
     n_trials, timeout = setting(state, "n_trials"), setting(state, "timeout")
@@ -552,6 +559,8 @@ def validate_settings(state: Mapping[str, Any]) -> None:
     min_improvement = setting(state, "min_improvement")
     if isinstance(min_improvement, bool) or not isinstance(min_improvement, (int, float)) or not min_improvement >= 0:
         raise ConfigurationError(f"min_improvement must be a number >= 0, but got {min_improvement!r}")
+    if setting(state, "selection") not in SELECTION_RULES:
+        raise ConfigurationError(f"selection must be one of {list(SELECTION_RULES)}, but got {state.get('selection')!r}")
     enqueue = setting(state, "enqueue")
     if enqueue is not None:
         if not isinstance(enqueue, (list, tuple)) or not all(isinstance(c, Mapping) and c for c in enqueue):

@@ -276,8 +276,16 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
         if is_bad_input(e):
             return error_update(NODE, e)  # type: ignore[return-value]
         raise
+    selected = None
+    choice = result.robust_choice
+    if setting(state, "selection") == "robust" and choice is not None:
+        selected = {"rule": "robust", "best_trial": result.best_trial_number, "used_trial": choice.number,
+                    "gain": choice.gain, "gain_se": choice.gain_se, "reason": choice.reason}
+        if choice.number != result.best_trial_number:
+            _use_trial(result, choice.number, choice.params, {**choice.user_attrs, "_value": choice.value})
     swapped = None
-    if reserve is not None and deadline is not None:
+    if reserve is not None and deadline is not None and (selected is None or selected["used_trial"] ==
+                                                         selected["best_trial"]):
         left = deadline - time.time() - (fixed + upload)
         choice = reserve.affordable(left)
         if choice is not None:
@@ -288,6 +296,8 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
     summary = _summary(result, scheme, timeout)
     if swapped is not None:
         summary["trial_for_time"] = jsonable(swapped)
+    if selected is not None:
+        summary["selection"] = jsonable(selected)
     return {
         "hpo": summary,
         "merged_params": jsonable(result.merged_params),
