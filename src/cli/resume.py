@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from src.agents.ml_foundation.model_trainer import NODE_ORDER
-from src.agents.ml_foundation.model_trainer.state import setting
+from src.agents.ml_foundation.model_trainer.settings import setting
 
 from .exits import BadInput
 

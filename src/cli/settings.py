@@ -142,7 +142,10 @@ _KEY = re.compile(r"(?<!['\"\w-])(" + "|".join(sorted(OPTIONS, key=len, reverse=
 
 def check_settings(settings: Mapping[str, Any]) -> None:
     """The graph's own checks of the tuning settings (names, combinations), with options named."""
-    from src.agents.ml_foundation.model_trainer.state import setting, validate_settings
+    from src.agents.ml_foundation.model_trainer.settings import (
+        setting,
+        validate_settings,
+    )
     from src.mlops.factories import SamplerFactory
 
     try:

@@ -15,7 +15,12 @@ from ..adapters import home_directory, run_services
 from ..exits import BadInput
 from ..lifecycle import RunStopper
 from ..progress import Progress
-from ..settings import check_settings, given_settings, require_one_source, with_default_budget
+from ..settings import (
+    check_settings,
+    given_settings,
+    require_one_source,
+    with_default_budget,
+)
 
 __all__ = ["cmd_tune"]
 
@@ -28,7 +33,7 @@ def _prepare(args: argparse.Namespace, settings: dict[str, Any]) -> dict[str, An
     another machine loads the very same splits (:mod:`src.mlops.study_recipe`)."""
     from pathlib import Path
 
-    from src.agents.ml_foundation.model_trainer.state import setting
+    from src.agents.ml_foundation.model_trainer.settings import setting
     from src.mlops.problems import CLASSIFICATION
     from src.mlops.schemes import resolve_scheme, tuning_frames
     from src.mlops.study_recipe import load_data_source
@@ -52,7 +57,7 @@ def _prepare(args: argparse.Namespace, settings: dict[str, Any]) -> dict[str, An
 
 async def cmd_tune(args: argparse.Namespace, stopper: RunStopper, *, outage_s: float) -> dict[str, Any]:
     from src.agents.ml_foundation.model_trainer import StreamProgressListener
-    from src.agents.ml_foundation.model_trainer.state import setting
+    from src.agents.ml_foundation.model_trainer.settings import setting
     from src.mlops.optuna_optimizer import run_hyperparameter_optimization
 
     settings = given_settings(args)

@@ -12,13 +12,10 @@ re-executes the failed node from its start; ``run_id`` and therefore the study n
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypedDict
 
-from src.mlops.errors import ConfigurationError, MLOpsError
+from src.mlops.errors import MLOpsError
 from src.mlops.jsonutil import to_jsonable
-from src.mlops.objectives import REFIT_MODES
 from src.mlops.splits import DataRef
 
 __all__ = [
@@ -34,12 +31,9 @@ __all__ = [
     "EvaluatorUpdate",
     "RefitUpdate",
     "RegisterUpdate",
-    "DEFAULTS",
     "OUTPUT_KEYS",
-    "setting",
     "error_update",
     "jsonable",
-    "validate_settings",
     "is_bad_input",
     "merge_artifact_digests",
 ]
@@ -419,53 +413,6 @@ OUTPUT_KEYS: tuple[str, ...] = (
     "mlflow_dropped_writes", "mlflow_error", "error",
 )
 
-#: Values of the inputs the caller leaves out.
-DEFAULTS: dict[str, Any] = {
-    "algorithm": "lightgbm",
-    "metric": None,
-    "n_trials": 50,
-    "timeout": None,
-    "sampler": "tpe",
-    "pruner": "median",
-    "search_space": None,
-    "scheme": "auto",
-    "cv": None,
-    "time_budget": None,
-    "n_jobs": 1,
-    "trial_timeout": None,
-    "tuning_enabled": True,
-    "refit": "all",
-    "seed": 42,
-    "test_size": 0.2,
-    "val_size": 0.2,
-    "study_name": None,
-    "new_study": False,
-    "pruner_options": None,
-    "enqueue": None,
-    "patience": None,
-    "min_improvement": 0.0,
-    "max_failures": None,
-    "selection": "best",
-    "time_column": None,
-    "problem_type": None,
-    "target": None,
-}
-
-
-def setting(state: Mapping[str, Any], key: str) -> Any:
-    """The input ``key`` of ``state``, or its default. A key set to ``None`` counts as absent, except
-    where ``None`` means something (``n_trials=None``: bounded by ``timeout`` only; ``pruner=None``:
-    no pruning; ``metric=None``: the default metric; ...)."""
-    if key in state and (state[key] is not None or key in _NONE_IS_A_VALUE):
-        return state[key]
-    return DEFAULTS.get(key)
-
-
-_NONE_IS_A_VALUE = frozenset({
-    "n_trials", "timeout", "cv", "time_budget", "trial_timeout", "study_name", "metric", "time_column", "problem_type", "pruner",
-})
-
-
 def error_update(node: str, exc: BaseException) -> dict[str, Any]:
     """The update of a node that refused its input: ``{"error": {...}, "status": "failed"}``."""
     return {
@@ -479,106 +426,6 @@ def jsonable(value: Any) -> Any:
     state's policy): non-finite floats become ``None`` (JSON has no NaN); anything that is not plain
     data raises ``TypeError`` (a bug: only plain data may enter the state)."""
     return to_jsonable(value, non_finite="null", strict=True)
-
-
-def _positive(name: str, value: Any, *, integer: bool, allow_none: bool = True) -> None:
-    if value is None:
-        if allow_none:
-            return
-        raise ConfigurationError(f"{name} is required")
-    bad = isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and int(value) != value)
-    if bad or value <= 0 or (isinstance(value, float) and not math.isfinite(value)):
-        kind = "a positive integer" if integer else "a positive number of seconds"
-        raise ConfigurationError(f"{name} must be {kind}, but got {value!r}")
-
-
-def validate_settings(state: Mapping[str, Any]) -> None:
-    """Check the tuning inputs before any work is done (no study is created for bad input).
-
-    Raises :class:`~src.mlops.errors.MLOpsError` subclasses with a message naming the input.
-    """
-    from src.mlops.factories import PrunerFactory
-    from src.mlops.models import get_model_spec
-    from src.mlops.schemes import parse_scheme
-    from src.mlops.search_space import parse_search_space
-    from src.mlops.selection import SELECTION_RULES
-
-    spec = get_model_spec(setting(state, "algorithm"))
-    n_trials, timeout = setting(state, "n_trials"), setting(state, "timeout")
-    _positive("n_trials", n_trials, integer=True)
-    _positive("timeout", timeout, integer=False)
-    if setting(state, "tuning_enabled") and n_trials is None and timeout is None and setting(state, "time_budget") is None:
-        raise ConfigurationError("give n_trials, timeout and/or time_budget: an unbounded study would never end")
-    _positive("n_jobs", setting(state, "n_jobs"), integer=True, allow_none=False)
-    _positive("trial_timeout", setting(state, "trial_timeout"), integer=False)
-    _positive("time_budget", setting(state, "time_budget"), integer=False)
-    cv = setting(state, "cv")
-    if cv is not None and (isinstance(cv, bool) or not isinstance(cv, int) or cv < 2):
-        raise ConfigurationError(f"cv must be an integer >= 2 (number of folds) or None, but got {cv!r}")
-    requested = parse_scheme(setting(state, "scheme"))
-    if cv is not None and requested is not None:
-        raise ConfigurationError(
-            f"give cv={cv} or scheme={state.get('scheme')!r}, not both (cv=K is shorthand for scheme='cv=K')"
-        )
-    test_size, val_size = setting(state, "test_size"), setting(state, "val_size")
-    for label, value in (("test_size", test_size), ("val_size", val_size)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
-            raise ConfigurationError(f"{label} must be a fraction of the rows with 0 < {label} < 1, but got {value!r}")
-    if test_size + val_size >= 1.0:
-        raise ConfigurationError(
-            f"test_size + val_size must be < 1 to leave rows for training, but got {test_size} + {val_size}"
-        )
-    seed = setting(state, "seed")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ConfigurationError(f"seed must be an integer, but got {seed!r}")
-    if not isinstance(setting(state, "tuning_enabled"), bool):
-        raise ConfigurationError(f"tuning_enabled must be True or False, but got {state.get('tuning_enabled')!r}")
-    space = setting(state, "search_space")
-    if space is not None:
-        if not isinstance(space, Mapping):
-            raise ConfigurationError(
-                f"search_space must be a dict {{param: spec}} (JSON), but got {type(space).__name__}"
-            )
-        spec.check_params(parse_search_space(space).names, _problem_type_of(spec, state))
-    sampler = setting(state, "sampler")
-    if not isinstance(sampler, str):
-        raise ConfigurationError(f"sampler must be a sampler name such as 'tpe' or 'random', but got {sampler!r}")
-    if setting(state, "refit") not in REFIT_MODES:
-        raise ConfigurationError(f"refit must be one of {list(REFIT_MODES)}, but got {state.get('refit')!r}")
-    pruner = setting(state, "pruner")
-    if pruner is not None and not isinstance(pruner, str):
-        raise ConfigurationError(f"pruner must be a pruner name such as 'median' or 'none', but got {pruner!r}")
-    pruner_options = setting(state, "pruner_options")
-    if pruner_options is not None and not isinstance(pruner_options, Mapping):
-        raise ConfigurationError(f"pruner_options must be a dict of the pruner's options, but got {pruner_options!r}")
-    if pruner_options is None:
-        pruner_options = PrunerFactory.tuning_defaults(pruner, cv=False)  # what the engine adds (checked alike)
-    PrunerFactory.create(pruner, **dict(pruner_options or {}))  # unknown names and options fail before any study
-    _positive("patience", setting(state, "patience"), integer=True)
-    _positive("max_failures", setting(state, "max_failures"), integer=True)
-    min_improvement = setting(state, "min_improvement")
-    if isinstance(min_improvement, bool) or not isinstance(min_improvement, (int, float)) or not min_improvement >= 0:
-        raise ConfigurationError(f"min_improvement must be a number >= 0, but got {min_improvement!r}")
-    if setting(state, "selection") not in SELECTION_RULES:
-        raise ConfigurationError(f"selection must be one of {list(SELECTION_RULES)}, but got {state.get('selection')!r}")
-    enqueue = setting(state, "enqueue")
-    if enqueue is not None:
-        if not isinstance(enqueue, (list, tuple)) or not all(isinstance(c, Mapping) and c for c in enqueue):
-            raise ConfigurationError(
-                f"enqueue must be a list of configurations {{param: value}}, but got {str(enqueue)[:80]}")
-        for config in enqueue:
-            spec.check_params(config, _problem_type_of(spec, state), what="enqueue")
-    name = setting(state, "study_name")
-    if name is not None and (not isinstance(name, str) or not name.strip()):
-        raise ConfigurationError(f"study_name must be a non-empty string or None, but got {name!r}")
-    if not isinstance(setting(state, "new_study"), bool):
-        raise ConfigurationError(f"new_study must be True or False, but got {state.get('new_study')!r}")
-
-
-def _problem_type_of(spec: Any, state: Mapping[str, Any]) -> str:
-    """The run's problem type when given and supported by the family, else the family's first."""
-    problem_type = setting(state, "problem_type")
-    return problem_type if problem_type and spec.supports(problem_type) else next(iter(spec.problem_types))
 
 
 def is_bad_input(exc: BaseException) -> bool:

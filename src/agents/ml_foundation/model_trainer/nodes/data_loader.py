@@ -39,6 +39,7 @@ from src.mlops.problems import ANOMALY, normalize_problem_type
 from src.mlops.splits import save_frame_ref
 
 from ..context import ModelTrainerContext, get_context, run_directory
+from ..settings import setting, validate_settings
 from ..state import (
     OUTPUT_KEYS,
     LoadDataUpdate,
@@ -46,8 +47,6 @@ from ..state import (
     error_update,
     is_bad_input,
     jsonable,
-    setting,
-    validate_settings,
 )
 
 __all__ = ["load_data", "NODE"]

@@ -18,7 +18,8 @@ from src.mlops.problems import ANOMALY
 from src.mlops.splits import load_frame_ref, save_frame_ref, split_dataset
 
 from ..context import ModelTrainerContext, get_context, run_directory
-from ..state import ModelTrainerState, SplitDataUpdate, run_blocking, setting
+from ..settings import setting
+from ..state import ModelTrainerState, SplitDataUpdate, run_blocking
 
 __all__ = ["split_data", "NODE", "SPLIT_KEYS"]
 

@@ -24,7 +24,8 @@ from src.mlops.splits import load_frame_ref
 
 from ..artifacts import save_model_artifact
 from ..context import ModelTrainerContext, get_context, run_directory
-from ..state import ModelTrainerState, RefitUpdate, run_blocking, setting
+from ..settings import setting
+from ..state import ModelTrainerState, RefitUpdate, run_blocking
 from .training_executor import artifact_metadata, final_objective
 
 __all__ = ["final_refit", "NODE", "TEST_METRICS_NOTE"]

@@ -62,6 +62,7 @@ from ..budget import (
     study_timeout,
 )
 from ..context import ModelTrainerContext, get_context
+from ..settings import setting, validate_settings
 from ..state import (
     HPOSummary,
     ModelTrainerState,
@@ -69,8 +70,6 @@ from ..state import (
     error_update,
     is_bad_input,
     jsonable,
-    setting,
-    validate_settings,
 )
 
 __all__ = ["hyperparameter_tuner", "StreamProgressListener", "study_name_for", "scheme_for", "NODE", "TUNING_SPLITS"]

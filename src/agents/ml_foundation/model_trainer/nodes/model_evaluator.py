@@ -33,7 +33,8 @@ from src.mlops.splits import load_frame_ref
 
 from ..artifacts import load_run_artifact, update_artifact_metadata
 from ..context import ModelTrainerContext
-from ..state import EvaluatorUpdate, ModelTrainerState, run_blocking, setting
+from ..settings import setting
+from ..state import EvaluatorUpdate, ModelTrainerState, run_blocking
 
 __all__ = ["model_evaluator", "STANDARD_METRICS", "score_model", "NODE"]
 

@@ -29,7 +29,8 @@ from src.mlops.splits import load_frame_ref
 from ..artifacts import save_model_artifact
 from ..budget import FIT_RATIO_KEY, final_fit_estimate, record_seconds
 from ..context import ModelTrainerContext, get_context, run_directory
-from ..state import ModelTrainerState, TrainingUpdate, run_blocking, setting
+from ..settings import setting
+from ..state import ModelTrainerState, TrainingUpdate, run_blocking
 
 __all__ = ["training_executor", "final_objective", "artifact_metadata", "NODE"]
 
