@@ -80,6 +80,19 @@ def test_a_best_trial_too_slow_to_refit_in_the_time_left_gives_way_to_the_best_a
     assert reserve.affordable(0.1) is None  # nothing fits: the best is used anyway
 
 
+def test_a_study_that_stopped_at_its_moving_deadline_keeps_its_best_trial() -> None:
+    """Before: the study stops when the time left equals the padded estimate; a moment later the
+    padded estimate was above the time left and the best trial gave way in most time-bounded runs."""
+    reserve = PostStudyReserve(rows_trainval=1000, rows_all=2000, default_fit_rows=800)
+    reserve._maximize = True
+    for t in (_trial(0, 0.80, fit_seconds=1.0, fit_rows=800, source="defaults"),
+              _trial(1, 0.83, fit_seconds=3.0, fit_rows=800)):
+        asyncio.run(reserve.on_trial_finished(None, t))  # type: ignore[arg-type]
+    padded = reserve()
+    assert reserve.affordable(padded * 0.95) is None and reserve.affordable(padded / 1.3) is None
+    assert reserve.affordable(padded / 1.3 - 1.0) is not None  # the unpadded estimate does not fit
+
+
 def test_measured_seconds_are_a_running_average_and_survive_a_bad_file(tmp_path) -> None:
     assert measured_seconds(tmp_path, "upload", 2.0) == 2.0
     record_seconds(tmp_path, "upload", 4.0)

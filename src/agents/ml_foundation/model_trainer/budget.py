@@ -60,6 +60,9 @@ FIXED_RESERVE_S = 2.0
 MLFLOW_RESERVE_S = 2.0
 #: the fit estimate is multiplied by this.
 SAFETY = 1.3
+#: seconds by which the unpadded final-fit estimate may exceed the time left before the best trial
+#: gives way to an affordable one (:meth:`PostStudyReserve.affordable`).
+SWAP_SLACK_S = 0.5
 #: never give the study less than this (a study needs at least its defaults trial).
 MIN_STUDY_S = 1.0
 #: measured durations of run steps on this machine (running averages), under ``hpo_home``.
@@ -211,8 +214,13 @@ class PostStudyReserve:
         """When the best trial's final fits would not fit in ``seconds_left``: the best trial whose
         fits would, as ``(number, params, user_attrs)``; ``None`` when the best one fits (or none does,
         then the best is used anyway). A run bounded by time should not lose its deadline to one
-        slow configuration that won by a hair."""
-        if not self._completed or self() <= seconds_left:
+        slow configuration that won by a hair.
+
+        The study itself stops when the time left reaches :meth:`__call__` (the padded estimate), so
+        a few tenths of a second later the padded estimate is always a little above what is left:
+        only an estimate that does not fit even without its padding (plus :data:`SWAP_SLACK_S`) --
+        a costly best found when there was no time left to reserve for it -- gives way."""
+        if not self._completed or self() <= SAFETY * seconds_left + SWAP_SLACK_S:
             return None
         defaults = 0.0 if self._best_is_defaults else self._defaults_cost
         ranked = sorted(self._completed, key=lambda c: -c[0] if self._maximize else c[0])
