@@ -421,7 +421,8 @@ class OptunaOptimizer:
                     run.best = max(done) if study.direction.name == "MAXIMIZE" else min(done)
             runner = None
             if trial_timeout is not None and isinstance(objective, ModelObjective):
-                runner = ProcessTrialRunner(objective, size=n_jobs)
+                # pickling the objective (its data) for the worker processes is not the loop's work
+                runner = await asyncio.to_thread(ProcessTrialRunner, objective, size=n_jobs)
             ctx = self.context_of(study)
             await self._notify("on_study_start", study, ctx)
             workers = [asyncio.create_task(self._worker(run, objective, runner, trial_timeout, callbacks or ()),
@@ -486,9 +487,9 @@ class OptunaOptimizer:
             run.inflight.pop(trial.number, None)
             self._account(run, frozen)
             await self._notify("on_trial_finished", run.study, frozen)
-            for cb in callbacks:
+            for cb in callbacks:  # in a thread, as Optuna calls them with n_jobs > 1: never on the loop
                 try:
-                    cb(run.study, frozen)
+                    await asyncio.to_thread(cb, run.study, frozen)
                 except Exception:  # noqa: BLE001 - a user callback must not kill the study
                     log.exception("callback %r raised; the study goes on", cb)
 

@@ -125,13 +125,19 @@ async def run_hyperparameter_optimization(
     if pruner_options is None:
         pruner_options = PrunerFactory.tuning_defaults(pruner, cv=cv is not None)
     opt = optimizer or OptunaOptimizer(listeners=listeners)
-    try:
+
+    def build() -> tuple[ModelObjective, str, str]:
+        """The objective and the data's fingerprints (encoding and hashing the data: off the loop)."""
         if cv is not None:
-            objective = opt.create_cv_objective(spec.name, pt, X_train, y_train, cv=cv, cv_strategy=cv_strategy,
-                                                cv_repeats=cv_repeats, **options)
+            built = opt.create_cv_objective(spec.name, pt, X_train, y_train, cv=cv, cv_strategy=cv_strategy,
+                                            cv_repeats=cv_repeats, **options)
         else:
-            objective = opt.create_validation_objective(spec.name, pt, X_train, y_train, X_val, y_val, **options)
-        fingerprint = dataset_fingerprint(objective.X_train, y_train)
+            built = opt.create_validation_objective(spec.name, pt, X_train, y_train, X_val, y_val, **options)
+        return (built, dataset_fingerprint(built.X_train, y_train),
+                data_fingerprint(X_train, y_train, X_val, y_val))
+
+    try:
+        objective, fingerprint, recipe_fingerprint = await asyncio.to_thread(build)
         name = study_name or f"{spec.name}-{pt}-{metric_spec.name}-{fingerprint}"
         context = StudyContext(
             study_name=name, directions=(metric_spec.direction,), algorithm=spec.name, problem_type=pt,
@@ -146,7 +152,7 @@ async def run_hyperparameter_optimization(
             objective={**options, "cv": cv, "cv_strategy": cv_strategy, "cv_repeats": cv_repeats},
             n_trials=n_trials, sampler=sampler, pruner=pruner, sampler_options=sampler_options,
             pruner_options=pruner_options, trial_timeout=trial_timeout, data=data_source,
-            fingerprint=data_fingerprint(X_train, y_train, X_val, y_val))
+            fingerprint=recipe_fingerprint)
         candidate = name
         for attempt in range(2, _MAX_NEW_STUDY_NAMES + 2):
             try:

@@ -565,3 +565,20 @@ async def test_a_named_study_refuses_other_data_metric_or_scheme_unless_a_new_st
                                                   metric="log_loss", new_study=True, **common)
     assert newer.study_name == "same-3"
     assert len(optuna.load_study(study_name="same", storage=storage).trials) == 3
+
+
+async def test_user_callbacks_and_the_objective_build_run_off_the_event_loop(binary_data):
+    """Issue 8.7. Before: user callbacks ran on the loop (a slow one froze every other task), and
+    building the objective and hashing the data too."""
+    import threading
+
+    X_tr, y_tr, X_va, y_va = binary_data
+    loop_thread = threading.get_ident()
+    seen: list[int] = []
+
+    def callback(study, trial):
+        seen.append(threading.get_ident())
+
+    r = await run_hyperparameter_optimization("logistic_regression", "binary", X_tr, y_tr, X_va, y_va, n_trials=3,
+                                              seed=0, callbacks=[callback])
+    assert r.n_trials == 3 and len(seen) == 3 and loop_thread not in seen
