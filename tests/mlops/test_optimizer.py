@@ -225,13 +225,19 @@ async def test_cancelling_optimize_leaves_no_trial_running():
     opt = OptunaOptimizer()
     study = await opt.create_study()
 
+    import threading
+
+    running = threading.Event()
+
     def slow(trial):
         trial.suggest_float("x", 0, 1)
+        if trial.number >= 2:
+            running.set()  # a third trial runs: two finished, one in flight
         time.sleep(0.4)
         return 1.0
 
     task = asyncio.create_task(opt.optimize(study, slow, n_trials=100, n_jobs=2))
-    await asyncio.sleep(1.0)
+    assert await asyncio.to_thread(running.wait, 30)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

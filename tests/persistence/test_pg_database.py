@@ -170,7 +170,13 @@ async def test_command_timeout(migrated_dsn: str) -> None:
 async def test_cancelled_callers_do_not_leak_connections(migrated_dsn: str) -> None:
     async with await create_pool(migrated_dsn, min_size=1, max_size=2, acquire_timeout=2) as db:
         tasks = [asyncio.create_task(db.execute("SELECT pg_sleep(10)")) for _ in range(5)]
-        await asyncio.sleep(0.3)  # two run, three wait for a connection
+        async with await create_pool(migrated_dsn, max_size=1) as observer:  # two run, three wait for a connection
+            deadline = time.monotonic() + 10
+            while await observer.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(10)%' "
+                    "AND state = 'active'") < 2:
+                assert time.monotonic() < deadline, "the two sleeps never started"
+                await asyncio.sleep(0.02)
         for t in tasks:
             t.cancel()
         results = await asyncio.gather(*tasks, return_exceptions=True)
