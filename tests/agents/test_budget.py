@@ -77,7 +77,24 @@ def test_a_best_trial_too_slow_to_refit_in_the_time_left_gives_way_to_the_best_a
     assert reserve.affordable(1000.0) is None  # the best fits: use it
     number, params, attrs = reserve.affordable(5.0)
     assert number == 1 and params == {"x": 1.0} and attrs["_value"] == 0.82
-    assert reserve.affordable(0.1) is None  # nothing fits: the best is used anyway
+    number, _, _ = reserve.affordable(0.1)  # nothing fits: the defaults, the cheapest fits there are
+    assert number == 0
+
+
+def test_the_fallback_is_never_worse_than_the_defaults_on_a_minimized_metric() -> None:
+    """Before (a benchmark run on openintro::ames, RMSE): the best trial's fits did not fit in the
+    time left and a cheap trial with 4x the defaults' RMSE was deployed (test RMSE 96,489 vs 22,870)."""
+    reserve = PostStudyReserve(rows_trainval=1875, rows_all=2344, default_fit_rows=1406)
+    reserve._maximize = False
+    for t in (_trial(0, 24877.0, fit_seconds=0.6, fit_rows=1406, source="defaults"),
+              _trial(4, 102140.0, fit_seconds=0.1, fit_rows=1406),   # cheap, awful
+              _trial(9, 23500.0, fit_seconds=0.3, fit_rows=1406),    # cheap, better than the defaults
+              _trial(18, 21000.0, fit_seconds=4.0, fit_rows=1406)):  # best, costly
+        asyncio.run(reserve.on_trial_finished(None, t))  # type: ignore[arg-type]
+    number, _, attrs = reserve.affordable(3.0)
+    assert number == 9 and attrs["_value"] == 23500.0
+    number, _, _ = reserve.affordable(1.2)  # only the defaults (one fit of each size) fit
+    assert number == 0
 
 
 def test_a_study_that_stopped_at_its_moving_deadline_keeps_its_best_trial() -> None:

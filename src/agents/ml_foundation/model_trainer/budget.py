@@ -212,8 +212,8 @@ class PostStudyReserve:
 
     def affordable(self, seconds_left: float) -> tuple[int, dict[str, Any], dict[str, Any]] | None:
         """When the best trial's final fits would not fit in ``seconds_left``: the best trial whose
-        fits would, as ``(number, params, user_attrs)``; ``None`` when the best one fits (or none does,
-        then the best is used anyway). A run bounded by time should not lose its deadline to one
+        fits would, as ``(number, params, user_attrs)``, among those at least as good as the defaults
+        trial (else the defaults trial itself); ``None`` when the best one fits. A run bounded by time should not lose its deadline to one
         slow configuration that won by a hair.
 
         The study itself stops when the time left reaches :meth:`__call__` (the padded estimate), so
@@ -222,9 +222,19 @@ class PostStudyReserve:
         a costly best found when there was no time left to reserve for it -- gives way."""
         if not self._completed or self() <= SAFETY * seconds_left + SWAP_SLACK_S:
             return None
-        defaults = 0.0 if self._best_is_defaults else self._defaults_cost
         ranked = sorted(self._completed, key=lambda c: -c[0] if self._maximize else c[0])
+        defaults = next((c for c in ranked if c[4].get(SOURCE_ATTR) == "defaults"), None)
         for value, number, cost, params, attrs in ranked:
-            if SAFETY * self.fit_ratio * (cost + defaults) <= seconds_left:
+            if defaults is not None and number != defaults[1] and not self._at_least(value, defaults[0]):
+                break  # worse than the defaults: the defaults model (fitted anyway) is the better fallback
+            # the defaults model is fitted in any case; for the defaults trial that is the same fit
+            extra = 0.0 if attrs.get(SOURCE_ATTR) == "defaults" else self._defaults_cost
+            if SAFETY * self.fit_ratio * (cost + extra) <= seconds_left:
                 return (number, params, {**attrs, "_value": value}) if number != ranked[0][1] else None
+        if defaults is not None and defaults[1] != ranked[0][1]:
+            value, number, _, params, attrs = defaults
+            return number, params, {**attrs, "_value": value}  # nothing better fits: the defaults, cheapest
         return None
+
+    def _at_least(self, value: float, other: float) -> bool:
+        return value >= other if self._maximize else value <= other
