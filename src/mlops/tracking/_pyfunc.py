@@ -26,6 +26,11 @@ PREDICT_METHODS = ("predict", "predict_proba", "score_samples")
 class RawRowsPyfunc(mlflow.pyfunc.PythonModel):
     """``predict(raw_rows, params={"predict_method": ...})`` of a model saved by the trainer."""
 
+    # The model validates raw rows itself (its logged signature names the raw columns); MLflow's
+    # type-hint wrapping would only warn at class definition ("Add type hints to predict") and
+    # infer an AnyType schema from a DataFrame hint. This class attribute is MLflow's switch for it.
+    _skip_type_hint_validation = True
+
     def load_context(self, context: Any) -> None:
         from src.mlops.features import load_preparer
         from src.mlops.model_io import RawRowsModel, load_model
