@@ -13,6 +13,8 @@ data only.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -170,12 +172,21 @@ async def run_hyperparameter_optimization(
             n_trials=n_trials, sampler=sampler, pruner=pruner, sampler_options=sampler_options,
             pruner_options=pruner_options, trial_timeout=trial_timeout, data=data_source,
             fingerprint=data_fp)
+        warm = WarmStart()
+        if warm_start and history is not None and warm_start_trials > 0:
+            warm = await history_configs(
+                history, algorithm=spec.name, problem_type=pt, metric=metric_spec.name, dataset_fingerprint=fingerprint,
+                schema_fingerprint=schema, space=objective.search_space, limit=warm_start_trials, exclude_study=name,
+                skip=[objective.defaults_trial_params() if enqueue_defaults else {}, *enqueue])
+        # A warm-started study's sampler gets a seed of its own (derived from the seed and the history
+        # it starts from): with the run's seed it would replay the earlier study's start-up points.
+        sampler_seed = seed if seed is None or not warm.configs else _derived_seed(seed, warm.sources)
         candidate = name
         for attempt in range(2, _MAX_NEW_STUDY_NAMES + 2):
             try:
                 study = await opt.create_study(
                     study_name=candidate, direction=metric_spec.direction, sampler=sampler, pruner=pruner,
-                    storage=storage, seed=seed, search_space=objective.search_space, sampler_options=sampler_options,
+                    storage=storage, seed=sampler_seed, search_space=objective.search_space, sampler_options=sampler_options,
                     pruner_options=pruner_options, context=context,
                 )
                 await asyncio.to_thread(write_recipe, study, recipe)
@@ -187,12 +198,8 @@ async def run_hyperparameter_optimization(
         if candidate != name:
             log.info("study %r exists with other data or rules: this run's new study is %r", name, candidate)
         name = candidate
-        warm = WarmStart()
-        if warm_start and history is not None and warm_start_trials > 0 and await asyncio.to_thread(_is_fresh, study):
-            warm = await history_configs(
-                history, algorithm=spec.name, problem_type=pt, metric=metric_spec.name, dataset_fingerprint=fingerprint,
-                schema_fingerprint=schema, space=objective.search_space, limit=warm_start_trials, exclude_study=name,
-                skip=[objective.defaults_trial_params() if enqueue_defaults else {}, *enqueue])
+        if warm.configs and not await asyncio.to_thread(_is_fresh, study):
+            warm = WarmStart()  # a resumed study was seeded when it began
         cache = None
         if trial_cache is not False and len(study.directions) == 1:
             store = trial_cache if not isinstance(trial_cache, bool) else (
@@ -222,7 +229,7 @@ async def run_hyperparameter_optimization(
         result.defaults_user_attrs = dict(defaults[0].user_attrs) if defaults else {}
         seeded = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(SOURCE_ATTR) == "history"]
         result.warm_start = {"enabled": bool(warm_start and history is not None), "n_seeded": len(seeded),
-                             **warm.to_dict()}
+                             **warm.to_dict(), "sampler_seed": sampler_seed}
         if compare is not None:
             budget = result.n_trials
             bound = result.duration_s if timeout is not None else None
@@ -234,6 +241,12 @@ async def run_hyperparameter_optimization(
     finally:
         if optimizer is None:
             await opt.aclose()  # the connections it opened for a URL storage and its ledger
+
+
+def _derived_seed(seed: int, sources: Sequence[str]) -> int:
+    """A sampler seed from the run's ``seed`` and the history trials a warm start seeds (deterministic)."""
+    digest = hashlib.sha256(json.dumps([seed, list(sources)]).encode()).hexdigest()
+    return int(digest[:8], 16)
 
 
 def _is_fresh(study: optuna.Study) -> bool:
