@@ -39,6 +39,18 @@ def _study_lines(hpo: dict[str, Any], *, named: bool) -> list[str]:
              f"in {float(hpo.get('duration_s') or 0):.1f} s"]
     for reason in sorted({r for r in reasons if r != "deadline"})[:3]:
         lines.append(f"    failure: {shorten(reason, 160)}")
+    if hpo.get("n_cached"):
+        lines.append(f"  cached: {hpo['n_cached']} of the complete trials reused stored results (not trained)")
+    warm = hpo.get("warm_start")
+    if warm:
+        if not warm.get("enabled"):
+            lines.append("  warm start: off")
+        elif warm.get("n_seeded"):
+            how = "this data" if warm.get("matched_by") == "dataset" else "a table with the same columns"
+            lines.append(f"  warm start: {warm['n_seeded']} trials from earlier studies of {how}")
+        else:
+            lines.append("  warm start: no earlier study of this data" if warm.get("matched_by") is None
+                         else "  warm start: 0 trials (the study was seeded before)")
     if hpo.get("scheme"):
         why = f": {hpo['scheme_reason']}" if hpo.get("scheme_reason") else ""
         lines.append(f"  scheme {hpo['scheme']}{why}")
@@ -77,11 +89,21 @@ def print_summary(out: dict[str, Any], *, command: str) -> None:
         if hpo.get("best_value") is not None:
             rows.append((f"val {metric}", hpo.get("defaults_value"), hpo.get("best_value")))
         rows += [(f"test {k}", dm.get(k), tm.get(k)) for k in tm]
+        cmp = hpo.get("comparison") or {}
         width = max([18] + [len(name) + 1 for name, _, _ in rows])
         print()
-        print(f"  {'metric':{width}s} {'defaults':>10s} {'tuned':>10s}")
-        for name, defaults, tuned in rows:
-            print(f"  {name:{width}s} {fmt(defaults):>10s} {fmt(tuned):>10s}")
+        if cmp:
+            print(f"  {'metric':{width}s} {'defaults':>10s} {'random':>10s} {'tuned':>10s}")
+            for name, defaults, tuned in rows:
+                rnd = cmp.get("random") if name == f"val {metric}" else (
+                    cmp.get("test_random") if name == f"test {metric}" else None)
+                print(f"  {name:{width}s} {fmt(defaults):>10s} {fmt(rnd):>10s} {fmt(tuned):>10s}")
+            print(f"  (random: a random search with the same budget, {cmp.get('budget')}; "
+                  f"{cmp.get('random_trials')} trials in {float(cmp.get('random_seconds') or 0):.1f} s)")
+        else:
+            print(f"  {'metric':{width}s} {'defaults':>10s} {'tuned':>10s}")
+            for name, defaults, tuned in rows:
+                print(f"  {name:{width}s} {fmt(defaults):>10s} {fmt(tuned):>10s}")
         deployed = (out.get("training") or {}).get("deployed")
         if tm and deployed:
             print(f"  (test: models fitted on train+val; the saved model was then refit on all "

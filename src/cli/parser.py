@@ -120,6 +120,17 @@ def _add_tuning_args(p: argparse.ArgumentParser) -> None:
                    help="when --study-name exists with other data or rules, start a new study under the next "
                         "free name NAME-2, NAME-3... (the old one is kept)")
     p.add_argument("--search-space", help="JSON file with a search space (replaces the family default)")
+    p.add_argument("--no-warm-start", dest="no_warm_start", action="store_true", default=None,
+                   help="do not seed a new study with the best trials of earlier studies of the same data "
+                        "(history database; on by default)")
+    p.add_argument("--warm-start-trials", type=int_at_least(0), metavar="N",
+                   help="history trials a warm start seeds at most (default 5)")
+    p.add_argument("--no-cache", dest="no_cache", action="store_true", default=None,
+                   help="train every trial, even a configuration already evaluated on the same data, scheme, "
+                        "metric and library versions (the trial cache is on by default)")
+    p.add_argument("--compare", choices=["random"],
+                   help="after the study, run a random search with the same budget and show defaults vs random vs "
+                        "tuned (with a time bound the two share the study's time)")
     p.add_argument("--no-db", action="store_true", help="no PostgreSQL: in-memory study, no history, no resume")
     p.add_argument("--no-mlflow", action="store_true", help="no MLflow tracking")
     p.add_argument("--output-json", help="write the run summary as JSON to this path (checked before the run)")

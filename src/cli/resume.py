@@ -42,7 +42,8 @@ FIXED: dict[str, str] = {
     "cv": "--cv", "sampler": "--sampler", "pruner": "--pruner", "seed": "--seed", "study_name": "--study-name",
     "search_space": "--search-space", "test_size": "--test-size", "val_size": "--val-size", "refit": "--refit",
     "tuning_enabled": "--no-tuning", "pruner_options": "--pruner-options", "enqueue": "--enqueue",
-    "new_study": "--new-study", "selection": "--selection",
+    "new_study": "--new-study", "selection": "--selection", "warm_start": "--no-warm-start",
+    "warm_start_trials": "--warm-start-trials", "trial_cache": "--no-cache", "compare": "--compare",
 }
 
 
@@ -111,7 +112,7 @@ def _data_source(values: Mapping[str, Any]) -> str:
 
 
 def _show(key: str, value: Any) -> str:
-    if key == "tuning_enabled":
+    if key in ("tuning_enabled", "warm_start", "trial_cache"):
         return "off" if value is False else "on"
     if key == "search_space" and isinstance(value, Mapping):
         return f"a space of {len(value)} params ({', '.join(sorted(map(str, value))[:5])})"

@@ -53,6 +53,10 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "test_size": ("test_size", "--test-size"),
     "val_size": ("val_size", "--val-size"),
     "tuning_enabled": ("no_tuning", "--no-tuning"),
+    "warm_start": ("no_warm_start", "--no-warm-start"),
+    "warm_start_trials": ("warm_start_trials", "--warm-start-trials"),
+    "trial_cache": ("no_cache", "--no-cache"),
+    "compare": ("compare", "--compare"),
 }
 
 #: the study size when neither --n-trials, --timeout nor --time-budget bounds it.
@@ -116,7 +120,7 @@ def given_settings(args: argparse.Namespace) -> dict[str, Any]:
             value = _json_object(value, "--pruner-options")
         elif key == "enqueue":
             value = load_enqueue(value)
-        elif key == "tuning_enabled":
+        elif key in ("tuning_enabled", "warm_start", "trial_cache"):  # given as --no-...
             value = not value
         out[key] = value
     return out

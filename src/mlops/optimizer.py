@@ -46,6 +46,7 @@ from .executors import ProcessTrialRunner, TrialError, TrialTimeout, run_in_thre
 from .factories import PrunerFactory, SamplerFactory
 from .objectives import ModelObjective, TrialCancelled, TrialReporter
 from .search_space import SearchSpace, parse_search_space
+from .trial_cache import CACHED_ATTR, TrialCache
 from .trial_slots import (
     SEEDED_ATTR,
     InMemoryTrialSlots,
@@ -128,6 +129,8 @@ class _Run:
     #: a COMPLETE trial exists (this run's or an earlier one's): trials running at the deadline may
     #: then be interrupted; before that the first completion is awaited, so a study always has a result.
     has_complete: bool = False
+    #: the trial cache (None: every trial trains)
+    cache: TrialCache | None = None
 
     def stop(self, reason: str) -> None:
         if self.stop_reason is None:
@@ -358,6 +361,8 @@ class OptunaOptimizer:
         enqueue_portfolio: bool = True,
         time_reserve: Callable[[], float] | None = None,
         max_trials: int | None = None,
+        warm_start: Iterable[Mapping[str, Any]] = (),
+        trial_cache: TrialCache | None = None,
     ) -> OptimizationResult:
         """Run trials until the study holds ``n_trials``, ``timeout`` passes, or a stop rule fires.
 
@@ -376,6 +381,10 @@ class OptunaOptimizer:
         ends (e.g. for final fits whose cost depends on the best trial so far); the effective
         deadline is ``timeout`` minus its current value. ``max_trials``: this call starts at most
         that many trials (a worker's own share; the study still holds at most ``n_trials``).
+        ``warm_start``: configurations from earlier studies (:mod:`.warm_start`), enqueued in a fresh
+        study after the ``enqueue`` ones with ``source="history"``. ``trial_cache`` (a
+        :class:`~.trial_cache.TrialCache` of this objective): a trial whose params were evaluated
+        before is told COMPLETE with the stored result, without calling the objective.
         """
         _check_positive("n_trials", n_trials, integer=True)
         _check_positive("max_trials", max_trials, integer=True)
@@ -398,7 +407,7 @@ class OptunaOptimizer:
             )
         if multi and patience:
             raise ConfigurationError("patience applies to single-objective studies only")
-        enqueue = list(enqueue)
+        enqueue, warm_start = list(enqueue), list(warm_start)
         space = getattr(objective, "search_space", None)
         for params in enqueue if isinstance(space, SearchSpace) else ():
             outside = sorted(set(params) - set(space.names))
@@ -410,10 +419,11 @@ class OptunaOptimizer:
         slots = await asyncio.to_thread(self.slots_for, study)
         async with _holding_lease(slots, study):
             await asyncio.to_thread(slots.run_locked, study, lambda: self._seed(
-                study, objective, n_trials, enqueue_defaults, enqueue, enqueue_portfolio))
+                study, objective, n_trials, enqueue_defaults, enqueue, enqueue_portfolio, warm_start))
             existing = await asyncio.to_thread(study.get_trials, False)
             run = _Run(study, slots, n_trials, None if timeout is None else time.monotonic() + timeout,
-                       max_failures, patience, min_improvement, time_reserve=time_reserve, max_trials=max_trials)
+                       max_failures, patience, min_improvement, time_reserve=time_reserve, max_trials=max_trials,
+                       cache=trial_cache if isinstance(objective, ModelObjective) and not multi else None)
             run.has_complete = any(t.state == TrialState.COMPLETE for t in existing)
             if not multi:
                 done = [t.value for t in existing if t.state == TrialState.COMPLETE and _finite(t.value)]
@@ -444,9 +454,11 @@ class OptunaOptimizer:
             return result
 
     def _seed(self, study: optuna.Study, objective: Any, n_trials: int | None, enqueue_defaults: bool,
-              enqueue: list[Mapping[str, Any]], enqueue_portfolio: bool) -> None:
+              enqueue: list[Mapping[str, Any]], enqueue_portfolio: bool,
+              warm_start: list[Mapping[str, Any]] = ()) -> None:
         """Under the study's lock: a fresh study gets the defaults, then the ``enqueue`` configs, then
-        the portfolio -- once, however many workers start it at the same time."""
+        the history configs (``warm_start``), then the portfolio -- once, however many workers start
+        it at the same time."""
         seeded = bool(study.user_attrs.get(SEEDED_ATTR))
         fresh = not seeded and not study.get_trials(deepcopy=False)
         model = isinstance(objective, ModelObjective)
@@ -454,8 +466,14 @@ class OptunaOptimizer:
             study.enqueue_trial(objective.defaults_trial_params(), user_attrs={SOURCE_ATTR: "defaults"})
         for params in enqueue:
             self.enqueue(study, params)
+        seeded_history = 0
+        if fresh:
+            room = None if n_trials is None else max(0, n_trials - int(enqueue_defaults and model) - len(enqueue))
+            for params in warm_start[:room]:
+                self.enqueue(study, params, source="history")
+                seeded_history += 1
         if fresh and enqueue_portfolio and model:
-            room = None if n_trials is None else max(0, n_trials - int(enqueue_defaults) - len(enqueue))
+            room = None if n_trials is None else max(0, n_trials - int(enqueue_defaults) - len(enqueue) - seeded_history)
             for config in objective.portfolio_trial_params()[:room]:
                 self.enqueue(study, config, source="portfolio")
         if not seeded:
@@ -485,6 +503,8 @@ class OptunaOptimizer:
                 raise
             frozen = await asyncio.to_thread(self._tell, run, trial, state, value, reason)
             run.inflight.pop(trial.number, None)
+            if run.cache is not None:
+                await run.cache.store_trial(run.study.study_name, frozen)
             self._account(run, frozen)
             await self._notify("on_trial_finished", run.study, frozen)
             for cb in callbacks:  # in a thread, as Optuna calls them with n_jobs > 1: never on the loop
@@ -534,6 +554,11 @@ class OptunaOptimizer:
 
     async def _run_trial(self, run: _Run, trial: optuna.Trial, objective: Any, runner: ProcessTrialRunner | None,
                          trial_timeout: float | None, cancel: threading.Event) -> tuple[TrialState, Any, str | None]:
+        if run.cache is not None:
+            hit = await self._cached(run.cache, trial, objective)
+            if hit is not None:
+                return TrialState.COMPLETE, hit, None
+
         def execute() -> Any:
             if isinstance(objective, ModelObjective):
                 params = objective.suggest(trial)
@@ -581,6 +606,21 @@ class OptunaOptimizer:
                 f"objective returned {len(values)} value(s) for a study with {len(trial.study.directions)} direction(s)"
             )
         return TrialState.COMPLETE, values if len(values) > 1 else values[0], None
+
+    @staticmethod
+    async def _cached(cache: TrialCache, trial: optuna.Trial, objective: ModelObjective) -> float | None:
+        """The stored value of this trial's params, its attributes set on the trial; ``None`` on a
+        miss (or any trouble: the trial then trains; suggesting again gives the same params)."""
+        try:
+            params = await asyncio.to_thread(objective.suggest, trial)
+            hit = await cache.lookup(params)
+            if hit is None:
+                return None
+            await asyncio.to_thread(cache.apply, trial, hit)
+            return hit.value
+        except Exception as e:  # noqa: BLE001 - the cache never fails a trial
+            log.warning("trial %d: trial cache skipped (%s: %s)", trial.number, type(e).__name__, e)
+            return None
 
     @staticmethod
     async def _await_trial(run: _Run, fut: asyncio.Future, guard: float | None, cancel: threading.Event) -> Any:
@@ -702,6 +742,7 @@ class OptunaOptimizer:
             pareto_front=pareto,
             failure_reasons={t.number: str(t.user_attrs.get(FAIL_REASON_ATTR, "unknown"))
                              for t in by_state[TrialState.FAIL]},
+            n_cached=sum(1 for t in by_state[TrialState.COMPLETE] if t.user_attrs.get(CACHED_ATTR)),
         )
 
     # ------------------------------------------------------------------------------------------
@@ -725,6 +766,7 @@ class OptunaOptimizer:
                 row["best_value"] = best
             row["duration_s"] = t.duration.total_seconds() if t.duration is not None else None
             row["source"] = t.user_attrs.get(SOURCE_ATTR, "sampler")
+            row["cached"] = bool(t.user_attrs.get(CACHED_ATTR))
             row["fail_reason"] = t.user_attrs.get(FAIL_REASON_ATTR)
             row["datetime_start"] = t.datetime_start
             for k, v in t.params.items():

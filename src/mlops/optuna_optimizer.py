@@ -13,15 +13,18 @@ data only.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import optuna
 
-from .errors import StudyFailedError, StudyMismatchError
+from .errors import ConfigurationError, StudyFailedError, StudyMismatchError
 from .factories import PrunerFactory, SamplerFactory
-from .fingerprint import dataset_fingerprint
+from .compare import check_compare, comparison, random_baseline
+from .fingerprint import dataset_fingerprint, schema_fingerprint
 from .metrics import default_metric, get_metric
 from .models import get_model_class, get_model_spec, list_models
 from .objectives import ModelObjective, TunedModel
@@ -30,7 +33,10 @@ from .problems import normalize_problem_type
 from .search_space import SearchSpace, parse_search_space
 from .selection import robust_choice
 from .study_recipe import data_fingerprint, write_recipe
-from .types import OptimizationResult, StudyContext, TrialListener
+from .trial_cache import InMemoryTrialCacheStore, TrialCache, TrialCacheStore
+from .trial_slots import SEEDED_ATTR
+from .types import SOURCE_ATTR, OptimizationResult, StudyContext, TrialListener
+from .warm_start import SCHEMA_TAG, WarmStart, history_configs
 
 log = logging.getLogger("src.mlops.optuna_optimizer")
 
@@ -95,6 +101,11 @@ async def run_hyperparameter_optimization(
     data_source: Mapping[str, Any] | None = None,
     max_trials: int | None = None,
     new_study: bool = False,
+    history: Any = None,
+    warm_start: bool = True,
+    warm_start_trials: int = 5,
+    trial_cache: bool | TrialCacheStore = True,
+    compare: str | None = None,
 ) -> OptimizationResult:
     """Tune ``algorithm`` on validation data (or CV folds of the training data) and return the result.
 
@@ -116,28 +127,40 @@ async def run_hyperparameter_optimization(
     metric, direction or evaluation scheme raise :class:`StudyMismatchError` naming both values, unless
     ``new_study=True``: then the first free name ``NAME-2``, ``NAME-3``... is used (the result's
     ``study_name``), and the old study is kept as it is.
+
+    ``history`` (a :class:`~src.mlops.persistence.HistoryRepository`) gives a fresh study a warm start
+    (``warm_start``, :mod:`.warm_start`): up to ``warm_start_trials`` best configurations of earlier
+    studies of the same family, problem type, metric and data (else the same columns and types),
+    enqueued after the defaults as ``source="history"``; ``result.warm_start`` says what was seeded.
+    ``trial_cache`` (:mod:`.trial_cache`): ``True`` keeps results in ``history`` (or, without one, in
+    memory for this call), ``False`` trains every trial, or a :class:`TrialCacheStore`;
+    ``result.n_cached`` counts the trials served from it. ``compare="random"`` (:mod:`.compare`) then
+    runs a random search with the same budget; ``result.comparison`` holds defaults vs random vs tuned.
     """
     pt = normalize_problem_type(problem_type)
     spec = get_model_spec(algorithm, pt)
     metric_spec = get_metric(metric or default_metric(pt), pt)
+    compare = check_compare(compare)
+    if isinstance(warm_start_trials, bool) or not isinstance(warm_start_trials, int) or warm_start_trials < 0:
+        raise ConfigurationError(f"warm_start_trials must be an integer >= 0, but got {warm_start_trials!r}")
     options = dict(metric=metric_spec.name, search_space=search_space, space_overrides=space_overrides,
                    fixed_params=fixed_params, seed=seed, early_stopping_rounds=early_stopping_rounds, n_jobs=n_jobs)
     if pruner_options is None:
         pruner_options = PrunerFactory.tuning_defaults(pruner, cv=cv is not None)
     opt = optimizer or OptunaOptimizer(listeners=listeners)
 
-    def build() -> tuple[ModelObjective, str, str]:
+    def build() -> tuple[ModelObjective, str, str, str]:
         """The objective and the data's fingerprints (encoding and hashing the data: off the loop)."""
         if cv is not None:
             built = opt.create_cv_objective(spec.name, pt, X_train, y_train, cv=cv, cv_strategy=cv_strategy,
                                             cv_repeats=cv_repeats, **options)
         else:
             built = opt.create_validation_objective(spec.name, pt, X_train, y_train, X_val, y_val, **options)
-        return (built, dataset_fingerprint(built.X_train, y_train),
+        return (built, dataset_fingerprint(built.X_train, y_train), schema_fingerprint(built.X_train, y_train),
                 data_fingerprint(X_train, y_train, X_val, y_val))
 
     try:
-        objective, fingerprint, recipe_fingerprint = await asyncio.to_thread(build)
+        objective, fingerprint, schema, data_fp = await asyncio.to_thread(build)
         name = study_name or f"{spec.name}-{pt}-{metric_spec.name}-{fingerprint}"
         context = StudyContext(
             study_name=name, directions=(metric_spec.direction,), algorithm=spec.name, problem_type=pt,
@@ -145,20 +168,29 @@ async def run_hyperparameter_optimization(
             sampler_name=sampler if isinstance(sampler, str) else type(sampler).__name__,
             pruner_name=(pruner if isinstance(pruner, str) or pruner is None else type(pruner).__name__) or "none",
             search_space=objective.search_space.to_dict(), n_trials=n_trials, dataset_fingerprint=fingerprint,
-            experiment_name=experiment_name,
+            experiment_name=experiment_name, tags={SCHEMA_TAG: schema},
         )
         recipe = dict(
             algorithm=spec.name, problem_type=pt,
             objective={**options, "cv": cv, "cv_strategy": cv_strategy, "cv_repeats": cv_repeats},
             n_trials=n_trials, sampler=sampler, pruner=pruner, sampler_options=sampler_options,
             pruner_options=pruner_options, trial_timeout=trial_timeout, data=data_source,
-            fingerprint=recipe_fingerprint)
+            fingerprint=data_fp)
+        warm = WarmStart()
+        if warm_start and history is not None and warm_start_trials > 0:
+            warm = await history_configs(
+                history, algorithm=spec.name, problem_type=pt, metric=metric_spec.name, dataset_fingerprint=fingerprint,
+                schema_fingerprint=schema, space=objective.search_space, limit=warm_start_trials, exclude_study=name,
+                skip=[objective.defaults_trial_params() if enqueue_defaults else {}, *enqueue])
+        # A warm-started study's sampler gets a seed of its own (derived from the seed and the history
+        # it starts from): with the run's seed it would replay the earlier study's start-up points.
+        sampler_seed = seed if seed is None or not warm.configs else _derived_seed(seed, warm.sources)
         candidate = name
         for attempt in range(2, _MAX_NEW_STUDY_NAMES + 2):
             try:
                 study = await opt.create_study(
                     study_name=candidate, direction=metric_spec.direction, sampler=sampler, pruner=pruner,
-                    storage=storage, seed=seed, search_space=objective.search_space, sampler_options=sampler_options,
+                    storage=storage, seed=sampler_seed, search_space=objective.search_space, sampler_options=sampler_options,
                     pruner_options=pruner_options, context=context,
                 )
                 await asyncio.to_thread(write_recipe, study, recipe)
@@ -170,11 +202,19 @@ async def run_hyperparameter_optimization(
         if candidate != name:
             log.info("study %r exists with other data or rules: this run's new study is %r", name, candidate)
         name = candidate
+        if warm.configs and not await asyncio.to_thread(_is_fresh, study):
+            warm = WarmStart()  # a resumed study was seeded when it began
+        cache = None
+        if trial_cache is not False and len(study.directions) == 1:
+            store = trial_cache if not isinstance(trial_cache, bool) else (
+                history if isinstance(history, TrialCacheStore) else InMemoryTrialCacheStore())
+            cache = TrialCache.for_objective(store, objective, data_fingerprint=data_fp)
         result = await opt.optimize(
             study, objective, n_trials=n_trials, timeout=timeout, n_jobs=n_jobs, callbacks=callbacks,
             trial_timeout=trial_timeout, max_failures=max_failures, patience=patience,
             min_improvement=min_improvement, enqueue_defaults=enqueue_defaults, enqueue=enqueue,
             enqueue_portfolio=enqueue_portfolio, time_reserve=time_reserve, max_trials=max_trials,
+            warm_start=warm.configs, trial_cache=cache,
         )
         if result.n_completed == 0:
             reasons = sorted(set(result.failure_reasons.values()))[:3]
@@ -191,7 +231,28 @@ async def run_hyperparameter_optimization(
             result.robust_choice = robust_choice(complete, result.direction)
         result.defaults_value = float(defaults[0].value) if defaults else None
         result.defaults_user_attrs = dict(defaults[0].user_attrs) if defaults else {}
+        seeded = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(SOURCE_ATTR) == "history"]
+        result.warm_start = {"enabled": bool(warm_start and history is not None), "n_seeded": len(seeded),
+                             **warm.to_dict(), "sampler_seed": sampler_seed}
+        if compare is not None:
+            budget = result.n_trials
+            bound = result.duration_s if timeout is not None else None
+            baseline = await random_baseline(
+                objective, n_trials=max(1, budget), timeout=bound, seed=seed, pruner=pruner,
+                pruner_options=pruner_options, n_jobs=n_jobs, trial_timeout=trial_timeout, trial_cache=cache)
+            result.comparison = comparison(result, baseline, method=compare, timeout=bound)
         return result
     finally:
         if optimizer is None:
             await opt.aclose()  # the connections it opened for a URL storage and its ledger
+
+
+def _derived_seed(seed: int, sources: Sequence[str]) -> int:
+    """A sampler seed from the run's ``seed`` and the history trials a warm start seeds (deterministic)."""
+    digest = hashlib.sha256(json.dumps([seed, list(sources)]).encode()).hexdigest()
+    return int(digest[:8], 16)
+
+
+def _is_fresh(study: optuna.Study) -> bool:
+    """The study has not been seeded yet (no trial, no seeding mark): a warm start applies."""
+    return not study.user_attrs.get(SEEDED_ATTR) and not study.get_trials(deepcopy=False)

@@ -15,7 +15,8 @@ FAIL_REASON_ATTR = "fail_reason"
 #: ledger (``hpo_trial_slots``), not in the trial; liveness is judged by leases, never by this name.
 WORKER_ATTR = "worker_id"
 #: user attribute telling where an enqueued trial's params came from: "defaults" (trial 0, the family's
-#: defaults), "user" (``enqueue``), "portfolio" (the family's known-good configurations) or "retry" (a
+#: defaults), "user" (``enqueue``), "history" (warm start: the best trials of earlier studies of the same
+#: data, :mod:`src.mlops.warm_start`), "portfolio" (the family's known-good configurations) or "retry" (a
 #: stale trial's params tried again; a retried defaults trial stays "defaults"). Absent: the sampler
 #: proposed them (reports show "sampler").
 SOURCE_ATTR = "source"
@@ -77,6 +78,12 @@ class OptimizationResult:
     #: the trial with the most reliable gain over the defaults on the same CV folds
     #: (:func:`src.mlops.selection.robust_choice`; ``None`` without fold scores)
     robust_choice: Any = None
+    #: COMPLETE trials served from the trial cache (their objective was not called; :mod:`.trial_cache`)
+    n_cached: int = 0
+    #: the warm start from history: ``{"n_configs", "matched_by", "sources", "dropped"}`` (None: off)
+    warm_start: dict[str, Any] | None = None
+    #: ``--compare random``: defaults vs random search vs tuned (:mod:`.compare`; None: not asked)
+    comparison: dict[str, Any] | None = None
 
     @property
     def direction(self) -> str:

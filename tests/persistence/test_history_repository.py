@@ -284,3 +284,17 @@ def test_dataset_fingerprint_is_part_of_the_api() -> None:
     X = np.arange(12.0).reshape(4, 3)
     assert dataset_fingerprint(X, [0, 1, 0, 1]) == dataset_fingerprint(X.copy(), [0, 1, 0, 1])
     assert dataset_fingerprint(X, [0, 1, 0, 1]) != dataset_fingerprint(X[::-1], [0, 1, 0, 1])
+
+
+async def test_best_trials_by_schema_fingerprint(repo: HistoryRepository) -> None:
+    await repo.upsert_study(ctx("schema-a", dataset_fingerprint="fpA", tags={"schema_fingerprint": "s1"}))
+    await repo.upsert_study(ctx("schema-b", dataset_fingerprint="fpB", tags={"schema_fingerprint": "s2"}))
+    await repo.upsert_trials("schema-a", [trial(0, value=0.7)])
+    await repo.upsert_trials("schema-b", [trial(1, value=0.9)])
+    found = await repo.best_trials(algorithm="xgboost", problem_type="binary_classification", schema_fingerprint="s1")
+    assert [bt.study_name for bt in found] == ["schema-a"]
+    both = await repo.best_trials(algorithm="xgboost", problem_type="binary_classification",
+                                  dataset_fingerprint="fpB", schema_fingerprint="s1")
+    assert both == []
+    with pytest.raises(ConfigurationError, match="dataset_fingerprint or schema_fingerprint"):
+        await repo.best_trials(algorithm="xgboost", problem_type="binary_classification")

@@ -89,6 +89,9 @@ async def cmd_tune(args: argparse.Namespace, stopper: RunStopper, *, outage_s: f
                 study_name=study_name, new_study=setting(settings, "new_study"), storage=services.optuna_storage,
                 n_jobs=setting(settings, "n_jobs"),
                 trial_timeout=args.trial_timeout, listeners=listeners, data_source=data["source"],
+                history=services.history, warm_start=setting(settings, "warm_start"),
+                warm_start_trials=setting(settings, "warm_start_trials"), trial_cache=setting(settings, "trial_cache"),
+                compare=setting(settings, "compare"),
             )
         finally:
             progress.close()
@@ -99,5 +102,5 @@ async def cmd_tune(args: argparse.Namespace, stopper: RunStopper, *, outage_s: f
     out["dropped_columns"] = splits.dropped_columns
     out["hpo"] = {k: out.get(k) for k in ("study_name", "best_value", "defaults_value", "n_completed", "n_pruned",
                                           "n_failed", "duration_s", "metric", "failure_reasons", "scheme",
-                                          "scheme_reason")}
+                                          "scheme_reason", "n_cached", "warm_start", "comparison")}
     return out

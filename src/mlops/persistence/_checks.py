@@ -22,6 +22,8 @@ __all__ = [
     "study_fields",
     "study_not_found",
     "check_artifact",
+    "check_lookup",
+    "check_cache_entry",
 ]
 
 TRIAL_STATES = ("RUNNING", "WAITING", "COMPLETE", "PRUNED", "FAIL")
@@ -122,3 +124,27 @@ def check_artifact(path: Any, digests: Any) -> dict[str, str]:
         if not isinstance(digest, str) or len(digest) != 64 or not set(digest) <= _HEX:
             raise ConfigurationError(f"the digest of {name!r} must be 64 lowercase hex characters (SHA-256), got {digest!r}")
     return dict(digests)
+
+
+def check_lookup(dataset_fingerprint: Any, schema_fingerprint: Any) -> None:
+    """``best_trials`` needs a dataset or a schema fingerprint (or both)."""
+    if dataset_fingerprint is None and schema_fingerprint is None:
+        raise ConfigurationError("best_trials needs dataset_fingerprint or schema_fingerprint (or both), got neither")
+    for what, value in (("dataset_fingerprint", dataset_fingerprint), ("schema_fingerprint", schema_fingerprint)):
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ConfigurationError(f"{what} must be a non-empty string or None, got {value!r}")
+
+
+def check_cache_entry(entry: Any) -> Any:
+    """A :class:`~src.mlops.trial_cache.CachedTrial` with a SHA-256 key and a finite value."""
+    import math
+
+    from ..trial_cache import CachedTrial
+
+    if not isinstance(entry, CachedTrial):
+        raise ConfigurationError(f"put_cached_trial takes a CachedTrial, got {type(entry).__name__}")
+    if not isinstance(entry.key, str) or len(entry.key) != 64 or not set(entry.key) <= _HEX:
+        raise ConfigurationError(f"a cache key must be 64 lowercase hex characters (SHA-256), got {entry.key!r}")
+    if isinstance(entry.value, bool) or not isinstance(entry.value, (int, float)) or not math.isfinite(entry.value):
+        raise ConfigurationError(f"a cached trial's value must be a finite number, got {entry.value!r}")
+    return entry

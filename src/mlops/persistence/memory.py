@@ -13,8 +13,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..jsonutil import json_dumps, to_jsonable
+from ..trial_cache import CachedTrial, InMemoryTrialCacheStore
 from ..types import StudyContext
-from ._checks import check_artifact, check_limit, check_name, check_states, check_status, check_trials, study_fields, study_not_found
+from ..warm_start import SCHEMA_TAG
+from ._checks import check_artifact, check_cache_entry, check_limit, check_lookup, check_name, check_states, check_status, check_trials, study_fields, study_not_found
 from .records import BestTrial, StudyRecord, StudySummary, TrialRecord
 
 __all__ = ["InMemoryHistoryRepository"]
@@ -28,6 +30,7 @@ class InMemoryHistoryRepository:
         self._studies: dict[str, StudyRecord] = {}
         self._trials: dict[str, dict[int, tuple[TrialRecord, datetime, datetime]]] = {}
         self._artifacts: dict[str, tuple[str, str | None, dict[str, str]]] = {}
+        self._cache = InMemoryTrialCacheStore()
 
     @staticmethod
     def _now() -> datetime:
@@ -157,16 +160,22 @@ class InMemoryHistoryRepository:
         *,
         algorithm: str,
         problem_type: str,
-        dataset_fingerprint: str,
+        dataset_fingerprint: str | None = None,
         metric: str | None = None,
         limit: int = 10,
         exclude_study: str | None = None,
         distinct_params: bool = True,
+        schema_fingerprint: str | None = None,
     ) -> list[BestTrial]:
         check_limit(limit)
+        check_lookup(dataset_fingerprint, schema_fingerprint)
         scored: list[tuple[tuple[Any, ...], BestTrial]] = []
         for s in self._studies.values():
-            if (s.algorithm, s.problem_type, s.dataset_fingerprint) != (algorithm, problem_type, dataset_fingerprint):
+            if (s.algorithm, s.problem_type) != (algorithm, problem_type):
+                continue
+            if dataset_fingerprint is not None and s.dataset_fingerprint != dataset_fingerprint:
+                continue
+            if schema_fingerprint is not None and s.tags.get(SCHEMA_TAG) != schema_fingerprint:
                 continue
             if (metric is not None and s.metric != metric) or s.study_name == exclude_study:
                 continue
@@ -202,6 +211,12 @@ class InMemoryHistoryRepository:
     async def get_artifact_digests(self, path: str) -> dict[str, str] | None:
         found = self._artifacts.get(path)
         return None if found is None else dict(found[2])
+
+    async def get_cached_trial(self, key: str) -> CachedTrial | None:
+        return await self._cache.get_cached_trial(check_name(key, "cache key"))
+
+    async def put_cached_trial(self, entry: CachedTrial) -> None:
+        await self._cache.put_cached_trial(check_cache_entry(entry))
 
     def _require(self, study_name: str) -> StudyRecord:
         check_name(study_name)

@@ -14,8 +14,9 @@ from typing import Any
 import asyncpg
 
 from ..jsonutil import float_from_json, to_jsonable
+from ..trial_cache import CachedTrial
 from ..types import StudyContext
-from ._checks import check_artifact, check_limit, check_name, check_states, check_status, check_trials, study_fields, study_not_found
+from ._checks import check_artifact, check_cache_entry, check_limit, check_lookup, check_name, check_states, check_status, check_trials, study_fields, study_not_found
 from .database import Database
 from .records import BestTrial, StudyRecord, StudySummary, TrialRecord
 
@@ -205,7 +206,9 @@ WITH scored AS (
            CASE WHEN s.direction = 'maximize' THEN -COALESCE(t.value, t.objective_values[1])
                 ELSE COALESCE(t.value, t.objective_values[1]) END AS loss
     FROM ml_hpo_trials t JOIN ml_hpo_studies s ON s.id = t.study_id
-    WHERE s.algorithm_name = $1 AND s.problem_type = $2 AND s.dataset_fingerprint = $3
+    WHERE s.algorithm_name = $1 AND s.problem_type = $2
+      AND ($3::text IS NULL OR s.dataset_fingerprint = $3)
+      AND ($8::text IS NULL OR s.tags->>'schema_fingerprint' = $8)
       AND ($4::text IS NULL OR s.metric = $4)
       AND ($5::text IS NULL OR s.study_name <> $5)
       AND t.state = 'COMPLETE'
@@ -235,6 +238,19 @@ WHERE (a.run_id, a.study_name, a.digests) IS DISTINCT FROM (EXCLUDED.run_id, EXC
 """
 
 _ARTIFACT_DIGESTS = "SELECT digests FROM ml_model_artifacts WHERE path = $1"
+
+# The trial cache (005_trial_cache.sql): the first result stored under a key stays.
+_PUT_CACHED_TRIAL = """
+INSERT INTO ml_hpo_trial_cache (cache_key, value, params, user_attrs, intermediate_values, key_parts, study_name,
+                                trial_number)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (cache_key) DO NOTHING
+"""
+
+_GET_CACHED_TRIAL = """
+SELECT cache_key, value, params, user_attrs, intermediate_values, key_parts, study_name, trial_number
+FROM ml_hpo_trial_cache WHERE cache_key = $1
+"""
 
 
 def _trial_args(study_id: Any, t: TrialRecord) -> tuple[Any, ...]:
@@ -369,16 +385,19 @@ class PostgresHistoryRepository:
         *,
         algorithm: str,
         problem_type: str,
-        dataset_fingerprint: str,
+        dataset_fingerprint: str | None = None,
         metric: str | None = None,
         limit: int = 10,
         exclude_study: str | None = None,
         distinct_params: bool = True,
+        schema_fingerprint: str | None = None,
     ) -> list[BestTrial]:
         check_limit(limit)
+        check_lookup(dataset_fingerprint, schema_fingerprint)
         rows = await self.db.fetch(
             _BEST_TRIALS,
             algorithm, problem_type, dataset_fingerprint, metric, exclude_study, limit, bool(distinct_params),
+            schema_fingerprint,
         )
         return [BestTrial(r["study_name"], r["direction"], r["metric"], _trial_from_row(r)) for r in rows]
 
@@ -395,3 +414,20 @@ class PostgresHistoryRepository:
     async def get_artifact_digests(self, path: str) -> dict[str, str] | None:
         found = await self.db.fetchval(_ARTIFACT_DIGESTS, path)
         return None if found is None else dict(found)
+
+    async def get_cached_trial(self, key: str) -> CachedTrial | None:
+        check_name(key, "cache key")
+        r = await self.db.fetchrow(_GET_CACHED_TRIAL, key)
+        if r is None:
+            return None
+        return CachedTrial(
+            key=r["cache_key"], value=float(r["value"]), params=dict(r["params"]), user_attrs=dict(r["user_attrs"]),
+            intermediate_values={int(k): float_from_json(v) for k, v in r["intermediate_values"].items()},
+            key_parts=dict(r["key_parts"]), study_name=r["study_name"], trial_number=r["trial_number"])
+
+    async def put_cached_trial(self, entry: CachedTrial) -> None:
+        check_cache_entry(entry)
+        await self.db.execute(
+            _PUT_CACHED_TRIAL, entry.key, float(entry.value), to_jsonable(entry.params), to_jsonable(entry.user_attrs),
+            {str(k): v for k, v in to_jsonable(entry.intermediate_values).items()}, to_jsonable(entry.key_parts),
+            entry.study_name, entry.trial_number)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from ..trial_cache import CachedTrial
 from ..types import StudyContext
 from .records import BestTrial, StudyRecord, StudySummary, TrialRecord
 
@@ -68,14 +69,17 @@ class HistoryRepository(Protocol):
         *,
         algorithm: str,
         problem_type: str,
-        dataset_fingerprint: str,
+        dataset_fingerprint: str | None = None,
         metric: str | None = None,
         limit: int = 10,
         exclude_study: str | None = None,
         distinct_params: bool = True,
+        schema_fingerprint: str | None = None,
     ) -> list[BestTrial]:
         """Best finite COMPLETE trials of all studies with this algorithm, problem type and dataset
-        (and metric, if given), best first in each study's own direction."""
+        (and metric, if given), best first in each study's own direction. ``schema_fingerprint``
+        (the study tag of that name: same columns and types) matches instead of, or besides, the
+        dataset; at least one of the two must be given."""
 
     async def delete_study(self, study_name: str) -> bool:
         """Delete a study and its trials; False if it did not exist."""
@@ -87,3 +91,9 @@ class HistoryRepository(Protocol):
 
     async def get_artifact_digests(self, path: str) -> dict[str, str] | None:
         """The digests recorded for the artifact folder ``path``, or ``None``."""
+
+    async def get_cached_trial(self, key: str) -> CachedTrial | None:
+        """The trial cache's result under ``key`` (:mod:`src.mlops.trial_cache`), or ``None``."""
+
+    async def put_cached_trial(self, entry: CachedTrial) -> None:
+        """Store a trial cache entry unless its key is stored already (the first result stays)."""

@@ -39,6 +39,10 @@ DEFAULTS: dict[str, Any] = {
     "val_size": 0.2,
     "study_name": None,
     "new_study": False,
+    "warm_start": True,
+    "warm_start_trials": 5,
+    "trial_cache": True,
+    "compare": None,
     "pruner_options": None,
     "enqueue": None,
     "patience": None,
@@ -62,6 +66,7 @@ def setting(state: Mapping[str, Any], key: str) -> Any:
 
 _NONE_IS_A_VALUE = frozenset({
     "n_trials", "timeout", "cv", "time_budget", "trial_timeout", "study_name", "metric", "time_column", "problem_type", "pruner",
+    "compare",
 })
 
 
@@ -81,6 +86,7 @@ def validate_settings(state: Mapping[str, Any]) -> None:
 
     Raises :class:`~src.mlops.errors.MLOpsError` subclasses with a message naming the input.
     """
+    from src.mlops.compare import check_compare
     from src.mlops.factories import PrunerFactory
     from src.mlops.models import get_model_spec
     from src.mlops.schemes import parse_scheme
@@ -155,8 +161,13 @@ def validate_settings(state: Mapping[str, Any]) -> None:
     name = setting(state, "study_name")
     if name is not None and (not isinstance(name, str) or not name.strip()):
         raise ConfigurationError(f"study_name must be a non-empty string or None, but got {name!r}")
-    if not isinstance(setting(state, "new_study"), bool):
-        raise ConfigurationError(f"new_study must be True or False, but got {state.get('new_study')!r}")
+    for key in ("new_study", "warm_start", "trial_cache"):
+        if not isinstance(setting(state, key), bool):
+            raise ConfigurationError(f"{key} must be True or False, but got {state.get(key)!r}")
+    n_warm = setting(state, "warm_start_trials")
+    if isinstance(n_warm, bool) or not isinstance(n_warm, int) or n_warm < 0:
+        raise ConfigurationError(f"warm_start_trials must be an integer >= 0, but got {n_warm!r}")
+    check_compare(setting(state, "compare"))
 
 
 def _problem_type_of(spec: Any, state: Mapping[str, Any]) -> str:

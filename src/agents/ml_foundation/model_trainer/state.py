@@ -116,6 +116,15 @@ class HPOSummary(TypedDict, total=False):
     finished_at: float
     #: seconds the study was given (``time_budget`` minus what the rest of the run needs), if bounded by time.
     study_timeout: float | None
+    #: COMPLETE trials served from the trial cache (not trained: :mod:`src.mlops.trial_cache`).
+    n_cached: int
+    #: the warm start: ``{"enabled", "n_seeded", "matched_by": "dataset"|"schema"|None, "sources",
+    #: "dropped"}`` (:mod:`src.mlops.warm_start`).
+    warm_start: dict[str, Any]
+    #: with ``compare="random"``: ``{"method", "metric", "defaults", "random", "tuned", "random_trials",
+    #: "budget", ...}`` on validation (:mod:`src.mlops.compare`); ``model_evaluator`` adds
+    #: ``test_random`` (the random search's best params fitted like the tuned model, scored on test).
+    comparison: dict[str, Any]
 
 
 class ModelTrainerState(TypedDict, total=False):
@@ -202,6 +211,19 @@ class ModelTrainerState(TypedDict, total=False):
     #: a named study that exists with other data, family, problem type, metric or scheme is refused
     #: (default); ``True`` starts a new study under the next free name ``NAME-2``... instead.
     new_study: bool
+    #: seed a fresh study, after the defaults, with the best trials of earlier studies of the same
+    #: family, problem type, metric and data (else the same columns and types) from the history
+    #: database (``ModelTrainerContext.history``); default ``True``.
+    warm_start: bool
+    #: how many history trials a warm start seeds at most (default 5; 0 seeds none).
+    warm_start_trials: int
+    #: reuse stored results of identical configurations on the same data, scheme, metric and library
+    #: versions instead of training them again (in the history database, else in memory); default ``True``.
+    trial_cache: bool
+    #: ``"random"``: after the study, a random search with the same budget on the same objective;
+    #: the summary shows defaults vs random vs tuned (``hpo["comparison"]``). With a time bound the
+    #: study and the baseline share the study's seconds, half each. Default ``None`` (no comparison).
+    compare: str | None
 
     # ------------------------------------------------------------------ outputs
     #: id of the run (``load_data`` sets it when absent); names the run directory
@@ -309,6 +331,10 @@ class ModelTrainerInput(TypedDict, total=False):
     val_size: float
     study_name: str | None
     new_study: bool
+    warm_start: bool
+    warm_start_trials: int
+    trial_cache: bool
+    compare: str | None
     run_id: str
 
 
@@ -383,6 +409,8 @@ class EvaluatorUpdate(TypedDict, total=False):
     test_metrics: dict[str, float | None]
     defaults_test_metrics: dict[str, float | None]
     metric_errors: dict[str, str]
+    #: the tuner's summary with ``comparison`` completed by test scores (``compare="random"`` only)
+    hpo: HPOSummary
     error: ErrorInfo
     status: str
 

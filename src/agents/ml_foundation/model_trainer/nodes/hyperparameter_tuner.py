@@ -18,6 +18,10 @@
       {"event": "trial", "number", "state", "value", "best_value", "n_done", "n_trials", "fail_reason"}
       {"event": "study_end", "study_name", "best_value", "n_completed", "n_pruned", "n_failed", "stop_reason"}
 
+* A fresh study is seeded with the best trials of earlier studies of the same data from
+  ``ModelTrainerContext.history`` (``warm_start``, ``warm_start_trials``); identical configurations
+  are served from the trial cache (``trial_cache``; in the history database, else in memory);
+  ``compare="random"`` runs a random-search baseline after the study (``hpo["comparison"]``).
 * Bad input (data, search space, options; a study without a completed trial) ends the run with
   ``error`` in state; every option is checked before the study is created. An unreachable or timing
   out database is raised instead (the node is retried, and the run can be resumed later).
@@ -193,6 +197,9 @@ def _summary(result: OptimizationResult, scheme: EvaluationScheme, study_seconds
         "scheme": scheme.label,
         "scheme_reason": scheme.reason,
         "study_timeout": None if study_seconds is None else round(study_seconds, 2),
+        "n_cached": result.n_cached,
+        "warm_start": result.warm_start,
+        **({"comparison": result.comparison} if result.comparison is not None else {}),
         "finished_at": time.time(),
     })
 
@@ -229,6 +236,9 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
         upload = measured_seconds(ctx.hpo_home, "mlflow_model_upload", MLFLOW_RESERVE_S) if ctx.tracker else 0.0
         fixed = measured_seconds(ctx.hpo_home, POST_STUDY_KEY, FIXED_RESERVE_S)
         timeout = study_timeout(deadline, setting(state, "timeout"), fixed_reserve=fixed + upload)
+        compare = setting(state, "compare")
+        if compare is not None and timeout is not None:
+            timeout /= 2  # the baseline gets as many seconds as the study took: the two share the time
         if deadline is not None:
             sizes = state.get("split_sizes") or {}
             rows_trainval = len(data["train_y"]) + len(data["val_y"])
@@ -270,6 +280,11 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
             # the split files, so `hpo worker` processes can join this study (a path every worker reads)
             data_source={"kind": "frames", "refs": {k: state["splits"][k] for k in TUNING_SPLITS},
                          "scheme": scheme.to_dict()},
+            history=ctx.history,
+            warm_start=setting(state, "warm_start"),
+            warm_start_trials=setting(state, "warm_start_trials"),
+            trial_cache=setting(state, "trial_cache"),
+            compare=compare,
         )
     except Exception as e:
         if is_bad_input(e):

@@ -32,7 +32,7 @@ from src.mlops.problems import ANOMALY, BINARY, MULTICLASS, REGRESSION
 from src.mlops.splits import load_frame_ref
 
 from ..artifacts import load_run_artifact, update_artifact_metadata
-from ..context import ModelTrainerContext
+from ..context import ModelTrainerContext, get_context
 from ..settings import setting
 from ..state import EvaluatorUpdate, ModelTrainerState, run_blocking
 
@@ -49,8 +49,39 @@ STANDARD_METRICS: dict[str, tuple[str, ...]] = {
 
 
 async def model_evaluator(state: ModelTrainerState, runtime: Runtime[ModelTrainerContext]) -> EvaluatorUpdate:
-    """Score the tuned and defaults models; the one place the test split is read."""
-    return await run_blocking(NODE, _evaluate, state)  # type: ignore[no-any-return]
+    """Score the tuned and defaults models (and the random search's best, with ``compare``); the one
+    place the test split is read."""
+    update = await run_blocking(NODE, _evaluate, state)
+    comparison = (state.get("hpo") or {}).get("comparison")
+    if "error" not in update and comparison and comparison.get("random_best_params") is not None:
+        hpo = await run_blocking(NODE, _compare_on_test, state, get_context(runtime), update)
+        if "error" in hpo:
+            return hpo  # type: ignore[return-value]
+        update["hpo"] = hpo
+    return update  # type: ignore[no-any-return]
+
+
+def _compare_on_test(state: Mapping[str, Any], ctx: ModelTrainerContext, update: Mapping[str, Any]) -> dict[str, Any]:
+    """The study's summary with the comparison's test scores: the random search's best params are
+    fitted exactly like the tuned model (same rows, round count from its trial), scored on test."""
+    from .training_executor import final_objective
+
+    hpo = dict(state["hpo"])
+    comparison = dict(hpo["comparison"])
+    objective = final_objective(state, ctx)
+    params = {**dict(state.get("default_params") or objective.default_params), **comparison["random_best_params"]}
+    attrs = comparison.get("random_best_user_attrs") or {}
+    fit = objective.fit_final(params, refit=setting(state, "refit"), n_rounds=attrs.get("best_iteration"),
+                              rounds_rows=attrs.get("fit_rows"))
+    primary = setting(state, "metric")
+    X_test, y_test = load_frame_ref(state["splits"]["test_X"]), load_frame_ref(state["splits"]["test_y"])
+    scores, errors = score_model(fit.model, X_test, y_test, [primary], state["problem_type"])
+    comparison.update(test_defaults=(update.get("defaults_test_metrics") or {}).get(primary),
+                      test_random=scores.get(primary), test_tuned=(update.get("test_metrics") or {}).get(primary))
+    if errors:
+        comparison["test_random_error"] = next(iter(errors.values()))
+    hpo["comparison"] = comparison
+    return hpo
 
 
 def score_model(model: Any, X: Any, y: Any, metric_names: Sequence[str], problem_type: str,
