@@ -232,8 +232,8 @@ async def test_cancelling_optimize_leaves_no_trial_running():
     def slow(trial):
         trial.suggest_float("x", 0, 1)
         if trial.number >= 2:
-            running.set()  # a third trial runs: two finished, one in flight
-        time.sleep(0.4)
+            running.set()  # a third trial runs: two finished, one in flight (long enough to be cancelled)
+        time.sleep(0.4 if trial.number < 2 else 3.0)
         return 1.0
 
     task = asyncio.create_task(opt.optimize(study, slow, n_trials=100, n_jobs=2))
