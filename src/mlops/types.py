@@ -77,6 +77,9 @@ class OptimizationResult:
     #: the trial with the most reliable gain over the defaults on the same CV folds
     #: (:func:`src.mlops.selection.robust_choice`; ``None`` without fold scores)
     robust_choice: Any = None
+    #: what the study says (:func:`src.mlops.analysis.analyze_study`, as plain data): importances,
+    #: convergence, per-family comparison, recommendations; ``{"error": ...}`` when it could not be made
+    analysis: dict[str, Any] | None = None
 
     @property
     def direction(self) -> str:

@@ -194,6 +194,7 @@ def _summary(result: OptimizationResult, scheme: EvaluationScheme, study_seconds
         "scheme_reason": scheme.reason,
         "study_timeout": None if study_seconds is None else round(study_seconds, 2),
         "finished_at": time.time(),
+        "analysis": result.analysis,
     })
 
 
