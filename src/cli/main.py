@@ -168,6 +168,9 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_FAILURE
     if args.command == "worker":
         write_json(output, out)
+    if args.command == "report" and out.get("status") == "completed_untracked":
+        print(f"error: the report was written, but not logged to MLflow: {out.get('mlflow_error')}", file=sys.stderr)
+        return EXIT_FAILURE
     if args.command in ("train", "tune"):
         print_summary(out, command=args.command)
         write_json(output, out)

@@ -42,13 +42,13 @@ from .jsonutil import to_jsonable
 from .search_space import ParamSpec, SearchSpace, parse_search_space
 from .types import FAIL_REASON_ATTR
 
-__all__ = ["StudyAnalysis", "analyze_study", "gap_recommendations", "study_search_space", "FAMILY_PARAMS",
-           "ANALYSIS_ATTR"]
+__all__ = ["StudyAnalysis", "analyze_study", "gap_recommendations", "study_search_space", "internal_study",
+           "FAMILY_PARAMS"]
 
 log = logging.getLogger("src.mlops.analysis")
 
-#: name prefix of the in-memory study that holds the trials importances are computed on
-_VIEW_PREFIX = "hpo-analysis-view-"
+#: name prefix of the in-memory studies holding a copy of trials (importances, the report's plots)
+_VIEW_PREFIX = "hpo-internal-view-"
 
 
 class _QuietView(logging.Filter):
@@ -58,10 +58,14 @@ class _QuietView(logging.Filter):
         return _VIEW_PREFIX not in record.getMessage()
 
 
-logging.getLogger("optuna.study.study").addFilter(_QuietView())
+for _name in ("optuna.storages._in_memory", "optuna.study.study"):  # where Optuna versions log it
+    logging.getLogger(_name).addFilter(_QuietView())
 
-#: key of the analysis in result summaries, the graph state's ``hpo`` and the MLflow artifact name stem.
-ANALYSIS_ATTR = "analysis"
+
+def internal_study(directions: Any, purpose: str) -> optuna.Study:
+    """An in-memory study for a copy of trials, created without Optuna's "new study" log line."""
+    return optuna.create_study(directions=directions, study_name=f"{_VIEW_PREFIX}{purpose}")
+
 #: names a searched model-family categorical goes by (SPEC F8).
 FAMILY_PARAMS = ("algorithm", "model", "family", "estimator")
 MIN_IMPORTANCE_TRIALS = 10
@@ -183,7 +187,7 @@ def _importances(study: optuna.Study, complete: list[FrozenTrial], multi: bool) 
     if len(used) == len(complete) == len(study.get_trials(deepcopy=False)):
         view = study
     else:
-        view = optuna.create_study(directions=study.directions, study_name=f"{_VIEW_PREFIX}{study.study_name}")
+        view = internal_study(study.directions, "importances")
         view.add_trials(used)
     target = (lambda t: t.values[0]) if multi else None
     try:

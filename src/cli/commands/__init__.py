@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from .history import cmd_db, cmd_studies
+from .report import cmd_report
 from .train import cmd_train
 from .tune import cmd_tune
 from .worker import cmd_worker
 
-__all__ = ["COMMANDS", "cmd_train", "cmd_tune", "cmd_worker", "cmd_studies", "cmd_db"]
+__all__ = ["COMMANDS", "cmd_train", "cmd_tune", "cmd_worker", "cmd_studies", "cmd_db", "cmd_report"]
 
-COMMANDS = {"train": cmd_train, "tune": cmd_tune, "worker": cmd_worker, "studies": cmd_studies, "db": cmd_db}
+COMMANDS = {"train": cmd_train, "tune": cmd_tune, "worker": cmd_worker, "studies": cmd_studies, "db": cmd_db,
+            "report": cmd_report}
