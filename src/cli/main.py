@@ -35,6 +35,7 @@ _QUIET_WARNINGS: tuple[tuple[type[Warning], str], ...] = (
     (UserWarning, r"mlflow\.models\.signature"),
     (UserWarning, r"mlflow\.pyfunc(\.|$)"),             # "Add type hints to predict", "no input example"
     (UserWarning, r"pgserver(\.|$)"),                  # platformdirs: XDG_RUNTIME_DIR unset
+    (UserWarning, r"optuna\.importance(\.|$)"),         # PED-ANOVA on few trials (the dashboard's plots)
 )
 
 

@@ -167,6 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
                                       "as <name>-<plot>.png")
     report.add_argument("--no-png", action="store_true", help="the HTML file only")
     report.add_argument("--no-mlflow", action="store_true", help="do not log the report to the study's MLflow run")
+    dash = sub.add_parser("dashboard", help="optuna-dashboard on this project's studies (until Ctrl-C)")
+    dash.add_argument("--port", type=int_at_least(0, 65535), default=8080, help="port (default 8080; 0: a free one)")
+    dash.add_argument("--host", default="127.0.0.1",
+                      help="address to listen on (default 127.0.0.1; the dashboard has no authentication)")
     studies = sub.add_parser("studies", help="list studies from the history database")
     studies.add_argument("--limit", type=int_at_least(1), default=20)
     db = sub.add_parser("db", help="database administration")
