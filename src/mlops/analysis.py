@@ -14,8 +14,10 @@ The rules, with their thresholds (module constants):
   :data:`MIN_REL_IMPROVEMENT` of the best value's size; ``improving`` otherwise;
   ``too_few_trials`` under :data:`MIN_TRIALS_FOR_CONVERGENCE` completed trials. The evidence comes
   with it: the trial of the last improvement, completed trials since, the gain of the last half.
-* **range bound** -- a numeric param of the best trial within :data:`BOUND_MARGIN` of its range's
-  width (in log space for log ranges) from a bound: the optimum may lie beyond it.
+* **range bound** -- a numeric param of the best trial, when the sampler proposed it (not an enqueued
+  defaults/portfolio configuration), within :data:`BOUND_MARGIN` of its range's width (in log space
+  for log ranges) from a bound: the optimum may lie beyond it. Not for a lower bound of 0 (or of a
+  log range at most :data:`NATURAL_FLOOR`).
 * **mostly pruned** -- more than :data:`PRUNED_SHARE` of the finished trials pruned.
 * **failures** -- more than :data:`FAILED_SHARE` of the trials failed (the reasons are named).
 * **a family that never came close** -- with several model families in the space, a family whose
@@ -40,7 +42,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from .jsonutil import to_jsonable
 from .search_space import ParamSpec, SearchSpace, parse_search_space
-from .types import FAIL_REASON_ATTR
+from .types import FAIL_REASON_ATTR, SOURCE_ATTR
 
 __all__ = ["StudyAnalysis", "analyze_study", "gap_recommendations", "study_search_space", "internal_study",
            "FAMILY_PARAMS"]
@@ -74,6 +76,8 @@ MIN_TRIALS_FOR_CONVERGENCE = 10
 PLATEAU_MIN_TRIALS = 10
 MIN_REL_IMPROVEMENT = 1e-4
 BOUND_MARGIN = 0.02
+#: a log range starting at or below this is taken as starting at zero (no lower-bound warning)
+NATURAL_FLOOR = 1e-6
 PRUNED_SHARE = 0.6
 FAILED_SHARE = 0.2
 VAL_TEST_GAP = 0.03
@@ -284,8 +288,8 @@ def _at_bound(spec: ParamSpec, value: Any) -> str | None:
     if width <= 0:
         return None
     margin = max(BOUND_MARGIN * width, 0.0)
-    if v <= low + margin:
-        return "lower"
+    if v <= low + margin and not (float(spec.low) <= 0 or (spec.log and float(spec.low) <= NATURAL_FLOOR)):
+        return "lower"  # (a range from 0, or a log range from ~0, has nothing below it worth trying)
     if v >= high - margin:
         return "upper"
     return None
@@ -314,7 +318,10 @@ def _recommendations(a: StudyAnalysis, study: optuna.Study, best: FrozenTrial | 
                                 "promising trials early on a noisy metric. Compare with --pruner none, or give it "
                                 "more warm-up (--pruner-options '{\"n_warmup_steps\": 20}')."})
     space = study_search_space(study)
-    if best is not None and space is not None:
+    # an enqueued configuration (defaults, portfolio, user) was not searched: its values sit on
+    # bounds by design, so only a trial the sampler proposed says where the optimum lies
+    sampled = best is not None and best.user_attrs.get(SOURCE_ATTR, "sampler") == "sampler"
+    if sampled and space is not None:
         for name, value in best.params.items():
             if name not in space:
                 continue

@@ -182,3 +182,21 @@ async def test_the_result_of_a_real_study_carries_its_analysis(small_data):
     assert a["metric"] == "roc_auc"
     assert a["convergence"]["status"] == "too_few_trials"
     assert json.loads(json.dumps(result.to_dict()))["analysis"]["n_trials"] == 4
+
+
+def test_bounds_are_not_judged_on_enqueued_configurations_nor_at_a_natural_zero():
+    params = [{"lr": 0.3, "depth": 12} for _ in range(12)]
+    study = _study([0.7] * 11 + [0.9], params)
+    study.set_user_attr("search_space", SPACE)
+    study2 = optuna.create_study(direction="maximize")
+    study2.set_user_attr("search_space", SPACE)
+    for i, t in enumerate(study.get_trials()):  # the same trials, the best one a portfolio configuration
+        study2.add_trial(create_trial(params=t.params, distributions=t.distributions, value=t.value,
+                                      user_attrs={"source": "portfolio"} if i == 11 else {}))
+    assert "range_bound" in kinds(analyze_study(study))
+    assert "range_bound" not in kinds(analyze_study(study2))
+    zero = {"alpha": {"type": "float", "low": 0.0, "high": 1.0}, "l1": {"type": "float", "low": 1e-8, "high": 10,
+                                                                         "log": True}}
+    dists = {"alpha": FloatDistribution(0.0, 1.0), "l1": FloatDistribution(1e-8, 10, log=True)}
+    a = analyze_study(_study([0.7] * 11 + [0.9], [{"alpha": 0.0, "l1": 1e-8}] * 12, space=zero, dists=dists))
+    assert "range_bound" not in kinds(a)
