@@ -35,6 +35,7 @@ _QUIET_WARNINGS: tuple[tuple[type[Warning], str], ...] = (
     (UserWarning, r"mlflow\.models\.signature"),
     (UserWarning, r"mlflow\.pyfunc(\.|$)"),             # "Add type hints to predict", "no input example"
     (UserWarning, r"pgserver(\.|$)"),                  # platformdirs: XDG_RUNTIME_DIR unset
+    (UserWarning, r"optuna\.importance(\.|$)"),         # PED-ANOVA on few trials (the dashboard's plots)
 )
 
 
@@ -168,6 +169,9 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_FAILURE
     if args.command == "worker":
         write_json(output, out)
+    if args.command == "report" and out.get("status") == "completed_untracked":
+        print(f"error: the report was written, but not logged to MLflow: {out.get('mlflow_error')}", file=sys.stderr)
+        return EXIT_FAILURE
     if args.command in ("train", "tune"):
         print_summary(out, command=args.command)
         write_json(output, out)

@@ -62,6 +62,23 @@ def _study_lines(hpo: dict[str, Any], *, named: bool) -> list[str]:
     if swap:
         lines.append(f"  final model: trial {swap.get('used_trial')} instead of the best, {swap.get('best_trial')}: "
                      f"{swap.get('reason')}")
+    return lines + _analysis_lines(hpo.get("analysis"))
+
+
+def _analysis_lines(analysis: dict[str, Any] | None) -> list[str]:
+    """Convergence, the top importances and the recommendations of the study's analysis."""
+    if not analysis or "error" in analysis:
+        return [f"  analysis failed: {analysis['error']}"] if analysis else []
+    lines = []
+    summary = (analysis.get("convergence") or {}).get("summary")
+    if summary:
+        lines.append(f"  convergence: {summary}")
+    top = list((analysis.get("importances") or {}).items())[:5]
+    if top:
+        lines.append("  importance: " + ", ".join(f"{name} {value:.2f}" for name, value in top))
+    for rec in analysis.get("recommendations") or []:
+        if rec.get("kind") not in ("still_improving", "plateaued"):  # said by the convergence line
+            lines.append(f"  recommendation: {rec.get('message')}")
     return lines
 
 

@@ -171,6 +171,17 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--no-mlflow", action="store_true", help="no MLflow tracking")
     worker.add_argument("--output-json", help="write the worker's summary as JSON to this path (checked before the run)")
     worker.add_argument("--quiet", action="store_true", help="no progress bar")
+    report = sub.add_parser("report", help="write a study's HTML report (works offline) and PNG plots; logged to "
+                                           "the study's MLflow run")
+    report.add_argument("study", help="study name (`hpo studies` lists them)")
+    report.add_argument("--out", help="the HTML file (default report-<study>.html); the PNG plots go beside it "
+                                      "as <name>-<plot>.png")
+    report.add_argument("--no-png", action="store_true", help="the HTML file only")
+    report.add_argument("--no-mlflow", action="store_true", help="do not log the report to the study's MLflow run")
+    dash = sub.add_parser("dashboard", help="optuna-dashboard on this project's studies (until Ctrl-C)")
+    dash.add_argument("--port", type=int_at_least(0, 65535), default=8080, help="port (default 8080; 0: a free one)")
+    dash.add_argument("--host", default="127.0.0.1",
+                      help="address to listen on (default 127.0.0.1; the dashboard has no authentication)")
     studies = sub.add_parser("studies", help="list studies from the history database")
     studies.add_argument("--limit", type=int_at_least(1), default=20)
     db = sub.add_parser("db", help="database administration")

@@ -41,6 +41,7 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
+from .analysis import analyze_study
 from .errors import ConfigurationError, StudyMismatchError
 from .executors import ProcessTrialRunner, TrialError, TrialTimeout, run_in_thread
 from .factories import PrunerFactory, SamplerFactory
@@ -743,6 +744,7 @@ class OptunaOptimizer:
             failure_reasons={t.number: str(t.user_attrs.get(FAIL_REASON_ATTR, "unknown"))
                              for t in by_state[TrialState.FAIL]},
             n_cached=sum(1 for t in by_state[TrialState.COMPLETE] if t.user_attrs.get(CACHED_ATTR)),
+            analysis=_analysis(study),
         )
 
     # ------------------------------------------------------------------------------------------
@@ -773,6 +775,15 @@ class OptunaOptimizer:
                 row[f"params_{k}"] = v
             rows.append(row)
         return pd.DataFrame(rows)
+
+
+def _analysis(study: optuna.Study) -> dict[str, Any]:
+    """The study's analysis; a failure of the analysis is logged and recorded, never the study's."""
+    try:
+        return analyze_study(study).to_dict()
+    except Exception as e:  # noqa: BLE001 - the study finished; its analysis is secondary
+        log.warning("study %r: analysis failed (%s: %s)", study.study_name, type(e).__name__, e)
+        return {"error": f"{type(e).__name__}: {e}"}
 
 
 def _finite(v: float | None) -> bool:

@@ -84,6 +84,9 @@ class OptimizationResult:
     warm_start: dict[str, Any] | None = None
     #: ``--compare random``: defaults vs random search vs tuned (:mod:`.compare`; None: not asked)
     comparison: dict[str, Any] | None = None
+    #: what the study says (:func:`src.mlops.analysis.analyze_study`, as plain data): importances,
+    #: convergence, per-family comparison, recommendations; ``{"error": ...}`` when it could not be made
+    analysis: dict[str, Any] | None = None
 
     @property
     def direction(self) -> str:

@@ -102,5 +102,5 @@ async def cmd_tune(args: argparse.Namespace, stopper: RunStopper, *, outage_s: f
     out["dropped_columns"] = splits.dropped_columns
     out["hpo"] = {k: out.get(k) for k in ("study_name", "best_value", "defaults_value", "n_completed", "n_pruned",
                                           "n_failed", "duration_s", "metric", "failure_reasons", "scheme",
-                                          "scheme_reason", "n_cached", "warm_start", "comparison")}
+                                          "scheme_reason", "n_cached", "warm_start", "comparison", "analysis")}
     return out

@@ -30,13 +30,15 @@ Default store: ``sqlite:///<HPO_HOME>/mlflow.db`` with artifacts under ``<HPO_HO
 overrides both. ``HPO_HOME`` defaults to ``./.hpo``.
 
 Modules: ``_store`` (URIs, store locations, HTTP settings), ``_writer`` (the writer thread),
-``_tracker`` (the tracker and its breaker), ``_runs`` (trial snapshots, nested runs, batching and
+``_tracker`` (the tracker and its breaker), ``_files`` (files logged later to a study's parent
+run: the report), ``_runs`` (trial snapshots, nested runs, batching and
 value cleaning), ``_model`` (logging the pyfunc model),
 ``_pyfunc`` (the pyfunc model itself).
 """
 
 from .._home import resolve_hpo_home
 from ..redaction import redact_secrets
+from ._files import find_study_run, log_study_files
 from ._store import default_tracking_uri, http_settings, resolve_tracking_uri
 from ._tracker import MLflowTracker
 
@@ -47,4 +49,6 @@ __all__ = [
     "resolve_hpo_home",
     "redact_secrets",
     "http_settings",
+    "find_study_run",
+    "log_study_files",
 ]

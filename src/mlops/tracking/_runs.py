@@ -185,4 +185,9 @@ def summarize(result: Any, metric_names: tuple[str, ...]) -> dict[str, Any]:
     }
     if get("pareto_front"):
         tags["hpo.pareto_front_size"] = str(len(get("pareto_front")))
-    return {"metrics": metrics, "best_params": best_params, "tags": tags, "n_trials": get("n_trials")}
+    analysis = get("analysis") or None
+    if analysis and "error" not in analysis:
+        tags["hpo.convergence"] = str((analysis.get("convergence") or {}).get("status", ""))
+        tags["hpo.recommendations"] = ",".join(r.get("kind", "") for r in analysis.get("recommendations") or [])
+    return {"metrics": metrics, "best_params": best_params, "tags": tags, "n_trials": get("n_trials"),
+            "analysis": to_jsonable(analysis) if analysis else None}

@@ -288,6 +288,8 @@ class MLflowTracker(Breaker):
                   if clean_key(f"best.{k}") not in self._existing_params}
         log_batch(self._client, run_id, params=params, metrics=metrics, tags=dict(summary["tags"]))
         self._existing_params |= {clean_key(k) for k in params}
+        if summary.get("analysis"):
+            self._client.log_dict(run_id, summary["analysis"], "analysis.json")
         self._client.set_terminated(run_id, status=status)
 
     def _terminate_job(self, status: str) -> bool:

@@ -109,6 +109,9 @@ class HPOSummary(TypedDict, total=False):
     #: boosting round count (and its fits' rows) of the defaults trial.
     defaults_best_iteration: int | None
     defaults_fit_rows: int | None
+    #: the study's analysis (:func:`src.mlops.analysis.analyze_study`): importances, convergence,
+    #: per-family comparison, recommendations (``model_evaluator`` adds a validation-test gap to them).
+    analysis: dict[str, Any] | None
     #: when the time budget could not afford the best trial's final fits: ``{"best_trial", "used_trial",
     #: "reason"}`` (the best trial whose fits fit in the time left is used instead).
     trial_for_time: dict[str, Any]
@@ -409,7 +412,8 @@ class EvaluatorUpdate(TypedDict, total=False):
     test_metrics: dict[str, float | None]
     defaults_test_metrics: dict[str, float | None]
     metric_errors: dict[str, str]
-    #: the tuner's summary with ``comparison`` completed by test scores (``compare="random"`` only)
+    #: the tuner's summary, completed by the evaluator: test scores in ``comparison`` (``compare="random"``)
+    #: and a validation-test gap among its analysis' recommendations
     hpo: HPOSummary
     error: ErrorInfo
     status: str

@@ -201,6 +201,7 @@ def _summary(result: OptimizationResult, scheme: EvaluationScheme, study_seconds
         "warm_start": result.warm_start,
         **({"comparison": result.comparison} if result.comparison is not None else {}),
         "finished_at": time.time(),
+        "analysis": result.analysis,
     })
 
 

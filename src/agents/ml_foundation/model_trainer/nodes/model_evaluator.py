@@ -27,6 +27,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from src.mlops.analysis import gap_recommendations
 from src.mlops.metrics import get_metric, score_predictions
 from src.mlops.problems import ANOMALY, BINARY, MULTICLASS, REGRESSION
 from src.mlops.splits import load_frame_ref
@@ -54,7 +55,8 @@ async def model_evaluator(state: ModelTrainerState, runtime: Runtime[ModelTraine
     update = await run_blocking(NODE, _evaluate, state)
     comparison = (state.get("hpo") or {}).get("comparison")
     if "error" not in update and comparison and comparison.get("random_best_params") is not None:
-        hpo = await run_blocking(NODE, _compare_on_test, state, get_context(runtime), update)
+        current = {**state, "hpo": update.get("hpo") or state.get("hpo")}  # with the analysis' gap, if any
+        hpo = await run_blocking(NODE, _compare_on_test, current, get_context(runtime), update)
         if "error" in hpo:
             return hpo  # type: ignore[return-value]
         update["hpo"] = hpo
@@ -146,9 +148,18 @@ def _evaluate(state: Mapping[str, Any]) -> EvaluatorUpdate:
     })
     if defaults_path != model_path:
         update_artifact_metadata(defaults_path, {"test_metrics": defaults_metrics})
-    return {
+    update: EvaluatorUpdate = {
         "validation_metrics": val_metrics,
         "test_metrics": test_metrics,
         "defaults_test_metrics": defaults_metrics,
         "metric_errors": errors,
     }
+    hpo = state.get("hpo") or {}
+    analysis = hpo.get("analysis")
+    if hpo.get("enabled") and isinstance(analysis, dict) and "error" not in analysis:
+        gaps = gap_recommendations(get_metric(primary, problem_type).direction, metric=primary,
+                                   validation=hpo.get("best_value"), test=test_metrics.get(primary))
+        if gaps:
+            kept = [r for r in analysis.get("recommendations") or [] if r.get("kind") != "validation_test_gap"]
+            update["hpo"] = {**hpo, "analysis": {**analysis, "recommendations": gaps + kept}}  # type: ignore[typeddict-item]
+    return update
