@@ -15,6 +15,7 @@ allows; a cell still running at 3 x budget + 60 s is killed and recorded as fail
 Arms:
 * ours        `<product>/.venv/bin/hpo train --data dev.csv --target T --problem P --seed S --output-json
               out.json --quiet` + `--time-budget B` if `hpo train --help` lists it, else `--timeout B`;
+              + `--no-warm-start --no-cache` where the CLI has them (every cell is a first run on its data);
               embedded PostgreSQL and local MLflow under one HPO_HOME per bench invocation (DATABASE_URL
               and MLFLOW_TRACKING_URI are removed from its environment). Its saved artifact
               (`model_path`) predicts the raw test rows; wall = the command's wall time. The defaults
@@ -106,6 +107,10 @@ class Product:
     budget_flag: str = "--timeout"
     auto_ok: bool = False
     help_error: str | None = None
+    #: flags that make every ours cell a first run on its data (the cells share one HPO_HOME, whose
+    #: history would otherwise warm-start seed 1 with seed 0's best configs -- tuned on rows that are
+    #: seed 1's test rows -- and serve one arm's trials to another from the trial cache)
+    cold_flags: list[str] = field(default_factory=list)
 
     def identity(self) -> dict[str, Any]:
         """What the ours cells are keyed by: the product's content, so a commit that touches only bench/ or
@@ -140,6 +145,7 @@ def probe_product(root: Path) -> Product:
         text = subprocess.run([str(p.hpo), "train", "--help"], capture_output=True, text=True, timeout=180).stdout
         if "--time-budget" in text:
             p.budget_flag = "--time-budget"
+        p.cold_flags = [flag for flag in ("--no-warm-start", "--no-cache") if flag in text]
         m = re.search(r"--algorithm.*?(?=\n  -|\Z)", text, re.S)
         p.auto_ok = bool(m and re.search(r"\bauto\b", m.group(0)))
         if "usage:" not in text:
@@ -170,7 +176,7 @@ class Cell:
 
 def ours_args(arm: str, t: RealTable, seed: int, budget: float, product: Product, variants: dict[str, list[str]]):
     args = ["--target", t.target, "--problem", t.problem_type, "--seed", str(seed),
-            product.budget_flag, f"{budget:g}", "--quiet"]
+            product.budget_flag, f"{budget:g}", "--quiet", *product.cold_flags]
     if arm == OURS_AUTO:
         args += ["--algorithm", "auto"]
     elif arm.startswith("ours:"):
