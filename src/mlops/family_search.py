@@ -70,6 +70,7 @@ __all__ = [
     "PRUNE_REASON_ATTR",
     "FamilySearchObjective",
     "canonical_algorithm",
+    "check_family_params",
     "family_names",
     "is_family_search",
     "split_family_params",
@@ -165,6 +166,31 @@ def family_names(algorithm: str | Sequence[str], problem_type: str, metric: str 
     return out
 
 
+def check_family_params(algorithm: str | Sequence[str], problem_type: str | None, names: Iterable[str], *,
+                        what: str = "search space") -> None:
+    """Refuse param names a family search cannot use: ``model`` and ``<family>__<param>`` with a searched
+    family and a param that family takes (``problem_type`` None: for "auto", the binary list)."""
+    canon = canonical_algorithm(algorithm)
+    pt = normalize_problem_type(problem_type) if problem_type else None
+    families = list(AUTO_FAMILIES[pt or BINARY]) if canon == AUTO else canon.split(",")
+    by_family: dict[str, list[str]] = {}
+    for name in names:
+        family, _, param = str(name).partition(SEP)
+        if name == MODEL_PARAM and what != "search space":
+            continue
+        if not param or family not in families:
+            raise SearchSpaceError(
+                f"{what}: param {name!r} -- with several families, name each param <family>{SEP}<param> with a "
+                f"searched family ({', '.join(families)}), e.g. {families[0]}{SEP}"
+                f"{next(iter(get_model_spec(families[0]).space), 'param')}"
+                + ("" if what == "search space" else f", and the family as {MODEL_PARAM!r}"))
+        by_family.setdefault(family, []).append(param)
+    for family, params in by_family.items():
+        spec = get_model_spec(family)
+        spec.check_params(params, pt if pt and spec.supports(pt) else spec.problem_types[0],
+                          what=f"{what} ({family}{SEP}...)")
+
+
 def split_family_params(params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     """``(family, its params unprefixed)`` of a family-search trial's params."""
     family = params.get(MODEL_PARAM)
@@ -183,15 +209,10 @@ def _prefixed(family: str, params: Mapping[str, Any]) -> dict[str, Any]:
 def _user_spaces(space: Mapping[str, Any] | SearchSpace, families: Sequence[str]) -> dict[str, dict[str, Any]]:
     """A user's joint search space split into one space per family (``<family>__<param>`` names)."""
     parsed = parse_search_space(space)
+    check_family_params(",".join(families), None, parsed.names)
     out: dict[str, dict[str, Any]] = {}
     for p in parsed:
         family, _, name = p.name.partition(SEP)
-        if p.name == MODEL_PARAM or not name or family not in families:
-            raise SearchSpaceError(
-                f"search space: param {p.name!r} -- with several families, name each param "
-                f"<family>{SEP}<param> with a searched family ({', '.join(families)}), e.g. "
-                f"{families[0]}{SEP}{next(iter(get_model_spec(families[0]).space), 'param')}; the families "
-                "themselves come from the algorithm setting")
         d = p.to_dict()
         when = {k.partition(SEP)[2] or k: v for k, v in (d.pop("when", None) or {}).items() if k != MODEL_PARAM}
         out.setdefault(family, {})[name] = {**d, "when": when} if when else d

@@ -185,4 +185,8 @@ def summarize(result: Any, metric_names: tuple[str, ...]) -> dict[str, Any]:
     }
     if get("pareto_front"):
         tags["hpo.pareto_front_size"] = str(len(get("pareto_front")))
+    if get("families"):  # a family search: the chosen family and each family's best score
+        tags["hpo.chosen_family"] = str(get("algorithm"))
+        for family, best in (get("family_best") or {}).items():
+            metrics[f"family_best.{family}"] = best
     return {"metrics": metrics, "best_params": best_params, "tags": tags, "n_trials": get("n_trials")}
