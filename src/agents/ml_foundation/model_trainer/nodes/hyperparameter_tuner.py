@@ -175,7 +175,7 @@ def _families(result: OptimizationResult) -> dict[str, Any]:
     if not result.families:
         return {}
     keep = ("n_trials", "n_complete", "n_pruned", "n_failed", "n_dropped", "best_value", "best_trial",
-            "defaults_value", "fit_seconds", "dropped")
+            "defaults_value", "defaults_trial", "fit_seconds", "dropped")
     return {"chosen_family": result.algorithm, "family_best": result.family_best,
             "families": {f: {k: s.get(k) for k in keep} for f, s in result.family_stats.items()}}
 
