@@ -44,7 +44,7 @@ from optuna.trial import FrozenTrial, TrialState
 from .errors import ConfigurationError, StudyMismatchError
 from .executors import ProcessTrialRunner, TrialError, TrialTimeout, run_in_thread
 from .factories import PrunerFactory, SamplerFactory
-from .family_search import FamilySearchObjective, is_family_search
+from .family_search import FamilySearchObjective, check_family_params, is_family_search
 from .objectives import ModelObjective, TrialCancelled, TrialReporter
 from .search_space import SearchSpace, parse_search_space
 from .trial_slots import (
@@ -405,6 +405,8 @@ class OptunaOptimizer:
             raise ConfigurationError("patience applies to single-objective studies only")
         enqueue = list(enqueue)
         space = getattr(objective, "search_space", None)
+        for params in enqueue if isinstance(objective, FamilySearchObjective) else ():
+            check_family_params(objective.algorithm, objective.problem_type, params, what="enqueue")
         for params in enqueue if isinstance(space, SearchSpace) else ():
             outside = sorted(set(params) - set(space.names))
             if outside:  # the trial would never suggest them: the config would run without them

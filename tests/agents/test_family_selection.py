@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from mlflow import MlflowClient
 from sklearn.datasets import load_breast_cancer
 
 from src.agents.ml_foundation.model_trainer import (
@@ -17,6 +18,7 @@ from src.agents.ml_foundation.model_trainer import (
 )
 from src.mlops.family_search import MODEL_PARAM
 from src.mlops.models import get_model_spec
+from src.mlops.tracking import MLflowTracker
 
 
 async def test_auto_on_breast_cancer_picks_names_and_deploys_a_family(tmp_path: Path,
@@ -24,9 +26,14 @@ async def test_auto_on_breast_cancer_picks_names_and_deploys_a_family(tmp_path: 
     frame = load_breast_cancer(as_frame=True).frame
     csv = tmp_path / "bc.csv"
     frame.to_csv(csv, index=False)
-    final = await build_model_trainer_graph().ainvoke(
-        {"data_path": str(csv), "target": "target", "algorithm": "AUTO", "n_trials": 8, "scheme": "holdout"},
-        context=context)
+    uri = f"sqlite:///{(tmp_path / 'mlflow.db').as_posix()}"
+    context.tracker = tracker = MLflowTracker(tracking_uri=uri, experiment_name="families")
+    try:
+        final = await build_model_trainer_graph().ainvoke(
+            {"data_path": str(csv), "target": "target", "algorithm": "AUTO", "n_trials": 8, "scheme": "holdout"},
+            context=context)
+    finally:
+        await tracker.aclose()
     assert final["status"] == "completed", final.get("error")
     assert final["algorithm"] == "auto"  # the setting, canonical
     hpo = final["hpo"]
@@ -50,6 +57,10 @@ async def test_auto_on_breast_cancer_picks_names_and_deploys_a_family(tmp_path: 
     assert proba.shape == (25, 2) and np.allclose(proba.sum(axis=1), 1.0)
     assert set(model.predict(raw)) <= {0, 1}
     assert json.loads(json.dumps(final, allow_nan=False)) == final  # the state stays plain JSON
+    parent = MlflowClient(tracking_uri=uri).get_run(final["mlflow_run_id"])
+    assert parent.data.tags["hpo.chosen_family"] == chosen and parent.data.params["final.algorithm"] == chosen
+    assert parent.data.metrics[f"family_best.{chosen}"] == hpo["best_value"]
+    assert parent.data.params["algorithm"] == ",".join(families)  # what the study searched
 
 
 async def test_a_list_without_tuning_uses_its_first_family(context: ModelTrainerContext) -> None:

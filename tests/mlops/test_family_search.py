@@ -89,14 +89,14 @@ def test_a_user_space_names_params_by_family(small_data) -> None:
                               search_space={"logistic_regression__num_leaves": ("int", 8, 64)})
 
 
-async def test_every_familys_defaults_run_first_cheapest_first(small_data) -> None:
+async def test_every_familys_defaults_run_first_primary_then_cheapest(small_data) -> None:
     X_tr, y_tr, X_va, y_va = small_data["binary_classification"]
     result = await run_hyperparameter_optimization(
         "lightgbm,random_forest,logistic_regression", "binary", X_tr, y_tr, X_va, y_va, n_trials=7, seed=0)
     stats = result.family_stats
     assert result.families == ["lightgbm", "random_forest", "logistic_regression"]
-    # trials 0-2: the defaults, cheapest family first; then LightGBM's portfolio (3 configurations)
-    assert [stats[f]["defaults_trial"] for f in ("logistic_regression", "lightgbm", "random_forest")] == [0, 1, 2]
+    # trials 0-2: the defaults, the first listed family's first, then the others cheapest first
+    assert [stats[f]["defaults_trial"] for f in ("lightgbm", "logistic_regression", "random_forest")] == [0, 1, 2]
     assert stats["lightgbm"]["n_trials"] >= 4
     assert result.algorithm in result.families and result.best_params[MODEL_PARAM] == result.algorithm
     assert result.family_best[result.algorithm] == result.best_value
@@ -147,7 +147,8 @@ def test_the_objective_pickles_with_one_copy_of_the_data(small_data) -> None:
     frames = {id(o.X_train) for o in copy.objectives.values()}
     assert len(frames) == 1  # shared after the round trip: a worker holds the data once
     ev = copy.evaluate(copy.defaults_trials()[0])
-    assert ev.user_attrs["family"] == copy.by_cost[0] == "ridge" and np.isfinite(ev.value)
+    assert copy.by_cost == ["lightgbm", "ridge", "xgboost", "extra_trees", "random_forest"]
+    assert ev.user_attrs["family"] == "lightgbm" and np.isfinite(ev.value)
 
 
 @pytest.mark.parametrize("problem_type", ["binary_classification", "multiclass_classification", "regression",
@@ -166,6 +167,18 @@ async def test_auto_picks_a_family_for_every_problem_type_and_its_model_predicts
     assert len(predictions) == len(X_va)
     if problem_type == "multiclass_classification":
         assert set(predictions) <= {"setosa", "versicolor", "virginica"}  # original labels
+
+
+async def test_an_enqueued_configuration_names_its_family(small_data) -> None:
+    X_tr, y_tr, X_va, y_va = small_data["binary_classification"]
+    good = {MODEL_PARAM: "logistic_regression", "logistic_regression__C": 0.5}
+    result = await run_hyperparameter_optimization("lightgbm,logistic_regression", "binary", X_tr, y_tr, X_va, y_va,
+                                                   n_trials=3, enqueue=[good], enqueue_portfolio=False, seed=0)
+    assert result.family_stats["logistic_regression"]["n_trials"] == 2
+    for bad in ({"logistic_regression__C": 0.5}, {MODEL_PARAM: "lightgbm", "logistic_regression__C": 0.5}):
+        with pytest.raises(SearchSpaceError, match="names its family as 'model'"):
+            await run_hyperparameter_optimization("lightgbm,logistic_regression", "binary", X_tr, y_tr, X_va, y_va,
+                                                  n_trials=3, enqueue=[bad])
 
 
 async def test_a_single_family_study_is_unchanged(small_data) -> None:

@@ -24,9 +24,9 @@ async def test_a_worker_rebuilds_a_family_search_from_the_recipe(migrated_dsn: s
     result = await join_study("families", storage=migrated_dsn)
     trials = optuna.load_study(study_name="families", storage=create_optuna_storage(migrated_dsn)).get_trials()
     assert len(trials) == 8 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
-    # every family's defaults were enqueued once, cheapest first, whichever process ran them
+    # every family's defaults were enqueued once (LightGBM's, then cheapest first), whichever process ran them
     defaults = [t.params["model"] for t in trials if t.user_attrs.get("source") == "defaults"]
-    assert defaults == ["logistic_regression", "lightgbm", "xgboost", "extra_trees", "random_forest"]
+    assert defaults == ["lightgbm", "logistic_regression", "xgboost", "extra_trees", "random_forest"]
     assert result.algorithm in result.families and set(result.family_best) == set(first.families)
     # the same family search again resumes the study: its budget is used, nothing runs
     again = await run_hyperparameter_optimization(
