@@ -146,8 +146,9 @@ def probe_product(root: Path) -> Product:
         if "--time-budget" in text:
             p.budget_flag = "--time-budget"
         p.cold_flags = [flag for flag in ("--no-warm-start", "--no-cache") if flag in text]
-        m = re.search(r"--algorithm.*?(?=\n  -|\Z)", text, re.S)
-        p.auto_ok = bool(m and re.search(r"\bauto\b", m.group(0)))
+        # the option's help (not its first mention, in the usage lines) must mention auto
+        p.auto_ok = any(re.search(r"\bauto\b", m.group(0))
+                        for m in re.finditer(r"\n  --algorithm.*?(?=\n  -|\Z)", text, re.S))
         if "usage:" not in text:
             p.help_error = "`hpo train --help` printed no usage"
     except (OSError, subprocess.TimeoutExpired) as e:

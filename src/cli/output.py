@@ -58,6 +58,14 @@ def _study_lines(hpo: dict[str, Any], *, named: bool) -> list[str]:
     if selected and selected.get("used_trial") != selected.get("best_trial"):
         lines.append(f"  final model: trial {selected.get('used_trial')} instead of the best by mean, "
                      f"{selected.get('best_trial')}: {selected.get('reason')}")
+    families = hpo.get("families") or {}
+    if families:
+        lines.append(f"  families ({hpo.get('metric')}, best score each reached):")
+        for name, s in families.items():
+            mark = " <- chosen" if name == hpo.get("chosen_family") else ""
+            tried = f"{s.get('n_trials')} trials" + (f", dropped ({s.get('n_dropped')} pruned unfitted)"
+                                                      if s.get("dropped") else "")
+            lines.append(f"    {name:22s} {fmt(s.get('best_value')):>8s}  ({tried}){mark}")
     swap = hpo.get("trial_for_time")
     if swap:
         lines.append(f"  final model: trial {swap.get('used_trial')} instead of the best, {swap.get('best_trial')}: "

@@ -82,7 +82,8 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_tuning_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--algorithm", help="model family (default lightgbm)")
+    p.add_argument("--algorithm", help="model family (default lightgbm); 'auto' or a comma-separated list "
+                                       "(lightgbm,xgboost,random_forest) searches the family too")
     p.add_argument("--metric", help="metric to optimize (default by problem: roc_auc, log_loss, rmse)")
     p.add_argument("--n-trials", type=int_at_least(1), default=None,
                    help="trials in the study (default 50; with --timeout and no --n-trials: as many as fit)")

@@ -52,10 +52,10 @@ def _lower(v: Any) -> Any:
 
 
 def _algorithm(v: Any) -> Any:
-    from src.mlops.models import get_model_spec
+    from src.mlops.family_search import canonical_algorithm
 
     try:
-        return get_model_spec(v).name
+        return canonical_algorithm(v)
     except Exception:  # noqa: BLE001 - an unknown name is compared as written
         return _lower(v)
 

@@ -45,6 +45,7 @@ from .analysis import analyze_study
 from .errors import ConfigurationError, StudyMismatchError
 from .executors import ProcessTrialRunner, TrialError, TrialTimeout, run_in_thread
 from .factories import PrunerFactory, SamplerFactory
+from .family_search import FamilySearchObjective, check_family_params, is_family_search
 from .objectives import ModelObjective, TrialCancelled, TrialReporter
 from .search_space import SearchSpace, parse_search_space
 from .trial_cache import CACHED_ATTR, TrialCache
@@ -72,6 +73,8 @@ _DEADLINE_GRACE_S = 2.0
 _WAIT = object()
 #: first pause before a waiting worker looks at the budget again (doubling up to 1 s)
 _FIRST_WAIT_S = 0.02
+#: the engine's own objectives: seeded with defaults and portfolio, runnable in worker processes
+_MODEL_OBJECTIVES = (ModelObjective, FamilySearchObjective)
 
 
 class _DeadlinePassed(Exception):
@@ -318,18 +321,20 @@ class OptunaOptimizer:
     # objectives
     # ------------------------------------------------------------------------------------------
     @staticmethod
-    def create_validation_objective(algorithm: str, problem_type: str, X_train: Any, y_train: Any,
-                                    X_val: Any, y_val: Any, **options: Any) -> ModelObjective:
-        """Fit on train, score on validation (boosting: per-round reports + early stopping)."""
+    def create_validation_objective(algorithm: str | Sequence[str], problem_type: str, X_train: Any, y_train: Any,
+                                    X_val: Any, y_val: Any, **options: Any) -> ModelObjective | FamilySearchObjective:
+        """Fit on train, score on validation (boosting: per-round reports + early stopping). ``algorithm``
+        "auto" or a list of families searches the family too (:class:`FamilySearchObjective`)."""
         if options.get("cv") is not None:
             raise ConfigurationError("create_validation_objective takes no cv; use create_cv_objective")
-        return ModelObjective(algorithm, problem_type, X_train, y_train, X_val, y_val, **options)
+        return _model_objective(algorithm, problem_type, X_train, y_train, X_val, y_val, **options)
 
     @staticmethod
-    def create_cv_objective(algorithm: str, problem_type: str, X_train: Any, y_train: Any, *, cv: int = 5,
-                            cv_strategy: str = "auto", **options: Any) -> ModelObjective:
+    def create_cv_objective(algorithm: str | Sequence[str], problem_type: str, X_train: Any, y_train: Any, *,
+                            cv: int = 5, cv_strategy: str = "auto",
+                            **options: Any) -> ModelObjective | FamilySearchObjective:
         """K folds drawn from the training data only (stratified for classification; 'timeseries' option)."""
-        return ModelObjective(algorithm, problem_type, X_train, y_train, cv=cv, cv_strategy=cv_strategy, **options)
+        return _model_objective(algorithm, problem_type, X_train, y_train, cv=cv, cv_strategy=cv_strategy, **options)
 
     # ------------------------------------------------------------------------------------------
     # optimize
@@ -347,7 +352,7 @@ class OptunaOptimizer:
     async def optimize(
         self,
         study: optuna.Study,
-        objective: ModelObjective | Callable[[optuna.Trial], float | Sequence[float]],
+        objective: ModelObjective | FamilySearchObjective | Callable[[optuna.Trial], float | Sequence[float]],
         *,
         n_trials: int | None = None,
         timeout: float | None = None,
@@ -375,8 +380,8 @@ class OptunaOptimizer:
         docstring). ``patience``: stop after that many COMPLETE trials without an
         improvement larger than ``min_improvement``. ``max_failures``: stop after that many FAIL
         trials in this call. A fresh study of a ``ModelObjective`` starts with the model's defaults
-        (``enqueue_defaults``), then the ``enqueue`` configurations, then the family's portfolio of
-        robust configurations (``enqueue_portfolio``; only with the family's default search space,
+        (``enqueue_defaults``; a ``FamilySearchObjective``: every family's defaults, cheapest first),
+        then the ``enqueue`` configurations, then the family's portfolio of robust configurations (``enqueue_portfolio``; only with the family's default search space,
         and only as many as ``n_trials`` leaves room for) -- once per study, however many workers
         start it. ``time_reserve``: a callable giving the seconds to keep free before ``timeout``
         ends (e.g. for final fits whose cost depends on the best trial so far); the effective
@@ -400,7 +405,7 @@ class OptunaOptimizer:
             raise ConfigurationError(f"min_improvement must be >= 0, got {min_improvement}")
         self._stop_requested = False
         multi = len(study.directions) > 1
-        if isinstance(objective, ModelObjective) and not multi and study.direction.name.lower() != objective.direction:
+        if isinstance(objective, _MODEL_OBJECTIVES) and not multi and study.direction.name.lower() != objective.direction:
             raise ConfigurationError(
                 f"study {study.study_name!r} has direction {study.direction.name.lower()!r} but metric "
                 f"{objective.metric.name!r} must be {objective.direction}d; create the study with "
@@ -410,6 +415,8 @@ class OptunaOptimizer:
             raise ConfigurationError("patience applies to single-objective studies only")
         enqueue, warm_start = list(enqueue), list(warm_start)
         space = getattr(objective, "search_space", None)
+        for params in enqueue if isinstance(objective, FamilySearchObjective) else ():
+            check_family_params(objective.algorithm, objective.problem_type, params, what="enqueue")
         for params in enqueue if isinstance(space, SearchSpace) else ():
             outside = sorted(set(params) - set(space.names))
             if outside:  # the trial would never suggest them: the config would run without them
@@ -431,7 +438,7 @@ class OptunaOptimizer:
                 if done:
                     run.best = max(done) if study.direction.name == "MAXIMIZE" else min(done)
             runner = None
-            if trial_timeout is not None and isinstance(objective, ModelObjective):
+            if trial_timeout is not None and isinstance(objective, _MODEL_OBJECTIVES):
                 # pickling the objective (its data) for the worker processes is not the loop's work
                 runner = await asyncio.to_thread(ProcessTrialRunner, objective, size=n_jobs)
             ctx = self.context_of(study)
@@ -451,6 +458,8 @@ class OptunaOptimizer:
                     await asyncio.to_thread(runner.close)
             run.stop("n_trials" if run.stop_reason is None else run.stop_reason)
             result = await asyncio.to_thread(self._result, study, run)
+            if isinstance(objective, FamilySearchObjective):
+                await asyncio.to_thread(lambda: objective.annotate(result, study.get_trials(deepcopy=False)))
             await self._notify("on_study_end", study, result)
             return result
 
@@ -462,19 +471,22 @@ class OptunaOptimizer:
         it at the same time."""
         seeded = bool(study.user_attrs.get(SEEDED_ATTR))
         fresh = not seeded and not study.get_trials(deepcopy=False)
-        model = isinstance(objective, ModelObjective)
-        if fresh and enqueue_defaults and model:
-            study.enqueue_trial(objective.defaults_trial_params(), user_attrs={SOURCE_ATTR: "defaults"})
+        model = isinstance(objective, _MODEL_OBJECTIVES)
+        # a family search has one defaults trial per family, cheapest first
+        defaults = ((objective.defaults_trials() if isinstance(objective, FamilySearchObjective)
+                     else [objective.defaults_trial_params()]) if fresh and enqueue_defaults and model else [])
+        for params in defaults:
+            study.enqueue_trial(params, user_attrs={SOURCE_ATTR: "defaults"})
         for params in enqueue:
             self.enqueue(study, params)
         seeded_history = 0
         if fresh:
-            room = None if n_trials is None else max(0, n_trials - int(enqueue_defaults and model) - len(enqueue))
+            room = None if n_trials is None else max(0, n_trials - len(defaults) - len(enqueue))
             for params in warm_start[:room]:
                 self.enqueue(study, params, source="history")
                 seeded_history += 1
         if fresh and enqueue_portfolio and model:
-            room = None if n_trials is None else max(0, n_trials - int(enqueue_defaults) - len(enqueue) - seeded_history)
+            room = None if n_trials is None else max(0, n_trials - len(defaults) - len(enqueue) - seeded_history)
             for config in objective.portfolio_trial_params()[:room]:
                 self.enqueue(study, config, source="portfolio")
         if not seeded:
@@ -561,7 +573,7 @@ class OptunaOptimizer:
                 return TrialState.COMPLETE, hit, None
 
         def execute() -> Any:
-            if isinstance(objective, ModelObjective):
+            if isinstance(objective, _MODEL_OBJECTIVES):
                 params = objective.suggest(trial)
                 if runner is not None:
                     ev = runner.run(params, trial, timeout=trial_timeout, cancel=cancel)
@@ -784,6 +796,13 @@ def _analysis(study: optuna.Study) -> dict[str, Any]:
     except Exception as e:  # noqa: BLE001 - the study finished; its analysis is secondary
         log.warning("study %r: analysis failed (%s: %s)", study.study_name, type(e).__name__, e)
         return {"error": f"{type(e).__name__}: {e}"}
+
+
+def _model_objective(algorithm: Any, *args: Any, **options: Any) -> ModelObjective | FamilySearchObjective:
+    """A :class:`FamilySearchObjective` for "auto" or several families, else the family's ModelObjective."""
+    if isinstance(algorithm, (str, list, tuple)) and is_family_search(algorithm):
+        return FamilySearchObjective(algorithm, *args, **options)
+    return ModelObjective(algorithm, *args, **options)
 
 
 def _finite(v: float | None) -> bool:

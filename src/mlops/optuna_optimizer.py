@@ -24,6 +24,7 @@ import optuna
 from .errors import ConfigurationError, StudyFailedError, StudyMismatchError
 from .factories import PrunerFactory, SamplerFactory
 from .compare import check_compare, comparison, random_baseline
+from .family_search import FamilySearchObjective, canonical_algorithm, family_names, is_family_search, select_family
 from .fingerprint import dataset_fingerprint, schema_fingerprint
 from .metrics import default_metric, get_metric
 from .models import get_model_class, get_model_spec, list_models
@@ -50,6 +51,7 @@ __all__ = [
     "run_hyperparameter_optimization",
     "OptimizationResult",
     "ModelObjective",
+    "FamilySearchObjective",
     "TunedModel",
     "SearchSpace",
     "parse_search_space",
@@ -61,7 +63,7 @@ _MAX_NEW_STUDY_NAMES = 100
 
 
 async def run_hyperparameter_optimization(
-    algorithm: str = "lightgbm",
+    algorithm: str | Sequence[str] = "lightgbm",
     problem_type: str = "binary_classification",
     X_train: Any = None,
     y_train: Any = None,
@@ -123,6 +125,12 @@ async def run_hyperparameter_optimization(
     ``{"kind": "file", "path": ..., "target": ..., "split": {...}}``. ``max_trials``: this call
     starts at most that many trials (the study still holds at most ``n_trials``).
 
+    ``algorithm="auto"`` or several families (``"lightgbm,xgboost"`` or a list) searches the family too
+    (:mod:`.family_search`: every family's defaults first, cheapest first; families that trail the
+    leader are dropped). The result's ``algorithm`` is then the chosen family, ``merged_params`` its
+    defaults updated by the best trial's unprefixed params, ``families`` / ``family_stats`` /
+    ``family_best`` the per-family record; ``best_params`` are the study's (``model``, ``<family>__<param>``).
+
     A named study that exists must be the same study: other data (fingerprint), family, problem type,
     metric, direction or evaluation scheme raise :class:`StudyMismatchError` naming both values, unless
     ``new_study=True``: then the first free name ``NAME-2``, ``NAME-3``... is used (the result's
@@ -138,40 +146,44 @@ async def run_hyperparameter_optimization(
     runs a random search with the same budget; ``result.comparison`` holds defaults vs random vs tuned.
     """
     pt = normalize_problem_type(problem_type)
-    spec = get_model_spec(algorithm, pt)
     metric_spec = get_metric(metric or default_metric(pt), pt)
     compare = check_compare(compare)
     if isinstance(warm_start_trials, bool) or not isinstance(warm_start_trials, int) or warm_start_trials < 0:
         raise ConfigurationError(f"warm_start_trials must be an integer >= 0, but got {warm_start_trials!r}")
+    families = family_names(algorithm, pt, metric_spec.name) if is_family_search(algorithm) else []
+    # what the study records as its algorithm (history, MLflow, the recipe a worker rebuilds it from)
+    single = canonical_algorithm(algorithm) if isinstance(algorithm, (list, tuple)) else algorithm
+    label = ",".join(families) if families else get_model_spec(single, pt).name
+    name_label = "auto" if str(algorithm).strip().lower() == "auto" else "+".join(families) or label
     options = dict(metric=metric_spec.name, search_space=search_space, space_overrides=space_overrides,
                    fixed_params=fixed_params, seed=seed, early_stopping_rounds=early_stopping_rounds, n_jobs=n_jobs)
     if pruner_options is None:
         pruner_options = PrunerFactory.tuning_defaults(pruner, cv=cv is not None)
     opt = optimizer or OptunaOptimizer(listeners=listeners)
 
-    def build() -> tuple[ModelObjective, str, str, str]:
+    def build() -> tuple[ModelObjective | FamilySearchObjective, str, str, str]:
         """The objective and the data's fingerprints (encoding and hashing the data: off the loop)."""
         if cv is not None:
-            built = opt.create_cv_objective(spec.name, pt, X_train, y_train, cv=cv, cv_strategy=cv_strategy,
+            built = opt.create_cv_objective(label, pt, X_train, y_train, cv=cv, cv_strategy=cv_strategy,
                                             cv_repeats=cv_repeats, **options)
         else:
-            built = opt.create_validation_objective(spec.name, pt, X_train, y_train, X_val, y_val, **options)
+            built = opt.create_validation_objective(label, pt, X_train, y_train, X_val, y_val, **options)
         return (built, dataset_fingerprint(built.X_train, y_train), schema_fingerprint(built.X_train, y_train),
                 data_fingerprint(X_train, y_train, X_val, y_val))
 
     try:
         objective, fingerprint, schema, data_fp = await asyncio.to_thread(build)
-        name = study_name or f"{spec.name}-{pt}-{metric_spec.name}-{fingerprint}"
+        name = study_name or f"{name_label}-{pt}-{metric_spec.name}-{fingerprint}"
         context = StudyContext(
-            study_name=name, directions=(metric_spec.direction,), algorithm=spec.name, problem_type=pt,
+            study_name=name, directions=(metric_spec.direction,), algorithm=label, problem_type=pt,
             metric=metric_spec.name, metric_names=(metric_spec.name,),
             sampler_name=sampler if isinstance(sampler, str) else type(sampler).__name__,
             pruner_name=(pruner if isinstance(pruner, str) or pruner is None else type(pruner).__name__) or "none",
             search_space=objective.search_space.to_dict(), n_trials=n_trials, dataset_fingerprint=fingerprint,
-            experiment_name=experiment_name, tags={SCHEMA_TAG: schema},
+            experiment_name=experiment_name, tags={SCHEMA_TAG: schema, **({"hpo.families": label} if families else {})},
         )
         recipe = dict(
-            algorithm=spec.name, problem_type=pt,
+            algorithm=label, problem_type=pt,
             objective={**options, "cv": cv, "cv_strategy": cv_strategy, "cv_repeats": cv_repeats},
             n_trials=n_trials, sampler=sampler, pruner=pruner, sampler_options=sampler_options,
             pruner_options=pruner_options, trial_timeout=trial_timeout, data=data_source,
@@ -179,7 +191,7 @@ async def run_hyperparameter_optimization(
         warm = WarmStart()
         if warm_start and history is not None and warm_start_trials > 0:
             warm = await history_configs(
-                history, algorithm=spec.name, problem_type=pt, metric=metric_spec.name, dataset_fingerprint=fingerprint,
+                history, algorithm=label, problem_type=pt, metric=metric_spec.name, dataset_fingerprint=fingerprint,
                 schema_fingerprint=schema, space=objective.search_space, limit=warm_start_trials, exclude_study=name,
                 skip=[objective.defaults_trial_params() if enqueue_defaults else {}, *enqueue])
         # A warm-started study's sampler gets a seed of its own (derived from the seed and the history
@@ -205,7 +217,7 @@ async def run_hyperparameter_optimization(
         if warm.configs and not await asyncio.to_thread(_is_fresh, study):
             warm = WarmStart()  # a resumed study was seeded when it began
         cache = None
-        if trial_cache is not False and len(study.directions) == 1:
+        if trial_cache is not False and len(study.directions) == 1 and not families:  # one-family studies
             store = trial_cache if not isinstance(trial_cache, bool) else (
                 history if isinstance(history, TrialCacheStore) else InMemoryTrialCacheStore())
             cache = TrialCache.for_objective(store, objective, data_fingerprint=data_fp)
@@ -222,15 +234,19 @@ async def run_hyperparameter_optimization(
                 f"study {name!r} ended without a COMPLETE trial ({result.n_failed} failed, {result.n_pruned} pruned); "
                 f"failure reasons: {reasons}"
             )
-        result.algorithm, result.problem_type, result.metric = spec.name, pt, metric_spec.name
-        result.default_params = dict(objective.default_params)
-        result.merged_params = objective.params_for(result.best_params)
+        result.problem_type, result.metric = pt, metric_spec.name
         complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        defaults = [t for t in complete if t.user_attrs.get("source") == "defaults"]
         if len(study.directions) == 1:
             result.robust_choice = robust_choice(complete, result.direction)
-        result.defaults_value = float(defaults[0].value) if defaults else None
-        result.defaults_user_attrs = dict(defaults[0].user_attrs) if defaults else {}
+        if families:  # the optimizer recorded the families (annotate); the best trial's family is the chosen one
+            select_family(result, result.best_params)
+        else:
+            result.algorithm = label
+            result.default_params = dict(objective.default_params)
+            result.merged_params = objective.params_for(result.best_params)
+            defaults = [t for t in complete if t.user_attrs.get("source") == "defaults"]
+            result.defaults_value = float(defaults[0].value) if defaults else None
+            result.defaults_user_attrs = dict(defaults[0].user_attrs) if defaults else {}
         seeded = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(SOURCE_ATTR) == "history"]
         result.warm_start = {"enabled": bool(warm_start and history is not None), "n_seeded": len(seeded),
                              **warm.to_dict(), "sampler_seed": sampler_seed}

@@ -60,15 +60,17 @@ def _gain(trial: optuna.trial.FrozenTrial, base: Sequence[float], sign: float) -
 
 def robust_choice(trials: Sequence[optuna.trial.FrozenTrial], direction: str, *,
                   k: float = 1.0) -> RobustChoice | None:
-    """The COMPLETE trial with the highest ``mean - k * se`` paired gain over the defaults trial, or
+    """The COMPLETE trial with the highest ``mean - k * se`` paired gain over the (best) defaults trial, or
     the defaults trial when no bound is above zero; ``None`` when the rule does not apply (no fold
     scores, no COMPLETE defaults trial)."""
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None]
-    defaults = next((t for t in complete if t.user_attrs.get(SOURCE_ATTR) == "defaults"), None)
+    sign = 1.0 if direction == "maximize" else -1.0
+    # a family search has one defaults trial per family: the best of them is the baseline
+    defaults = max((t for t in complete if t.user_attrs.get(SOURCE_ATTR) == "defaults"),
+                   key=lambda t: (sign * t.value, -t.number), default=None)
     base = None if defaults is None else defaults.user_attrs.get(FOLD_SCORES_ATTR)
     if defaults is None or not isinstance(base, list) or len(base) < 2:
         return None
-    sign = 1.0 if direction == "maximize" else -1.0
     best = max(complete, key=lambda t: sign * t.value)
     gains = {t.number: g for t in complete if t is not defaults and (g := _gain(t, base, sign)) is not None}
     if best.number != defaults.number and best.number not in gains:

@@ -87,10 +87,20 @@ class OptimizationResult:
     #: what the study says (:func:`src.mlops.analysis.analyze_study`, as plain data): importances,
     #: convergence, per-family comparison, recommendations; ``{"error": ...}`` when it could not be made
     analysis: dict[str, Any] | None = None
+    #: a family search (``algorithm="auto"`` or a list): the families searched; ``algorithm`` is then the
+    #: chosen one (see :mod:`src.mlops.family_search`). Empty for a one-family study.
+    families: list[str] = field(default_factory=list)
+    #: per searched family: trial counts, best and defaults scores, mean fit seconds, dropped or not
+    family_stats: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def direction(self) -> str:
         return self.directions[0]
+
+    @property
+    def family_best(self) -> dict[str, float | None]:
+        """The best score each searched family reached (``None``: no completed trial)."""
+        return {f: s.get("best_value") for f, s in self.family_stats.items()}
 
     @property
     def improvement_over_defaults(self) -> float | None:

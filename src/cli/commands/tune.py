@@ -102,5 +102,9 @@ async def cmd_tune(args: argparse.Namespace, stopper: RunStopper, *, outage_s: f
     out["dropped_columns"] = splits.dropped_columns
     out["hpo"] = {k: out.get(k) for k in ("study_name", "best_value", "defaults_value", "n_completed", "n_pruned",
                                           "n_failed", "duration_s", "metric", "failure_reasons", "scheme",
-                                          "scheme_reason", "n_cached", "warm_start", "comparison", "analysis")}
+                                          "scheme_reason", "n_cached", "warm_start", "comparison", "analysis",
+                                          "algorithm")}
+    if result.families:
+        out["hpo"].update(chosen_family=result.algorithm, family_best=result.family_best,
+                          families=out.pop("family_stats"))
     return out

@@ -189,5 +189,9 @@ def summarize(result: Any, metric_names: tuple[str, ...]) -> dict[str, Any]:
     if analysis and "error" not in analysis:
         tags["hpo.convergence"] = str((analysis.get("convergence") or {}).get("status", ""))
         tags["hpo.recommendations"] = ",".join(r.get("kind", "") for r in analysis.get("recommendations") or [])
+    if get("families"):  # a family search: the chosen family and each family's best score
+        tags["hpo.chosen_family"] = str(get("algorithm"))
+        for family, best in (get("family_best") or {}).items():
+            metrics[f"family_best.{family}"] = best
     return {"metrics": metrics, "best_params": best_params, "tags": tags, "n_trials": get("n_trials"),
             "analysis": to_jsonable(analysis) if analysis else None}

@@ -200,8 +200,8 @@ class PostStudyReserve:
             return
         trainval, everything = self._cost(trial)
         is_defaults = trial.user_attrs.get(SOURCE_ATTR) == "defaults"
-        if is_defaults:
-            self._defaults_cost = trainval
+        if is_defaults:  # a family search has one per family: the final defaults fit is its chosen family's
+            self._defaults_cost = max(self._defaults_cost, trainval)
         self._completed.append((float(trial.values[0]), trial.number, trainval + everything, dict(trial.params),
                                 dict(trial.user_attrs)))
         value = float(trial.values[0])

@@ -15,7 +15,7 @@ from typing import Any
 from src.mlops.errors import ConfigurationError
 from src.mlops.objectives import REFIT_MODES
 
-__all__ = ["DEFAULTS", "setting", "validate_settings"]
+__all__ = ["DEFAULTS", "setting", "validate_settings", "model_family"]
 
 
 #: Values of the inputs the caller leaves out.
@@ -64,6 +64,12 @@ def setting(state: Mapping[str, Any], key: str) -> Any:
     return DEFAULTS.get(key)
 
 
+def model_family(state: Mapping[str, Any]) -> str:
+    """The one family the final fits use: the study's (with ``algorithm="auto"`` or a list, the family
+    the study chose, named by the ``hpo`` summary), else the ``algorithm`` setting."""
+    return (state.get("hpo") or {}).get("algorithm") or setting(state, "algorithm")
+
+
 _NONE_IS_A_VALUE = frozenset({
     "n_trials", "timeout", "cv", "time_budget", "trial_timeout", "study_name", "metric", "time_column", "problem_type", "pruner",
     "compare",
@@ -88,12 +94,16 @@ def validate_settings(state: Mapping[str, Any]) -> None:
     """
     from src.mlops.compare import check_compare
     from src.mlops.factories import PrunerFactory
+    from src.mlops.family_search import check_family_params, is_family_search
     from src.mlops.models import get_model_spec
     from src.mlops.schemes import parse_scheme
     from src.mlops.search_space import parse_search_space
     from src.mlops.selection import SELECTION_RULES
 
-    spec = get_model_spec(setting(state, "algorithm"))
+    algorithm = setting(state, "algorithm")
+    # "auto" or several families: names checked here, support for the problem type once it is known
+    families = is_family_search(algorithm)
+    spec = None if families else get_model_spec(algorithm)
     n_trials, timeout = setting(state, "n_trials"), setting(state, "timeout")
     _positive("n_trials", n_trials, integer=True)
     _positive("timeout", timeout, integer=False)
@@ -129,7 +139,11 @@ def validate_settings(state: Mapping[str, Any]) -> None:
             raise ConfigurationError(
                 f"search_space must be a dict {{param: spec}} (JSON), but got {type(space).__name__}"
             )
-        spec.check_params(parse_search_space(space).names, _problem_type_of(spec, state))
+        names = parse_search_space(space).names
+        if spec is None:
+            check_family_params(algorithm, setting(state, "problem_type"), names)
+        else:
+            spec.check_params(names, _problem_type_of(spec, state))
     sampler = setting(state, "sampler")
     if not isinstance(sampler, str):
         raise ConfigurationError(f"sampler must be a sampler name such as 'tpe' or 'random', but got {sampler!r}")
@@ -157,7 +171,10 @@ def validate_settings(state: Mapping[str, Any]) -> None:
             raise ConfigurationError(
                 f"enqueue must be a list of configurations {{param: value}}, but got {str(enqueue)[:80]}")
         for config in enqueue:
-            spec.check_params(config, _problem_type_of(spec, state), what="enqueue")
+            if spec is None:
+                check_family_params(algorithm, setting(state, "problem_type"), config, what="enqueue")
+            else:
+                spec.check_params(config, _problem_type_of(spec, state), what="enqueue")
     name = setting(state, "study_name")
     if name is not None and (not isinstance(name, str) or not name.strip()):
         raise ConfigurationError(f"study_name must be a non-empty string or None, but got {name!r}")

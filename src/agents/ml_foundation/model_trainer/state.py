@@ -74,7 +74,14 @@ class HPOSummary(TypedDict, total=False):
     #: ``False`` when tuning was disabled (the model defaults are used, no study exists).
     enabled: bool
     study_name: str
+    #: the family the final fits use (with ``algorithm="auto"`` or a list: the one the study chose).
     algorithm: str
+    #: family search only: the chosen family (= ``algorithm``), the best score each searched family
+    #: reached (``None``: none completed), and per family its trial counts (``n_dropped``: trials
+    #: pruned without a fit once it was dropped), best and defaults scores, mean fit seconds, ``dropped``.
+    chosen_family: str
+    family_best: dict[str, float | None]
+    families: dict[str, dict[str, Any]]
     metric: str
     #: "maximize" | "minimize" (of ``metric``).
     direction: str
@@ -151,9 +158,10 @@ class ModelTrainerState(TypedDict, total=False):
     time_column: str | None
 
     # ------------------------------------------------------------------ inputs: model and tuning
-    #: model family (registry name or alias, case-insensitive); default "lightgbm".
-    #: ``load_data`` writes back the canonical name.
-    algorithm: str
+    #: model family (registry name or alias, case-insensitive); default "lightgbm". ``"auto"`` or several
+    #: families (``"lightgbm,xgboost"`` or a list) searches the family too (``hpo["chosen_family"]``).
+    #: ``load_data`` writes back the canonical name ("auto", or the registry names joined by commas).
+    algorithm: str | list[str]
     #: metric to optimize and report first; ``None`` -> roc_auc (binary), log_loss (multiclass),
     #: rmse (regression). ``load_data`` writes back the canonical name.
     metric: str | None

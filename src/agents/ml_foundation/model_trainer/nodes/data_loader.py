@@ -29,6 +29,7 @@ from langgraph.runtime import Runtime
 
 from src.mlops.datasets import BUNDLED_DATASETS, load_dataset
 from src.mlops.errors import ConfigurationError, DataValidationError
+from src.mlops.family_search import canonical_algorithm, family_names, is_family_search
 from src.mlops.features import prepare_features, save_preparer
 from src.mlops.fingerprint import dataset_fingerprint
 from src.mlops.metrics import default_metric, get_metric
@@ -178,9 +179,15 @@ def _load(state: Mapping[str, Any], ctx: ModelTrainerContext, run_id: str) -> di
     prepared = prepare_features(loaded.frame, loaded.target, problem_type=problem_type,
                                 time_column=setting(state, "time_column"))
     pt = prepared.problem_type
-    spec = get_model_spec(setting(state, "algorithm"), pt)
     metric = get_metric(setting(state, "metric") or default_metric(pt), pt)
-    check_metric_supported(spec, pt, metric)
+    algorithm = setting(state, "algorithm")
+    if is_family_search(algorithm):  # "auto" or a list: each family must take the problem and the metric
+        family_names(algorithm, pt, metric.name)
+        algorithm = canonical_algorithm(algorithm)
+    else:
+        spec = get_model_spec(algorithm, pt)
+        check_metric_supported(spec, pt, metric)
+        algorithm = spec.name
 
     X, y = prepared.X, prepared.y
     notes = prepared.describe()
@@ -207,7 +214,7 @@ def _load(state: Mapping[str, Any], ctx: ModelTrainerContext, run_id: str) -> di
     return {
         "target": prepared.target,
         "problem_type": pt,
-        "algorithm": spec.name,
+        "algorithm": algorithm,
         "metric": metric.name,
         "time_column": prepared.time_column,
         "data_ref": refs,

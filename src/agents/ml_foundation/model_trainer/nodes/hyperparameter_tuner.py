@@ -7,7 +7,11 @@
   the data; time-ordered data gets time-ordered folds). The summary records the scheme and why.
 * With ``state["time_budget"]`` the study gets what the whole-run budget leaves after the final
   fits, evaluation and registration (:mod:`..budget`).
-* ``tuning_enabled=False``: no study; the family's defaults become ``merged_params``.
+* ``tuning_enabled=False``: no study; the family's defaults become ``merged_params`` (with
+  ``algorithm="auto"`` or a list: the first family's).
+* ``algorithm="auto"`` or a list of families searches the family too
+  (:mod:`src.mlops.family_search`); the summary's ``algorithm`` / ``chosen_family`` name the family the
+  final fits use, ``family_best`` the best score each family reached, ``families`` its record.
 * Otherwise :func:`~src.mlops.optuna_optimizer.run_hyperparameter_optimization` runs a study named
   ``state["study_name"]`` or ``trainer-<run_id>`` in ``ModelTrainerContext.optuna_storage``. The
   name is stable across a resume (``run_id`` is checkpointed), and a named study in a persistent
@@ -40,6 +44,7 @@ import pandas as pd
 from langgraph.runtime import Runtime
 
 from src.mlops.errors import DataValidationError
+from src.mlops.family_search import family_names, is_family_search, select_family
 from src.mlops.metrics import default_metric, get_metric
 from src.mlops.models import get_model_spec
 from src.mlops.optimizer import uses_budget
@@ -169,9 +174,20 @@ def scheme_for(state: Mapping[str, Any], y_train: pd.Series, y_val: pd.Series, n
     )
 
 
+def _families(result: OptimizationResult) -> dict[str, Any]:
+    """The family-search keys of the summary (none for a one-family study)."""
+    if not result.families:
+        return {}
+    keep = ("n_trials", "n_complete", "n_pruned", "n_failed", "n_dropped", "best_value", "best_trial",
+            "defaults_value", "defaults_trial", "fit_seconds", "dropped")
+    return {"chosen_family": result.algorithm, "family_best": result.family_best,
+            "families": {f: {k: s.get(k) for k in keep} for f, s in result.family_stats.items()}}
+
+
 def _summary(result: OptimizationResult, scheme: EvaluationScheme, study_seconds: float | None) -> HPOSummary:
     defaults = result.defaults_user_attrs or {}
     return jsonable({
+        **_families(result),
         "enabled": True,
         "study_name": result.study_name,
         "algorithm": result.algorithm,
@@ -211,8 +227,9 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
     try:
         validate_settings(state)
         problem_type, algorithm = state["problem_type"], setting(state, "algorithm")
-        spec = get_model_spec(algorithm, problem_type)
         metric = get_metric(setting(state, "metric") or default_metric(problem_type), problem_type)
+        families = family_names(algorithm, problem_type, metric.name) if is_family_search(algorithm) else []
+        spec = get_model_spec(families[0] if families else algorithm, problem_type)
         data = await asyncio.to_thread(_load_tuning_data, state["splits"])
         seed = setting(state, "seed")
         if not setting(state, "tuning_enabled"):
@@ -250,7 +267,7 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
                 fit_ratio=measured_seconds(ctx.hpo_home, FIT_RATIO_KEY, 1.0), patience=ctx.early_stopping_rounds)
             listeners.append(reserve)
         result = await run_hyperparameter_optimization(
-            algorithm=spec.name,
+            algorithm=",".join(families) or spec.name,
             problem_type=problem_type,
             X_train=X_tr,
             y_train=y_tr,
@@ -326,7 +343,10 @@ def _use_trial(result: OptimizationResult, number: int, params: dict[str, Any], 
     attrs = dict(attrs)
     value = attrs.pop("_value", None)
     result.best_trial_number, result.best_params, result.best_user_attrs = number, dict(params), attrs
-    result.merged_params = {**result.default_params, **params}
+    if result.families:  # its family's defaults, updated by its unprefixed params
+        select_family(result, params)
+    else:
+        result.merged_params = {**result.default_params, **params}
     if value is not None:
         result.best_value = value
 

@@ -38,6 +38,7 @@ from ..artifacts import (
 )
 from ..budget import POST_STUDY_KEY, record_seconds
 from ..context import ModelTrainerContext, get_context
+from ..settings import model_family
 from ..state import ModelTrainerState, RegisterUpdate, error_update, is_bad_input
 
 __all__ = ["register_model", "NODE"]
@@ -115,7 +116,8 @@ async def register_model(state: ModelTrainerState, runtime: Runtime[ModelTrainer
     uri = await tracker.log_final_model(
         model_dir / MODEL_FILE, preparer_file=preparer if preparer.is_file() else None, raw_sample=raw,
         files=[model_dir / METADATA_FILE], metrics=_metrics(state),
-        params={f"final.{k}": v for k, v in (state.get("merged_params") or {}).items()},
+        params={"final.algorithm": model_family(state),
+                **{f"final.{k}": v for k, v in (state.get("merged_params") or {}).items()}},
         registered_model_name=ctx.registered_model_name,
     )
     ended = await tracker.end_run("FINISHED" if uri else "FAILED")

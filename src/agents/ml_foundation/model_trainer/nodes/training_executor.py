@@ -29,7 +29,7 @@ from src.mlops.splits import load_frame_ref
 from ..artifacts import save_model_artifact
 from ..budget import FIT_RATIO_KEY, final_fit_estimate, record_seconds
 from ..context import ModelTrainerContext, get_context, run_directory
-from ..settings import setting
+from ..settings import model_family, setting
 from ..state import ModelTrainerState, TrainingUpdate, run_blocking
 
 __all__ = ["training_executor", "final_objective", "artifact_metadata", "NODE"]
@@ -44,7 +44,8 @@ async def training_executor(state: ModelTrainerState, runtime: Runtime[ModelTrai
 
 
 def final_objective(state: Mapping[str, Any], ctx: ModelTrainerContext) -> ModelObjective:
-    """The objective the final fits go through: the study's family, metric, seed and scheme (its
+    """The objective the final fits go through: the study's family (with ``algorithm="auto"`` or a list,
+    the family it chose), metric, seed and scheme (its
     rows: train+validation), so a final fit is built exactly like a trial. ``refit="train"`` keeps
     the holdout (train, early stopping on validation) whatever the study's scheme."""
     hpo = state.get("hpo") or {}
@@ -55,7 +56,7 @@ def final_objective(state: Mapping[str, Any], ctx: ModelTrainerContext) -> Model
     X_tr, y_tr, X_va, y_va = tuning_frames(load_frame_ref(splits["train_X"]), load_frame_ref(splits["train_y"]),
                                            load_frame_ref(splits["val_X"]), load_frame_ref(splits["val_y"]), scheme)
     return ModelObjective(
-        setting(state, "algorithm"), state["problem_type"], X_tr, y_tr, X_va, y_va,
+        model_family(state), state["problem_type"], X_tr, y_tr, X_va, y_va,
         metric=setting(state, "metric"), seed=setting(state, "seed"),
         early_stopping_rounds=ctx.early_stopping_rounds, **scheme.objective_options(),
     )
@@ -85,7 +86,8 @@ def artifact_metadata(state: Mapping[str, Any], kind: str, params: Mapping[str, 
         "seed": setting(state, "seed"),
         "study_name": hpo.get("study_name"),
         "hpo": {k: hpo.get(k) for k in ("enabled", "best_value", "defaults_value", "n_trials", "n_completed",
-                                         "n_pruned", "n_failed", "scheme") if k in hpo},
+                                         "n_pruned", "n_failed", "scheme", "chosen_family", "family_best")
+                if k in hpo},
     }
 
 
