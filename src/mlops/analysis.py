@@ -373,18 +373,21 @@ def gap_recommendations(direction: str, *, validation: float | None = None, test
         g = sign * (a - b)
         return g if g > share * max(abs(a), abs(b), 1e-12) else None
 
-    g = gap(validation, test, VAL_TEST_GAP)
-    if g is not None:
-        recs.append({"kind": "validation_test_gap", "validation": validation, "test": test, "gap": g,
-                     "message": f"{name} is {_fmt(g)} worse on test ({_fmt(test)}) than on validation "
-                                f"({_fmt(validation)}): the study may have fitted the validation split. Use CV "
-                                "(--scheme cv=5x2) or a larger validation split, and fewer trials per row."})
-    g = gap(train, validation, TRAIN_VAL_GAP)
-    if g is not None:
-        recs.append({"kind": "train_validation_gap", "train": train, "validation": validation, "gap": g,
-                     "message": f"{name} is {_fmt(g)} worse on validation ({_fmt(validation)}) than on the "
-                                f"training rows ({_fmt(train)}): the model overfits. Favour stronger "
-                                "regularization (smaller trees, more min samples per leaf, larger penalties)."})
+    checks = (  # (kind, earlier, later, threshold, the earlier's name, the later's name, advice)
+        ("validation_test_gap", validation, test, VAL_TEST_GAP, "validation", "test",
+         "the study may have fitted the validation split. Use CV (--scheme cv=5x2) or a larger validation "
+         "split, and fewer trials per row."),
+        ("train_validation_gap", train, validation, TRAIN_VAL_GAP, "train", "validation",
+         "the model overfits. Favour stronger regularization (smaller trees, more min samples per leaf, "
+         "larger penalties)."),
+    )
+    for kind, earlier, later, share, first, second, advice in checks:
+        g = gap(earlier, later, share)
+        if g is not None:
+            where = "the training rows" if first == "train" else first
+            recs.append({"kind": kind, first: earlier, second: later, "gap": g,
+                         "message": f"{name} is {_fmt(g)} worse on {second} ({_fmt(later)}) than on {where} "
+                                    f"({_fmt(earlier)}): {advice}"})
     return recs
 
 

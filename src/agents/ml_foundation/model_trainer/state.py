@@ -137,8 +137,10 @@ class HPOSummary(TypedDict, total=False):
     comparison: dict[str, Any]
 
 
-class ModelTrainerState(TypedDict, total=False):
-    """The graph state. Inputs are set by the caller; outputs by the nodes (each documented with its node)."""
+class ModelTrainerInput(TypedDict, total=False):
+    """The inputs of the graph: set by the caller (each documented here once); the graph's state
+    (:class:`ModelTrainerState`) adds the nodes' outputs. Values are read with
+    :func:`~.settings.setting`, which supplies :data:`~.settings.DEFAULTS` for what is left out."""
 
     # ------------------------------------------------------------------ inputs: data
     #: path of a CSV/TSV/TXT (optionally compressed) or Parquet file holding features and target.
@@ -235,11 +237,16 @@ class ModelTrainerState(TypedDict, total=False):
     #: the summary shows defaults vs random vs tuned (``hpo["comparison"]``). With a time bound the
     #: study and the baseline share the study's seconds, half each. Default ``None`` (no comparison).
     compare: str | None
-
-    # ------------------------------------------------------------------ outputs
-    #: id of the run (``load_data`` sets it when absent); names the run directory
+    #: id of the run (given, or set by ``load_data``); names the run directory
     #: ``<hpo_home>/runs/<run_id>`` and the default study.
     run_id: str
+
+
+class ModelTrainerState(ModelTrainerInput, total=False):
+    """The graph state: the inputs (:class:`ModelTrainerInput`) and the outputs of the nodes (each
+    documented with its node)."""
+
+    # ------------------------------------------------------------------ outputs
     #: prepared data: ``{"X": DataRef, "y": DataRef}`` (load_data).
     data_ref: dict[str, DataRef]
     #: JSON file of the fitted cleaning (:class:`~src.mlops.features.FeaturePreparer`) that turns raw
@@ -307,46 +314,6 @@ class ModelTrainerState(TypedDict, total=False):
     #: was trained, evaluated and saved, but a tracker was given and the MLflow record (parent run
     #: and logged model) could not be written -- ``mlflow_error`` says why.
     status: Literal["running", "completed", "completed_untracked", "failed"]
-
-
-class ModelTrainerInput(TypedDict, total=False):
-    """The input keys of :class:`ModelTrainerState` (for type-checking callers)."""
-
-    data_path: str | None
-    dataset_name: str | None
-    target: str | None
-    problem_type: str | None
-    time_column: str | None
-    algorithm: str
-    metric: str | None
-    n_trials: int | None
-    timeout: float | None
-    sampler: str
-    pruner: str | None
-    pruner_options: dict[str, Any] | None
-    enqueue: list[dict[str, Any]] | None
-    patience: int | None
-    min_improvement: float
-    max_failures: int | None
-    selection: str
-    search_space: dict[str, Any] | None
-    scheme: str
-    cv: int | None
-    time_budget: float | None
-    n_jobs: int
-    trial_timeout: float | None
-    tuning_enabled: bool
-    refit: str
-    seed: int
-    test_size: float
-    val_size: float
-    study_name: str | None
-    new_study: bool
-    warm_start: bool
-    warm_start_trials: int
-    trial_cache: bool
-    compare: str | None
-    run_id: str
 
 
 # ---------------------------------------------------------------------- node updates
