@@ -17,7 +17,8 @@ The rules, with their thresholds (module constants):
 * **range bound** -- a numeric param of the best trial, when the sampler proposed it (not an enqueued
   defaults/portfolio configuration), within :data:`BOUND_MARGIN` of its range's width (in log space
   for log ranges) from a bound: the optimum may lie beyond it. Not for a lower bound of 0 (or of a
-  log range at most :data:`NATURAL_FLOOR`).
+  log range at most :data:`NATURAL_FLOOR`), nor for an upper bound of 1 of a float range from 0 or
+  above (a share such as ``feature_fraction``).
 * **mostly pruned** -- more than :data:`PRUNED_SHARE` of the finished trials pruned.
 * **failures** -- more than :data:`FAILED_SHARE` of the trials failed (the reasons are named).
 * **a family that never came close** -- with several model families in the space, a family whose
@@ -290,8 +291,8 @@ def _at_bound(spec: ParamSpec, value: Any) -> str | None:
     margin = max(BOUND_MARGIN * width, 0.0)
     if v <= low + margin and not (float(spec.low) <= 0 or (spec.log and float(spec.low) <= NATURAL_FLOOR)):
         return "lower"  # (a range from 0, or a log range from ~0, has nothing below it worth trying)
-    if v >= high - margin:
-        return "upper"
+    if v >= high - margin and not (spec.type == "float" and float(spec.low) >= 0 and float(spec.high) == 1.0):
+        return "upper"  # (a share in [0, 1], e.g. feature_fraction, has nothing above 1)
     return None
 
 

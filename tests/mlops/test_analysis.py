@@ -200,3 +200,14 @@ def test_bounds_are_not_judged_on_enqueued_configurations_nor_at_a_natural_zero(
     dists = {"alpha": FloatDistribution(0.0, 1.0), "l1": FloatDistribution(1e-8, 10, log=True)}
     a = analyze_study(_study([0.7] * 11 + [0.9], [{"alpha": 0.0, "l1": 1e-8}] * 12, space=zero, dists=dists))
     assert "range_bound" not in kinds(a)
+
+
+def test_a_share_at_its_upper_bound_of_one_is_not_a_range_to_widen():
+    """Before: feature_fraction = 0.994 in [0.5, 1] was reported as 'the optimum may lie above 1'."""
+    from src.mlops.analysis import _at_bound
+    from src.mlops.search_space import parse_search_space
+
+    space = parse_search_space({"feature_fraction": {"type": "float", "low": 0.5, "high": 1.0},
+                                "learning_rate": {"type": "float", "low": 0.01, "high": 0.3, "log": True}})
+    assert _at_bound(space["feature_fraction"], 0.9942) is None
+    assert _at_bound(space["learning_rate"], 0.2999) == "upper"
