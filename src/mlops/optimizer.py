@@ -27,30 +27,29 @@ completion is awaited, so a study always has a result. Cancelling the awaiting t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
-from .analysis import analyze_study
+from ._run_state import FIRST_WAIT_S, RunState, holding_lease
+from ._seeding import MODEL_OBJECTIVES, check_enqueue, enqueue_config, seed_study
+from ._study_result import optimization_history, study_result
 from .errors import ConfigurationError, StudyMismatchError
 from .executors import ProcessTrialRunner, TrialError, TrialTimeout, run_in_thread
 from .factories import PrunerFactory, SamplerFactory
-from .family_search import FamilySearchObjective, check_family_params, is_family_search
+from .family_search import FamilySearchObjective, is_family_search
 from .objectives import ModelObjective, TrialCancelled, TrialReporter
 from .search_space import SearchSpace, parse_search_space
-from .trial_cache import CACHED_ATTR, TrialCache
+from .trial_cache import TrialCache
 from .trial_slots import (
-    SEEDED_ATTR,
     InMemoryTrialSlots,
     Reservation,
     TrialSlots,
@@ -59,7 +58,7 @@ from .trial_slots import (
     tell_trial,
     uses_budget,
 )
-from .types import FAIL_REASON_ATTR, SOURCE_ATTR, OptimizationResult, StudyContext, TrialListener
+from .types import FAIL_REASON_ATTR, OptimizationResult, StudyContext, TrialListener
 
 __all__ = ["OptunaOptimizer", "resolve_storage", "uses_budget"]
 
@@ -71,10 +70,6 @@ _DIRECTIONS = ("maximize", "minimize")
 _DEADLINE_GRACE_S = 2.0
 #: returned by ``_reserve`` when the budget is used but other workers' trials still run
 _WAIT = object()
-#: first pause before a waiting worker looks at the budget again (doubling up to 1 s)
-_FIRST_WAIT_S = 0.02
-#: the engine's own objectives: seeded with defaults and portfolio, runnable in worker processes
-_MODEL_OBJECTIVES = (ModelObjective, FamilySearchObjective)
 
 
 class _DeadlinePassed(Exception):
@@ -103,56 +98,6 @@ def resolve_storage(storage: Any) -> optuna.storages.BaseStorage | None:
             return optuna.storages.JournalStorage(JournalFileBackend(storage.removeprefix("journal:")))
         return optuna.storages.get_storage(storage)
     raise ConfigurationError(f"storage must be None, a URL or an optuna storage object, got {type(storage).__name__}")
-
-
-@dataclass
-class _Run:
-    """Book-keeping of one ``optimize`` call."""
-
-    study: optuna.Study
-    slots: TrialSlots
-    n_trials: int | None
-    #: ``time.monotonic()`` at which ``timeout`` ends (None: no timeout)
-    end: float | None
-    max_failures: int | None
-    patience: int | None
-    min_improvement: float
-    #: seconds to keep free before ``end`` (re-evaluated at every check; see ``optimize``)
-    time_reserve: Callable[[], float] | None = None
-    max_trials: int | None = None
-    started: float = field(default_factory=time.monotonic)
-    n_started: int = 0
-    inflight: dict[int, tuple[optuna.Trial, threading.Event]] = field(default_factory=dict)
-    n_failed: int = 0
-    n_finished: int = 0
-    best: float | None = None
-    since_improvement: int = 0
-    stop_reason: str | None = None
-    waited: bool = False
-    wait_delay: float = _FIRST_WAIT_S
-    #: a COMPLETE trial exists (this run's or an earlier one's): trials running at the deadline may
-    #: then be interrupted; before that the first completion is awaited, so a study always has a result.
-    has_complete: bool = False
-    #: the trial cache (None: every trial trains)
-    cache: TrialCache | None = None
-
-    def stop(self, reason: str) -> None:
-        if self.stop_reason is None:
-            self.stop_reason = reason
-
-    @property
-    def deadline(self) -> float | None:
-        """When no trial may start any more and running ones are stopped: ``end`` minus the reserve."""
-        if self.end is None:
-            return None
-        if self.time_reserve is None:
-            return self.end
-        try:
-            reserve = max(0.0, float(self.time_reserve()))
-        except Exception:  # noqa: BLE001 - a broken estimate must not kill the study
-            log.exception("time_reserve raised; ignoring it")
-            reserve = 0.0
-        return self.end - reserve
 
 
 class OptunaOptimizer:
@@ -315,7 +260,7 @@ class OptunaOptimizer:
 
     def enqueue(self, study: optuna.Study, params: Mapping[str, Any], *, source: str = "user") -> None:
         """Queue a configuration to be evaluated before the sampler proposes its own."""
-        study.enqueue_trial(dict(params), user_attrs={SOURCE_ATTR: source}, skip_if_exists=True)
+        enqueue_config(study, params, source=source)
 
     # ------------------------------------------------------------------------------------------
     # objectives
@@ -405,7 +350,7 @@ class OptunaOptimizer:
             raise ConfigurationError(f"min_improvement must be >= 0, got {min_improvement}")
         self._stop_requested = False
         multi = len(study.directions) > 1
-        if isinstance(objective, _MODEL_OBJECTIVES) and not multi and study.direction.name.lower() != objective.direction:
+        if isinstance(objective, MODEL_OBJECTIVES) and not multi and study.direction.name.lower() != objective.direction:
             raise ConfigurationError(
                 f"study {study.study_name!r} has direction {study.direction.name.lower()!r} but metric "
                 f"{objective.metric.name!r} must be {objective.direction}d; create the study with "
@@ -414,22 +359,15 @@ class OptunaOptimizer:
         if multi and patience:
             raise ConfigurationError("patience applies to single-objective studies only")
         enqueue, warm_start = list(enqueue), list(warm_start)
-        space = getattr(objective, "search_space", None)
-        for params in enqueue if isinstance(objective, FamilySearchObjective) else ():
-            check_family_params(objective.algorithm, objective.problem_type, params, what="enqueue")
-        for params in enqueue if isinstance(space, SearchSpace) else ():
-            outside = sorted(set(params) - set(space.names))
-            if outside:  # the trial would never suggest them: the config would run without them
-                raise ConfigurationError(
-                    f"enqueue: {', '.join(map(repr, outside))} not in the search space ({', '.join(space.names)}); "
-                    "enqueue values of searched params, or fix the others with fixed_params")
+        check_enqueue(objective, enqueue)
 
         slots = await asyncio.to_thread(self.slots_for, study)
-        async with _holding_lease(slots, study):
-            await asyncio.to_thread(slots.run_locked, study, lambda: self._seed(
-                study, objective, n_trials, enqueue_defaults, enqueue, enqueue_portfolio, warm_start))
+        async with holding_lease(slots, study):
+            await asyncio.to_thread(slots.run_locked, study, lambda: seed_study(
+                study, objective, n_trials=n_trials, enqueue_defaults=enqueue_defaults, enqueue=enqueue,
+                enqueue_portfolio=enqueue_portfolio, warm_start=warm_start))
             existing = await asyncio.to_thread(study.get_trials, False)
-            run = _Run(study, slots, n_trials, None if timeout is None else time.monotonic() + timeout,
+            run = RunState(study, slots, n_trials, None if timeout is None else time.monotonic() + timeout,
                        max_failures, patience, min_improvement, time_reserve=time_reserve, max_trials=max_trials,
                        cache=trial_cache if isinstance(objective, ModelObjective) and not multi else None)
             run.has_complete = any(t.state == TrialState.COMPLETE for t in existing)
@@ -438,7 +376,7 @@ class OptunaOptimizer:
                 if done:
                     run.best = max(done) if study.direction.name == "MAXIMIZE" else min(done)
             runner = None
-            if trial_timeout is not None and isinstance(objective, _MODEL_OBJECTIVES):
+            if trial_timeout is not None and isinstance(objective, MODEL_OBJECTIVES):
                 # pickling the objective (its data) for the worker processes is not the loop's work
                 runner = await asyncio.to_thread(ProcessTrialRunner, objective, size=n_jobs)
             ctx = self.context_of(study)
@@ -457,42 +395,13 @@ class OptunaOptimizer:
                 if runner is not None:
                     await asyncio.to_thread(runner.close)
             run.stop("n_trials" if run.stop_reason is None else run.stop_reason)
-            result = await asyncio.to_thread(self._result, study, run)
+            result = await asyncio.to_thread(study_result, study, started=run.started, stop_reason=run.stop_reason)
             if isinstance(objective, FamilySearchObjective):
                 await asyncio.to_thread(lambda: objective.annotate(result, study.get_trials(deepcopy=False)))
             await self._notify("on_study_end", study, result)
             return result
 
-    def _seed(self, study: optuna.Study, objective: Any, n_trials: int | None, enqueue_defaults: bool,
-              enqueue: list[Mapping[str, Any]], enqueue_portfolio: bool,
-              warm_start: list[Mapping[str, Any]] = ()) -> None:
-        """Under the study's lock: a fresh study gets the defaults, then the ``enqueue`` configs, then
-        the history configs (``warm_start``), then the portfolio -- once, however many workers start
-        it at the same time."""
-        seeded = bool(study.user_attrs.get(SEEDED_ATTR))
-        fresh = not seeded and not study.get_trials(deepcopy=False)
-        model = isinstance(objective, _MODEL_OBJECTIVES)
-        # a family search has one defaults trial per family, cheapest first
-        defaults = ((objective.defaults_trials() if isinstance(objective, FamilySearchObjective)
-                     else [objective.defaults_trial_params()]) if fresh and enqueue_defaults and model else [])
-        for params in defaults:
-            study.enqueue_trial(params, user_attrs={SOURCE_ATTR: "defaults"})
-        for params in enqueue:
-            self.enqueue(study, params)
-        seeded_history = 0
-        if fresh:
-            room = None if n_trials is None else max(0, n_trials - len(defaults) - len(enqueue))
-            for params in warm_start[:room]:
-                self.enqueue(study, params, source="history")
-                seeded_history += 1
-        if fresh and enqueue_portfolio and model:
-            room = None if n_trials is None else max(0, n_trials - len(defaults) - len(enqueue) - seeded_history)
-            for config in objective.portfolio_trial_params()[:room]:
-                self.enqueue(study, config, source="portfolio")
-        if not seeded:
-            study.set_user_attr(SEEDED_ATTR, True)
-
-    async def _worker(self, run: _Run, objective: Any, runner: ProcessTrialRunner | None,
+    async def _worker(self, run: RunState, objective: Any, runner: ProcessTrialRunner | None,
                       trial_timeout: float | None, callbacks: Sequence[Callable[..., None]]) -> None:
         while True:
             trial = await self._reserve(run)
@@ -506,7 +415,7 @@ class OptunaOptimizer:
                 await asyncio.sleep(run.wait_delay)  # short at first: most trials of others just finish
                 run.wait_delay = min(run.wait_delay * 2, 1.0, self.heartbeat_interval)
                 continue
-            run.wait_delay = _FIRST_WAIT_S
+            run.wait_delay = FIRST_WAIT_S
             cancel = threading.Event()
             run.inflight[trial.number] = (trial, cancel)
             try:
@@ -526,7 +435,7 @@ class OptunaOptimizer:
                 except Exception:  # noqa: BLE001 - a user callback must not kill the study
                     log.exception("callback %r raised; the study goes on", cb)
 
-    async def _reserve(self, run: _Run) -> optuna.Trial | None | object:
+    async def _reserve(self, run: RunState) -> optuna.Trial | None | object:
         """Take a trial through the study's ledger (count, reserve, ask: one transaction under the
         study's lock); None when the run is over, ``_WAIT`` when the budget is used but other
         workers' trials still run."""
@@ -565,7 +474,7 @@ class OptunaOptimizer:
             return None
         return reservation.trial
 
-    async def _run_trial(self, run: _Run, trial: optuna.Trial, objective: Any, runner: ProcessTrialRunner | None,
+    async def _run_trial(self, run: RunState, trial: optuna.Trial, objective: Any, runner: ProcessTrialRunner | None,
                          trial_timeout: float | None, cancel: threading.Event) -> tuple[TrialState, Any, str | None]:
         if run.cache is not None:
             hit = await self._cached(run.cache, trial, objective)
@@ -573,7 +482,7 @@ class OptunaOptimizer:
                 return TrialState.COMPLETE, hit, None
 
         def execute() -> Any:
-            if isinstance(objective, _MODEL_OBJECTIVES):
+            if isinstance(objective, MODEL_OBJECTIVES):
                 params = objective.suggest(trial)
                 if runner is not None:
                     ev = runner.run(params, trial, timeout=trial_timeout, cancel=cancel)
@@ -636,7 +545,7 @@ class OptunaOptimizer:
             return None
 
     @staticmethod
-    async def _await_trial(run: _Run, fut: asyncio.Future, guard: float | None, cancel: threading.Event) -> Any:
+    async def _await_trial(run: RunState, fut: asyncio.Future, guard: float | None, cancel: threading.Event) -> Any:
         """The trial's value. Raises TimeoutError past ``guard`` seconds, and :class:`_DeadlinePassed`
         when the study's deadline passes while a COMPLETE trial exists: the trial is asked to stop
         (``cancel``), and its thread is abandoned if it has not stopped within a short grace."""
@@ -669,7 +578,7 @@ class OptunaOptimizer:
                 raise _DeadlinePassed
 
     @staticmethod
-    def _tell(run: _Run, trial: optuna.Trial, state: TrialState, value: Any, reason: str | None) -> FrozenTrial:
+    def _tell(run: RunState, trial: optuna.Trial, state: TrialState, value: Any, reason: str | None) -> FrozenTrial:
         """Tell Optuna, then give the trial's slot its final state. A trial another worker failed as
         stale meanwhile (this worker's lease lapsed) stays failed: Optuna refuses the late result."""
         frozen = tell_trial(run.study, trial, state, value, reason)
@@ -680,7 +589,7 @@ class OptunaOptimizer:
         run.slots.finish(run.study, trial.number, frozen)
         return frozen
 
-    def _account(self, run: _Run, frozen: FrozenTrial) -> None:
+    def _account(self, run: RunState, frozen: FrozenTrial) -> None:
         run.n_finished += 1
         run.has_complete = run.has_complete or frozen.state == TrialState.COMPLETE
         if frozen.state == TrialState.FAIL:
@@ -700,7 +609,7 @@ class OptunaOptimizer:
         if run.patience is not None and run.since_improvement >= run.patience:
             run.stop("patience")
 
-    def _fail_inflight(self, run: _Run, reason: str) -> None:
+    def _fail_inflight(self, run: RunState, reason: str) -> None:
         """Synchronously fail every in-flight trial (used on cancellation: no awaiting here)."""
         for number, (trial, cancel) in list(run.inflight.items()):
             cancel.set()
@@ -720,82 +629,10 @@ class OptunaOptimizer:
             except Exception:  # noqa: BLE001 - listeners are best-effort observers
                 log.exception("listener %s.%s raised; the study goes on", type(listener).__name__, method)
 
-    def _result(self, study: optuna.Study, run: _Run) -> OptimizationResult:
-        trials = study.get_trials(deepcopy=False)
-        by_state = {s: [t for t in trials if t.state == s] for s in TrialState}
-        multi = len(study.directions) > 1
-        best_params: dict[str, Any] = {}
-        best_value = best_values = best_number = None
-        best_attrs: dict[str, Any] = {}
-        pareto: list[dict[str, Any]] = []
-        if by_state[TrialState.COMPLETE]:
-            if multi:
-                front = study.best_trials
-                pareto = [{"number": t.number, "values": t.values, "params": t.params} for t in front]
-                best = front[0]
-                best_values = list(best.values)
-            else:
-                best = study.best_trial
-                best_value = float(best.value)
-            best_params, best_number, best_attrs = dict(best.params), best.number, dict(best.user_attrs)
-        return OptimizationResult(
-            study_name=study.study_name,
-            directions=tuple(d.name.lower() for d in study.directions),
-            best_params=best_params,
-            best_value=best_value,
-            best_values=best_values,
-            best_trial_number=best_number,
-            n_trials=sum(1 for t in trials if t.state != TrialState.WAITING),
-            n_completed=len(by_state[TrialState.COMPLETE]),
-            n_pruned=len(by_state[TrialState.PRUNED]),
-            n_failed=len(by_state[TrialState.FAIL]),
-            duration_s=round(time.monotonic() - run.started, 3),
-            stop_reason=run.stop_reason or "n_trials",
-            best_user_attrs=best_attrs,
-            pareto_front=pareto,
-            failure_reasons={t.number: str(t.user_attrs.get(FAIL_REASON_ATTR, "unknown"))
-                             for t in by_state[TrialState.FAIL]},
-            n_cached=sum(1 for t in by_state[TrialState.COMPLETE] if t.user_attrs.get(CACHED_ATTR)),
-            analysis=_analysis(study),
-        )
-
-    # ------------------------------------------------------------------------------------------
-    # analysis
-    # ------------------------------------------------------------------------------------------
     @staticmethod
     def get_optimization_history(study: optuna.Study) -> pd.DataFrame:
         """One row per trial: number, state, value(s), best so far, params, duration, fail reason."""
-        rows = []
-        multi = len(study.directions) > 1
-        maximize = not multi and study.direction.name == "MAXIMIZE"
-        best: float | None = None
-        for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
-            row: dict[str, Any] = {"number": t.number, "state": t.state.name}
-            if multi:
-                row["values"] = t.values
-            else:
-                row["value"] = t.value
-                if t.state == TrialState.COMPLETE and t.value is not None:
-                    best = t.value if best is None else (max(best, t.value) if maximize else min(best, t.value))
-                row["best_value"] = best
-            row["duration_s"] = t.duration.total_seconds() if t.duration is not None else None
-            row["source"] = t.user_attrs.get(SOURCE_ATTR, "sampler")
-            row["cached"] = bool(t.user_attrs.get(CACHED_ATTR))
-            row["fail_reason"] = t.user_attrs.get(FAIL_REASON_ATTR)
-            row["datetime_start"] = t.datetime_start
-            for k, v in t.params.items():
-                row[f"params_{k}"] = v
-            rows.append(row)
-        return pd.DataFrame(rows)
-
-
-def _analysis(study: optuna.Study) -> dict[str, Any]:
-    """The study's analysis; a failure of the analysis is logged and recorded, never the study's."""
-    try:
-        return analyze_study(study).to_dict()
-    except Exception as e:  # noqa: BLE001 - the study finished; its analysis is secondary
-        log.warning("study %r: analysis failed (%s: %s)", study.study_name, type(e).__name__, e)
-        return {"error": f"{type(e).__name__}: {e}"}
+        return optimization_history(study)
 
 
 def _model_objective(algorithm: Any, *args: Any, **options: Any) -> ModelObjective | FamilySearchObjective:
@@ -807,22 +644,6 @@ def _model_objective(algorithm: Any, *args: Any, **options: Any) -> ModelObjecti
 
 def _finite(v: float | None) -> bool:
     return v is not None and math.isfinite(v)
-
-
-@contextlib.asynccontextmanager
-async def _holding_lease(slots: TrialSlots, study: optuna.Study) -> AsyncIterator[None]:
-    """This worker's lease renewed while the block runs; its last finished slots written at the end."""
-    heartbeat = slots.heartbeat()
-    await asyncio.to_thread(heartbeat.__enter__)  # registers the worker and renews its lease
-    try:
-        yield
-    finally:
-        try:
-            await asyncio.to_thread(slots.flush)  # before the lease may lapse
-        except Exception as e:  # noqa: BLE001 - reconciling settles them from Optuna's states anyway
-            log.warning("study %s: could not write the last trials' slots (%s: %s)", study.study_name,
-                        type(e).__name__, e)
-        await asyncio.to_thread(heartbeat.__exit__, None, None, None)
 
 
 def _check_positive(name: str, value: Any, *, integer: bool = False) -> None:
