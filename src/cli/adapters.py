@@ -8,7 +8,8 @@
   schema is set up under the migration lock.
 * :func:`run_services` -- everything a ``train``/``tune`` run uses: the store, the Optuna journal
   storage, the history recorder, the MLflow tracker, the checkpointer and the outage watch, closed
-  in the right order, with the waits cut short when the database is gone.
+  in the right order, with the waits cut short when the database is gone; the long-lived heap is
+  frozen while the run goes on (:mod:`.heap`: short garbage-collector pauses on the event loop).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from src.mlops.persistence import (
     start_embedded_postgres,
 )
 
+from .heap import RUN_MODULES, TRACKING_MODULES, settled_heap, warm_imports
 from .lifecycle import RunStopper, StopReason
 from .outage import DatabaseWatch
 
@@ -199,7 +201,11 @@ class RunServices:
 @contextlib.asynccontextmanager
 async def run_services(home: Path, stopper: RunStopper, *, use_db: bool, use_mlflow: bool, checkpoints: bool,
                        outage_s: float) -> AsyncIterator[RunServices]:
-    """Open what a run needs; on the way out close it in order (listeners, watch, checkpointer, store)."""
+    """Open what a run needs; on the way out close it in order (listeners, watch, checkpointer, store).
+    The run's lazy imports are done in a thread while the database starts, then the heap is frozen
+    for the run (:func:`.heap.settled_heap`)."""
+    imports = asyncio.ensure_future(asyncio.to_thread(
+        warm_imports, RUN_MODULES + (TRACKING_MODULES if use_mlflow else ())))
     async with contextlib.AsyncExitStack() as stack:
         services = RunServices(home=home, stopper=stopper)
         if use_db:
@@ -217,6 +223,7 @@ async def run_services(home: Path, stopper: RunStopper, *, use_db: bool, use_mlf
             stack.push_async_callback(_cancel, watch_task)
         if use_mlflow:
             services.tracker = _tracker(home)
+        await stack.enter_async_context(settled_heap(imports, tracker=services.tracker))
         try:
             yield services
         finally:

@@ -18,7 +18,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
-__all__ = ["to_jsonable", "json_dumps", "float_from_json"]
+__all__ = ["to_jsonable", "json_dumps", "encode_json", "JsonText", "float_from_json"]
 
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
@@ -67,6 +67,16 @@ def to_jsonable(obj: Any, *, non_finite: Literal["string", "null"] = "string", s
 def json_dumps(obj: Any) -> str:
     """Compact JSON text that PostgreSQL's JSONB accepts (see :func:`to_jsonable`)."""
     return json.dumps(to_jsonable(obj), allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+
+
+class JsonText(str):
+    """JSON text :func:`json_dumps` already made: :func:`encode_json` passes it through as it is, so a
+    caller can encode large values in a thread and hand the driver text (see the history repository)."""
+
+
+def encode_json(obj: Any) -> str:
+    """The database codec's encoder: :func:`json_dumps`, except for :class:`JsonText`, sent as it is."""
+    return obj if isinstance(obj, JsonText) else json_dumps(obj)
 
 
 def float_from_json(x: Any) -> float | None:

@@ -493,7 +493,9 @@ class OptunaOptimizer:
                 return ev.value
             return objective(trial)
 
-        fut = asyncio.wrap_future(run_in_thread(execute, name=f"hpo-trial-{trial.number}"))
+        # Starting a thread waits until it runs, which took tens of ms with busy threads holding the
+        # GIL: not on the loop.
+        fut = asyncio.wrap_future(await asyncio.to_thread(run_in_thread, execute, name=f"hpo-trial-{trial.number}"))
         # A process runner enforces the deadline itself (kill + replace); the outer guard only
         # catches a runner that could not (e.g. stuck in suggest). Threads rely on the guard.
         guard = None if trial_timeout is None else (trial_timeout * 2 + 5 if runner else trial_timeout)

@@ -45,7 +45,7 @@ import asyncpg
 from .._home import DEFAULT_HPO_HOME, ENV_HPO_HOME
 from .._home import resolve_hpo_home as hpo_home
 from ..errors import ConfigurationError, DatabaseError, DatabaseTimeoutError, DatabaseUnavailableError
-from ..jsonutil import json_dumps
+from ..jsonutil import encode_json
 from ..redaction import dsn_password as _password
 from ..redaction import redact_dsn, redact_secrets
 from ..redaction import scrub_dsn as _scrub
@@ -354,7 +354,7 @@ def translate_error(exc: BaseException, dsn: str, *, what: str = "query") -> Dat
 
 async def _init_connection(con: asyncpg.Connection) -> None:
     for typename in ("jsonb", "json"):
-        await con.set_type_codec(typename, encoder=json_dumps, decoder=json_loads, schema="pg_catalog")
+        await con.set_type_codec(typename, encoder=encode_json, decoder=json_loads, schema="pg_catalog")
 
 
 class Database:

@@ -74,6 +74,12 @@ def _context_of(study: optuna.Study) -> StudyContext:
     return StudyContext(study_name=study.study_name, directions=tuple(d.name.lower() for d in study.directions))
 
 
+def _records(study: optuna.Study, states: Sequence[optuna.trial.TrialState] | None = None) -> list[TrialRecord]:
+    """The study's trials as records: a blocking call (storage reads; a long study's intermediate
+    values take tens of milliseconds to copy), run in a thread."""
+    return [TrialRecord.from_frozen_trial(t) for t in study.get_trials(deepcopy=False, states=states)]
+
+
 def _derived_status(trials: Sequence[TrialRecord]) -> str:
     if any(t.state in ("RUNNING", "WAITING") for t in trials):
         return "running"
@@ -159,9 +165,9 @@ class HistoryRecorder:
         try:
             q = self._queue(study, context)
             q.context, q.need_study, q.ended, q.interrupted = context, True, False, False
-            if self.sync_on_start:  # storage reads may do I/O: off the event loop
-                for t in await asyncio.to_thread(study.get_trials, deepcopy=False, states=_FINISHED):
-                    self._enqueue(q, TrialRecord.from_frozen_trial(t))
+            if self.sync_on_start:  # storage reads may do I/O, a long study's records take long: off the loop
+                for record in await asyncio.to_thread(_records, study, _FINISHED):
+                    self._enqueue(q, record)
             self._kick()
         except Exception as e:  # a listener never breaks the study
             self._report("on_study_start", study.study_name, e)
@@ -177,8 +183,7 @@ class HistoryRecorder:
         try:
             q = self._queue(study)
             q.ended = True
-            frozen = await asyncio.to_thread(study.get_trials, deepcopy=False)
-            trials = [TrialRecord.from_frozen_trial(t) for t in frozen]
+            trials = await asyncio.to_thread(_records, study)
             for t in trials:  # also catches trials finished by other workers or the stale reaper
                 if t.is_finished:
                     self._enqueue(q, t)
@@ -373,8 +378,7 @@ async def save_to_database(
         )
     if batch_size < 1:
         raise ConfigurationError(f"batch_size must be >= 1, got {batch_size!r}")
-    frozen = await asyncio.to_thread(study.get_trials, deepcopy=False)
-    trials = [TrialRecord.from_frozen_trial(t) for t in frozen]
+    trials = await asyncio.to_thread(_records, study)
     summary = summarize_study(trials, context.directions, result)
     await repository.upsert_study(context, status=summary.status or "running")
     for i in range(0, len(trials), batch_size):
