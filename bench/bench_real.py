@@ -368,7 +368,7 @@ def stop_embedded_postgres(product: Product, home: Path) -> None:
     """A hard-killed `hpo` never releases the embedded server: attach and release once so it stops."""
     if not (home / "pgdata" / "postmaster.pid").exists():
         return
-    code = ("import sys; from src.mlops.persistence.database import start_embedded_postgres; "
+    code = ("import sys; from src.mlops.persistence.embedded import start_embedded_postgres; "
             "start_embedded_postgres(sys.argv[1]).release()")
     try:
         subprocess.run([str(product.python), "-c", code, str(home)], cwd=product.root, timeout=120,

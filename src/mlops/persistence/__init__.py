@@ -1,7 +1,8 @@
 """PostgreSQL persistence of the HPO engine (SPEC F15-F18).
 
-* :func:`resolve_database_url` / :func:`create_pool` -- ``DATABASE_URL`` or the embedded server; an
-  asyncpg pool with timeouts (:class:`Database`).
+* :func:`resolve_database_url` -- ``DATABASE_URL`` or the embedded server (``embedded.py``:
+  :func:`start_embedded_postgres`); :func:`create_pool` -- an asyncpg pool with timeouts
+  (:class:`Database`) and the DSN helpers (``database.py``).
 * :func:`migrate` -- numbered SQL files in ``database/migrations``.
 * study history: the records (``records.py``), the :class:`HistoryRepository` protocol
   (``protocol.py``) and its two implementations, :class:`PostgresHistoryRepository` (``postgres.py``,
@@ -13,24 +14,21 @@
 """
 
 from ..fingerprint import dataset_fingerprint
+from .._home import DEFAULT_HPO_HOME, ENV_HPO_HOME
+from .._home import resolve_hpo_home as hpo_home
 from .database import (
-    DEFAULT_HPO_HOME,
     ENV_DATABASE_URL,
-    ENV_HPO_HOME,
     Database,
     DsnInfo,
-    EmbeddedPostgres,
     create_pool,
-    hpo_home,
     normalize_dsn,
     parse_dsn,
     redact_dsn,
     redact_secrets,
-    resolve_database_url,
-    start_embedded_postgres,
     to_sqlalchemy_url,
     with_database,
 )
+from .embedded import EmbeddedPostgres, resolve_database_url, start_embedded_postgres
 from .memory import InMemoryHistoryRepository
 from .migrations import (
     DEFAULT_MIGRATIONS_DIR,

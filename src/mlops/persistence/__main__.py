@@ -11,7 +11,8 @@ import asyncio
 import sys
 
 from ..errors import DatabaseUnavailableError, MigrationError
-from .database import redact_dsn, resolve_database_url
+from .database import redact_dsn
+from .embedded import resolve_database_url
 from .migrations import migrate, migration_status
 
 

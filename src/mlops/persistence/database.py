@@ -1,49 +1,32 @@
-"""Where the database is and how to talk to it.
+"""How to talk to PostgreSQL: DSNs and the asyncpg pool.
 
-* :func:`resolve_database_url` -- ``DATABASE_URL`` if set, else an embedded PostgreSQL (the ``pgserver``
-  package) in ``$HPO_HOME/pgdata`` (``HPO_HOME`` defaults to ``./.hpo``). Every caller gets a plain
-  ``postgresql://`` URL afterwards, so there is one code path for both.
 * :func:`create_pool` -- an asyncpg pool wrapped in :class:`Database`: connect, acquire and command
-  timeouts, driver errors translated to :mod:`src.mlops.errors`, passwords never shown.
-* :func:`redact_dsn`, :func:`parse_dsn`, :func:`with_database`, :func:`to_sqlalchemy_url` -- DSN helpers.
+  timeouts, driver errors translated to :mod:`src.mlops.errors` (:func:`translate_error`), passwords
+  never shown; JSON and JSONB values go through the project's one JSON converter.
+* :func:`redact_dsn`, :func:`parse_dsn`, :func:`normalize_dsn`, :func:`with_database`,
+  :func:`to_sqlalchemy_url` -- DSN helpers.
 
-Embedded server lifecycle (cleanup mode). ``pgserver`` keeps, in ``pgdata/.handle_pids.json`` and
-under one inter-process file lock, the pids of the processes using a data directory; start and attach
-happen under that lock, so two processes starting at once share one server. The postmaster is started
-by ``pg_ctl`` in its own session, so it outlives the process that started it. With the default
-``cleanup="stop"`` the *last* process to exit stops the server (a fast shutdown, which checkpoints);
-processes killed with SIGKILL never unregister, so before attaching we drop pids that no longer exist
-(otherwise a dead pid would keep the server running forever -- harmless, but untidy).
-``cleanup="keep"`` leaves the server running after every process exits (faster next start, one
-lingering ``postgres``); the mode of the last process to exit decides. A server whose every user
-was SIGKILLed keeps running until some process attaches and exits again. pgserver puts the unix
-socket in the data directory, or, when that path would exceed the ~107-byte ``AF_UNIX`` limit, in a
-per-user runtime directory keyed by a hash of the data directory path (tested with long paths).
-Run as root, pgserver starts the server as a system user ``pgserver`` and adds o+rx to the parent
-directories of the data directory so that user can reach it.
+Where the database is -- ``DATABASE_URL`` or the embedded server in ``$HPO_HOME/pgdata`` -- is
+:mod:`.embedded` (:func:`~.embedded.resolve_database_url`, :func:`~.embedded.start_embedded_postgres`).
+Those names, and the ``HPO_HOME`` ones, were defined here before; they are still importable from this
+module (loaded on first use: :mod:`.embedded` imports this one).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import re
-import threading
-import warnings
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from json import loads as json_loads
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from .._home import DEFAULT_HPO_HOME, ENV_HPO_HOME
-from .._home import resolve_hpo_home as hpo_home
 from ..errors import ConfigurationError, DatabaseError, DatabaseTimeoutError, DatabaseUnavailableError
 from ..jsonutil import encode_json
 from ..redaction import dsn_password as _password
@@ -52,8 +35,6 @@ from ..redaction import scrub_dsn as _scrub
 
 __all__ = [
     "ENV_DATABASE_URL",
-    "ENV_HPO_HOME",
-    "DEFAULT_HPO_HOME",
     "DsnInfo",
     "normalize_dsn",
     "parse_dsn",
@@ -61,22 +42,36 @@ __all__ = [
     "redact_secrets",
     "with_database",
     "to_sqlalchemy_url",
-    "hpo_home",
-    "resolve_database_url",
-    "EmbeddedPostgres",
-    "start_embedded_postgres",
     "Database",
     "create_pool",
     "translate_error",
 ]
+
+#: names that moved to :mod:`.embedded` (and ``HPO_HOME``'s to :mod:`src.mlops._home`), still served here
+_MOVED = {"resolve_database_url": (".embedded", "resolve_database_url"),
+          "EmbeddedPostgres": (".embedded", "EmbeddedPostgres"),
+          "start_embedded_postgres": (".embedded", "start_embedded_postgres"),
+          "CleanupMode": (".embedded", "CleanupMode"),
+          "hpo_home": ("src.mlops._home", "resolve_hpo_home"),
+          "ENV_HPO_HOME": ("src.mlops._home", "ENV_HPO_HOME"),
+          "DEFAULT_HPO_HOME": ("src.mlops._home", "DEFAULT_HPO_HOME")}
+
+
+def __getattr__(name: str) -> Any:
+    """The moved names (``from .database import start_embedded_postgres`` keeps working)."""
+    if name not in _MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    module, attr = _MOVED[name]
+    return getattr(importlib.import_module(module, __package__), attr)
+
 
 _log = logging.getLogger(__name__)
 
 ENV_DATABASE_URL = "DATABASE_URL"
 _SCHEMES = ("postgresql", "postgres")
 _DEFAULT_PORT = 5432
-
-CleanupMode = Literal["stop", "keep"]
 
 # --------------------------------------------------------------------------------------------- DSNs
 
@@ -171,139 +166,6 @@ def to_sqlalchemy_url(dsn: str) -> str:
     dsn = normalize_dsn(dsn)
     parse_dsn(dsn)
     return "postgresql+psycopg://" + dsn.partition("://")[2]
-
-
-# ---------------------------------------------------------------------------------- embedded server
-
-
-def _pgserver() -> Any:
-    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
-        warnings.simplefilter("ignore")
-        import pgserver
-        import pgserver.postgres_server
-    return pgserver
-
-
-class EmbeddedPostgres:
-    """This process's handle on the embedded server of one data directory (shared with other processes)."""
-
-    def __init__(self, server: Any, *, cleanup: CleanupMode) -> None:
-        self._server = server
-        self.pgdata: Path = Path(server.pgdata)
-        self.cleanup: CleanupMode = cleanup
-
-    def _info(self) -> Any:
-        pg = _pgserver()
-        info = pg.postgres_server.PostmasterInfo.read_from_pgdata(self.pgdata)
-        return info if info is not None else self._server.get_postmaster_info()
-
-    def dsn(self, database: str = "postgres") -> str:
-        """URL of ``database`` on this server (unix socket; no password: the server trusts local users)."""
-        info = self._info()
-        if info.socket_dir is not None:
-            host = quote(str(info.socket_dir), safe="/")
-            return f"postgresql://postgres@/{quote(database, safe='')}?host={host}&port={info.port}"
-        return f"postgresql://postgres@{info.hostname}:{info.port}/{quote(database, safe='')}"
-
-    @property
-    def pid(self) -> int | None:
-        """Pid of the running postmaster, or None."""
-        pg = _pgserver()
-        info = pg.postgres_server.PostmasterInfo.read_from_pgdata(self.pgdata)
-        return info.pid if info is not None and info.is_running() else None
-
-    def is_running(self) -> bool:
-        return self.pid is not None
-
-    def stop(self, *, mode: Literal["smart", "fast", "immediate"] = "fast", timeout: float = 60) -> None:
-        """Stop the server now, whoever uses it (operations and tests; see :meth:`start`)."""
-        pg = _pgserver()
-        pg.pg_ctl(
-            ["-w", "-m", mode, "-t", str(int(timeout)), "stop"],
-            pgdata=self.pgdata,
-            user=self._server.system_user,
-            timeout=timeout + 5,
-        )
-
-    def start(self) -> None:
-        """Start the server again after :meth:`stop` (no-op when it runs)."""
-        pg = _pgserver()
-        with pg.postgres_server.PostgresServer._lock:
-            self._server.ensure_postgres_running()
-
-    def release(self) -> None:
-        """This process no longer uses the server; with ``cleanup="stop"`` the last user stops it."""
-        with _EMBEDDED_LOCK:
-            _EMBEDDED.pop(self.pgdata, None)
-        self._server.cleanup()
-
-    def __repr__(self) -> str:
-        return f"EmbeddedPostgres(pgdata={str(self.pgdata)!r}, pid={self.pid}, cleanup={self.cleanup!r})"
-
-
-_EMBEDDED: dict[Path, EmbeddedPostgres] = {}
-_EMBEDDED_LOCK = threading.Lock()
-
-
-def _prune_dead_handles(pgdata: Path, lock: Any) -> None:
-    """Drop pids of processes that died without unregistering (SIGKILL) from pgserver's handle list."""
-    import psutil
-
-    path = pgdata / ".handle_pids.json"
-    with lock:
-        try:
-            pids = json.loads(path.read_text())
-        except (FileNotFoundError, ValueError):
-            return
-        alive = [p for p in pids if isinstance(p, int) and psutil.pid_exists(p)]
-        if alive != pids:
-            _log.info("embedded PostgreSQL %s: dropping handles of exited processes %s", pgdata, sorted(set(pids) - set(alive)))
-            path.write_text(json.dumps(alive))
-
-
-def start_embedded_postgres(home: str | os.PathLike[str], *, cleanup: CleanupMode = "stop") -> EmbeddedPostgres:
-    """Start (or attach to) the embedded PostgreSQL whose data directory is ``home/pgdata``.
-
-    Safe to call from several processes at once: they share one server. See the module docstring
-    for ``cleanup``.
-    """
-    if cleanup not in ("stop", "keep"):
-        raise ConfigurationError(f"cleanup must be 'stop' or 'keep', got {cleanup!r}")
-    home_path = Path(home).expanduser().resolve()
-    pgdata = home_path / "pgdata"
-    with _EMBEDDED_LOCK:
-        handle = _EMBEDDED.get(pgdata)
-        if handle is not None:
-            if not handle.is_running():
-                handle.start()
-            return handle
-        pg = _pgserver()
-        try:
-            # pgserver's own mkdir(exist_ok=False) races when two processes start a new home at once
-            pgdata.mkdir(parents=True, exist_ok=True)
-            _prune_dead_handles(pgdata, pg.postgres_server.PostgresServer._lock)
-            server = pg.get_server(pgdata, cleanup_mode="stop" if cleanup == "stop" else None)
-        except Exception as e:  # pgserver raises CalledProcessError, RuntimeError, OSError...
-            log_path = pgdata / "log"
-            raise DatabaseUnavailableError(
-                f"cannot start the embedded PostgreSQL in {pgdata} ({type(e).__name__}: {e}); "
-                f"see its log {log_path}, or set {ENV_DATABASE_URL} to use an external server"
-            ) from e
-        handle = EmbeddedPostgres(server, cleanup=cleanup)
-        _EMBEDDED[pgdata] = handle
-        _log.info("embedded PostgreSQL ready: %r", handle)
-        return handle
-
-
-def resolve_database_url(env: Mapping[str, str] | None = None, *, cleanup: CleanupMode = "stop") -> str:
-    """The database URL to use: ``DATABASE_URL`` if set (validated, not connected), else the embedded
-    server in ``$HPO_HOME/pgdata``, started or attached to (``env`` defaults to ``os.environ``)."""
-    env = os.environ if env is None else env
-    url = normalize_dsn(env.get(ENV_DATABASE_URL) or "")
-    if url:
-        parse_dsn(url)
-        return url
-    return start_embedded_postgres(hpo_home(env=env), cleanup=cleanup).dsn()
 
 
 # --------------------------------------------------------------------------------------------- pool
