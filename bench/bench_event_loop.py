@@ -42,7 +42,7 @@ async def run(args: argparse.Namespace) -> int:
     probe = LoopProbe(slow_s=args.target_ms / 1000 / 2)
     async with stoppable() as stopper:
         async with run_services(home, stopper, use_db=True, use_mlflow=not args.no_mlflow, checkpoints=True,
-                                outage_s=60) as services:
+                                outage_s=60, saves_model=True) as services:
             frozen = gc.get_freeze_count()
             graph = build_model_trainer_graph(checkpointer=services.checkpointer)
             context = ModelTrainerContext(hpo_home=home, optuna_storage=services.optuna_storage,

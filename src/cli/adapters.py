@@ -41,7 +41,7 @@ from src.mlops.persistence import (
     start_embedded_postgres,
 )
 
-from .heap import RUN_MODULES, TRACKING_MODULES, settled_heap, warm_imports
+from .heap import run_modules, settled_heap, warm_imports
 from .lifecycle import RunStopper, StopReason
 from .outage import DatabaseWatch
 
@@ -200,12 +200,13 @@ class RunServices:
 
 @contextlib.asynccontextmanager
 async def run_services(home: Path, stopper: RunStopper, *, use_db: bool, use_mlflow: bool, checkpoints: bool,
-                       outage_s: float) -> AsyncIterator[RunServices]:
+                       outage_s: float, saves_model: bool = False) -> AsyncIterator[RunServices]:
     """Open what a run needs; on the way out close it in order (listeners, watch, checkpointer, store).
-    The run's lazy imports are done in a thread while the database starts, then the heap is frozen
-    for the run (:func:`.heap.settled_heap`)."""
+    The run's lazy imports (``saves_model``: also the model saving and logging of ``train``) are
+    done in a thread while the database starts, then the heap is frozen for the run
+    (:func:`.heap.settled_heap`)."""
     imports = asyncio.ensure_future(asyncio.to_thread(
-        warm_imports, RUN_MODULES + (TRACKING_MODULES if use_mlflow else ())))
+        warm_imports, run_modules(saves_model=saves_model, use_mlflow=use_mlflow)))
     async with contextlib.AsyncExitStack() as stack:
         services = RunServices(home=home, stopper=stopper)
         if use_db:

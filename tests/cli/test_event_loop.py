@@ -57,7 +57,7 @@ async def test_a_whole_graph_run_with_postgres_and_mlflow_leaves_the_event_loop_
     heap: dict[str, int] = {}
     async with stoppable() as stopper:
         async with run_services(home, stopper, use_db=True, use_mlflow=True, checkpoints=True,
-                                outage_s=60) as services:
+                                outage_s=60, saves_model=True) as services:
             graph = build_model_trainer_graph(checkpointer=services.checkpointer)
             context = ModelTrainerContext(hpo_home=home, optuna_storage=services.optuna_storage,
                                           listeners=services.listeners, tracker=services.tracker,

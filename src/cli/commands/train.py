@@ -42,7 +42,7 @@ async def cmd_train(args: argparse.Namespace, stopper: RunStopper, *, outage_s: 
     stopper.context.update(command="train", thread_id=thread_id, node=NODE_ORDER[0],
                            saved="yes" if not args.no_db else "no")
     async with run_services(home, stopper, use_db=not args.no_db, use_mlflow=not args.no_mlflow,
-                            checkpoints=True, outage_s=outage_s) as services:
+                            checkpoints=True, outage_s=outage_s, saves_model=True) as services:
         graph = build_model_trainer_graph(checkpointer=services.checkpointer or InMemorySaver())
         context = ModelTrainerContext(hpo_home=home, optuna_storage=services.optuna_storage,
                                       listeners=services.listeners, tracker=services.tracker,
