@@ -10,7 +10,7 @@ whatever stops the whole process (a garbage-collector pass holds the GIL).
 
 Prints the longest gaps with the node that was running, the slowest loop callbacks (named by task
 and coroutine lines) and the longest GC pauses (see ``bench/loop_probe.py``; asyncio's debug mode is
-not used: its per-callback stack captures made gaps of their own). Exit code 1 when the longest gap
+not used: it slows every callback and blames a GC pause on the callback it interrupted). Exit code 1 when the longest gap
 is above the target. The machine is shared: look at the load printed with it.
 """
 

@@ -10,9 +10,10 @@ Three records, taken while a workload runs on the loop:
   thread that started it: a pass holds the GIL, so it stops the loop whichever thread runs it.
 
 Unlike asyncio's debug mode, it adds almost nothing to each callback (debug mode captures a stack
-trace at every ``call_soon`` and stats source files: with CPU-bound threads competing for the GIL
-that alone made gaps of 100-250 ms). It wraps ``asyncio.events.Handle._run`` (the one place the
-pure-Python loop calls a callback) for the probe's loop only; ``stop`` restores it.
+trace at every ``call_soon``: median lateness 1.9-3.2 ms with it against 0.4-3.0 ms without, same
+code, similar load), and it names GC pauses, which debug mode reports as whatever callback they
+happened to interrupt. It wraps ``asyncio.events.Handle._run`` (the one place the pure-Python loop
+calls a callback) for the probe's loop only; ``stop`` restores it.
 """
 
 from __future__ import annotations
