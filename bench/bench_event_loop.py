@@ -9,9 +9,10 @@ whatever stops the whole process (a garbage-collector pass holds the GIL).
     ./run bench bench_event_loop [--dataset breast_cancer] [--n-trials 20] [--n-jobs 2] [--target-ms 50]
 
 Prints the longest gaps with the node that was running, the slowest loop callbacks (named by task
-and coroutine lines) and the longest GC pauses (see ``bench/loop_probe.py``; asyncio's debug mode is
-not used: it slows every callback and blames a GC pause on the callback it interrupted). Exit code 1 when the longest gap
-is above the target. The machine is shared: look at the load printed with it.
+and coroutine lines) and the longest GC pauses (see ``bench/loop_probe.py``; asyncio's debug mode
+is not used: it slows every callback and blames a GC pause on the callback it interrupted). Exit
+code 1 when the longest gap is above the target. The machine is shared: look at the load printed
+with it.
 """
 
 from __future__ import annotations
