@@ -44,7 +44,6 @@ async def run(args: argparse.Namespace) -> int:
     async with stoppable() as stopper:
         async with run_services(home, stopper, use_db=True, use_mlflow=not args.no_mlflow, checkpoints=True,
                                 outage_s=60, saves_model=True) as services:
-            frozen = gc.get_freeze_count()
             graph = build_model_trainer_graph(checkpointer=services.checkpointer)
             context = ModelTrainerContext(hpo_home=home, optuna_storage=services.optuna_storage,
                                           listeners=services.listeners, tracker=services.tracker,
@@ -59,6 +58,8 @@ async def run(args: argparse.Namespace) -> int:
                     probe.label = f"after {name}"
             wall = time.perf_counter() - t0
             await probe.stop()
+            settling = getattr(services, "heap", None)  # (absent before the heap was frozen: issue 8.7)
+            frozen = await settling.settled if settling is not None else gc.get_freeze_count()
     gaps = [g for g, _ in probe.gaps]
     longest = probe.longest_gap * 1000
     print(f"graph run: {args.dataset}, {args.n_trials} trials, n_jobs {args.n_jobs}, MLflow "

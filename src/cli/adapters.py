@@ -41,7 +41,7 @@ from src.mlops.persistence import (
     start_embedded_postgres,
 )
 
-from .heap import run_modules, settled_heap, warm_imports
+from .heap import SettledHeap, run_modules, settled_heap, tracker_modules, warm_imports
 from .lifecycle import RunStopper, StopReason
 from .outage import DatabaseWatch
 
@@ -164,6 +164,8 @@ class RunServices:
     checkpoint_pool: Any = None
     db_gone: bool = False
     closing_seconds: float = field(default=0.0)
+    #: the heap settling for the run (``heap.settled`` ends once the long-lived objects are frozen)
+    heap: SettledHeap | None = None
 
     @property
     def listeners(self) -> list[Any]:
@@ -203,10 +205,9 @@ async def run_services(home: Path, stopper: RunStopper, *, use_db: bool, use_mlf
                        outage_s: float, saves_model: bool = False) -> AsyncIterator[RunServices]:
     """Open what a run needs; on the way out close it in order (listeners, watch, checkpointer, store).
     The run's lazy imports (``saves_model``: also the model saving and logging of ``train``) are
-    done in a thread while the database starts, then the heap is frozen for the run
-    (:func:`.heap.settled_heap`)."""
-    imports = asyncio.ensure_future(asyncio.to_thread(
-        warm_imports, run_modules(saves_model=saves_model, use_mlflow=use_mlflow)))
+    done in a thread from the moment the database starts, then the heap is frozen for the run, in
+    the background (:func:`.heap.settled_heap`)."""
+    imports = asyncio.ensure_future(asyncio.to_thread(warm_imports, run_modules(saves_model=saves_model)))
     async with contextlib.AsyncExitStack() as stack:
         services = RunServices(home=home, stopper=stopper)
         if use_db:
@@ -224,7 +225,8 @@ async def run_services(home: Path, stopper: RunStopper, *, use_db: bool, use_mlf
             stack.push_async_callback(_cancel, watch_task)
         if use_mlflow:
             services.tracker = _tracker(home)
-        await stack.enter_async_context(settled_heap(imports, tracker=services.tracker))
+        services.heap = await stack.enter_async_context(settled_heap(
+            imports, tracker=services.tracker, tracker_imports=tracker_modules(saves_model=saves_model)))
         try:
             yield services
         finally:

@@ -12,15 +12,14 @@ So the composition root does what long-lived CPython services do: once the run's
 it moves the objects that exist then into the collector's permanent generation (``gc.freeze()``),
 which full passes skip. What the run imports later stays in the young generations, so the imports a
 run would do lazily (MLflow's model logging and store, skops, the estimators) are done first, in a
-thread, while the database starts. ``gc.unfreeze()`` on the way out hands them back to the
+thread, from the moment the database starts; full passes wait until they are frozen. ``gc.unfreeze()`` on the way out hands them back to the
 collector, so a process that runs several commands (the tests) does not keep garbage frozen.
 Objects are still freed by reference counting as usual; only cycles among frozen objects wait for
 the unfreeze.
 
-Cost: start-up waits for those imports (MLflow's model logging is most of it, so only ``train``,
-which logs a model, imports it up front). It is work the run did anyway, later, in threads competing
-with the fits: on a loaded two-core machine ``hpo train --time-budget 15`` took the same total time
-before and after (26-33 s), with more of it in start-up and less in the nodes.
+Start-up does not wait for those imports (a first version did: the time budget's study got seconds
+less, ``test_time_budget_bounds_the_whole_run`` then completed one trial instead of two); only
+``train``, which logs a model, imports MLflow's model logging and skops up front.
 """
 
 from __future__ import annotations
@@ -33,25 +32,35 @@ import logging
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-__all__ = ["run_modules", "settled_heap", "warm_imports"]
+__all__ = ["SettledHeap", "run_modules", "settled_heap", "tracker_modules", "warm_imports"]
 
 _log = logging.getLogger("hpo")
+
+#: the third collector threshold while the imports land: full passes wait (young ones go on)
+_NO_FULL_PASS = 1_000_000_000
 
 #: what every run imports lazily: the estimators' libraries (the MLflow tracker's own start-up,
 #: its import and store, is waited for through the tracker)
 FIT_MODULES = ("sklearn.ensemble", "sklearn.linear_model", "sklearn.model_selection", "sklearn.metrics",
                "lightgbm", "xgboost")
-#: what a run that saves its model imports lazily: the model file format, and MLflow's model logging
+#: what a run that saves its model imports lazily: the model file format
 MODEL_MODULES = ("skops.io",)
+#: what the MLflow tracker imports lazily to log a model. Imported only once the tracker's own start-up
+#: (``import mlflow`` in its writer thread) is over: two threads importing MLflow's circular package
+#: at once fail ("cannot import name ... from partially initialized module 'mlflow.models'")
 MLFLOW_MODEL_MODULES = ("mlflow.models", "mlflow.pyfunc")
 
 
-def run_modules(*, saves_model: bool, use_mlflow: bool) -> tuple[str, ...]:
-    """The modules a run imports lazily (``saves_model``: ``train``, which saves and logs a model;
-    ``tune`` does not, and does not pay for their import)."""
-    if not saves_model:
-        return FIT_MODULES
-    return FIT_MODULES + MODEL_MODULES + (MLFLOW_MODEL_MODULES if use_mlflow else ())
+def run_modules(*, saves_model: bool) -> tuple[str, ...]:
+    """The modules a run imports lazily, MLflow's aside (``saves_model``: ``train``, which saves and
+    logs a model; ``tune`` does not, and does not pay for their import)."""
+    return FIT_MODULES + MODEL_MODULES if saves_model else FIT_MODULES
+
+
+def tracker_modules(*, saves_model: bool) -> tuple[str, ...]:
+    """The MLflow modules a run with a tracker imports lazily (:data:`MLFLOW_MODEL_MODULES` when it
+    logs a model)."""
+    return MLFLOW_MODEL_MODULES if saves_model else ()
 
 
 def warm_imports(modules: Iterable[str]) -> list[str]:
@@ -67,21 +76,48 @@ def warm_imports(modules: Iterable[str]) -> list[str]:
     return failed
 
 
-@contextlib.asynccontextmanager
-async def settled_heap(imports: asyncio.Future[Any] | None = None, *, tracker: Any = None) -> AsyncIterator[int]:
-    """Freeze the long-lived heap for the body; yields the number of objects frozen.
+class SettledHeap:
+    """What :func:`settled_heap` yields: ``settled`` ends once the heap is frozen."""
 
-    ``imports``: a started :func:`warm_imports` (``asyncio.to_thread``) to wait for first, so its
-    modules are frozen too; ``tracker``: an MLflow tracker whose start-up (MLflow's import, its
-    store) is waited for (``ready``). Nested or concurrent uses are fine: the first exit unfreezes,
-    which only makes later full passes slower again.
+    def __init__(self, settled: asyncio.Task[int]) -> None:
+        self.settled = settled
+
+
+@contextlib.asynccontextmanager
+async def settled_heap(imports: asyncio.Future[Any] | None = None, *, tracker: Any = None,
+                       tracker_imports: Iterable[str] = ()) -> AsyncIterator[SettledHeap]:
+    """Freeze the long-lived heap for the body, once the run's lazy imports are done.
+
+    The body starts at once: waiting for the imports would take seconds from a time-budgeted
+    study. Until they are done, the collector makes no *full* pass (young generations are still
+    collected), so none walks the whole heap meanwhile. Then, in the background: ``imports`` (a
+    started :func:`warm_imports`) is awaited, the ``tracker``'s start-up (MLflow's import, its
+    store: ``ready``) too, ``tracker_imports`` are imported (after it, never beside it: see
+    :data:`MLFLOW_MODEL_MODULES`), everything alive is frozen and full passes resume. Objects that
+    became cyclic garbage during those seconds stay frozen until the exit, which unfreezes.
+    Nested or concurrent uses are fine: the first exit unfreezes, which only makes later full
+    passes slower again.
     """
-    if imports is not None:
-        await imports
-    if tracker is not None:
-        await tracker.ready()
-    gc.freeze()
+    threshold = gc.get_threshold()
+    gc.set_threshold(threshold[0], threshold[1], _NO_FULL_PASS)
+
+    async def settle() -> int:
+        try:
+            if imports is not None:
+                await imports
+            if tracker is not None and await tracker.ready():
+                await asyncio.to_thread(warm_imports, tracker_imports)
+            gc.freeze()
+            return gc.get_freeze_count()
+        finally:
+            gc.set_threshold(*threshold)
+
+    task = asyncio.create_task(settle(), name="hpo-settle-heap")
     try:
-        yield gc.get_freeze_count()
+        yield SettledHeap(task)
     finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         gc.unfreeze()
