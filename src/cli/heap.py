@@ -12,14 +12,14 @@ So the composition root does what long-lived CPython services do: once the run's
 it moves the objects that exist then into the collector's permanent generation (``gc.freeze()``),
 which full passes skip. What the run imports later stays in the young generations, so the imports a
 run would do lazily (MLflow's model logging and store, skops, the estimators) are done first, in a
-thread, from the moment the database starts; full passes wait until they are frozen. ``gc.unfreeze()`` on the way out hands them back to the
-collector, so a process that runs several commands (the tests) does not keep garbage frozen.
-Objects are still freed by reference counting as usual; only cycles among frozen objects wait for
-the unfreeze.
+thread, from the moment the database starts; full passes wait until they are frozen.
+``gc.unfreeze()`` on the way out hands them back to the collector, so a process that runs several
+commands (the tests) does not keep garbage frozen. Objects are still freed by reference counting as
+usual; only cycles among frozen objects wait for the unfreeze.
 
-Start-up does not wait for those imports (a first version did: the time budget's study got seconds
-less, ``test_time_budget_bounds_the_whole_run`` then completed one trial instead of two); only
-``train``, which logs a model, imports MLflow's model logging and skops up front.
+Start-up does not wait for those imports: that would take seconds from a time-budgeted study, and
+they ran during the run before as well. Only ``train``, which saves and logs a model, imports skops
+and MLflow's model logging up front.
 """
 
 from __future__ import annotations
