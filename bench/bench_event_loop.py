@@ -59,7 +59,9 @@ async def run(args: argparse.Namespace) -> int:
             wall = time.perf_counter() - t0
             await probe.stop()
             settling = getattr(services, "heap", None)  # (absent before the heap was frozen: issue 8.7)
-            frozen = await settling.settled if settling is not None else gc.get_freeze_count()
+            if settling is not None:
+                await settling.settled
+            frozen = gc.get_freeze_count()
     gaps = [g for g, _ in probe.gaps]
     longest = probe.longest_gap * 1000
     print(f"graph run: {args.dataset}, {args.n_trials} trials, n_jobs {args.n_jobs}, MLflow "
