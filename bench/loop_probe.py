@@ -81,7 +81,7 @@ class LoopProbe:
                 return original(handle)
             finally:
                 took = time.perf_counter() - t0
-                if took > probe.slow_s:
+                if took > probe.slow_s and not probe._stop.is_set():  # the step that stops the probe: not measured
                     probe.slow.append((took, _describe(handle, before)))
 
         asyncio.events.Handle._run = _run  # type: ignore[method-assign]
