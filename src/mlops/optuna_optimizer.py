@@ -198,7 +198,8 @@ async def run_hyperparameter_optimization(
             objective={**options, "cv": cv, "cv_strategy": cv_strategy, "cv_repeats": cv_repeats},
             n_trials=n_trials, sampler=sampler, pruner=pruner, sampler_options=sampler_options,
             pruner_options=pruner_options, trial_timeout=trial_timeout, data=data_source,
-            fingerprint=data_fp)
+            fingerprint=data_fp, warm_start=warm_start, warm_start_trials=warm_start_trials,
+            trial_cache=trial_cache is not False)
         warm = WarmStart()
         if warm_start and history is not None and warm_start_trials > 0:
             warm = await history_configs(
