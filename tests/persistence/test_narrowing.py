@@ -10,8 +10,6 @@ from typing import Any
 
 import optuna
 import pytest
-from sklearn.datasets import load_breast_cancer
-from sklearn.model_selection import train_test_split
 
 from src.mlops.errors import ConfigurationError
 from src.mlops.narrowing import BOUND_MARGIN, PHASES_ATTR
@@ -20,18 +18,12 @@ from src.mlops.persistence import HistoryRecorder
 from src.mlops.reporting import write_report
 from src.mlops.search_space import parse_search_space
 
+from .test_warm_start_and_cache import data  # noqa: F401 - the same small real data (a fixture)
+
 SPACE = {"num_leaves": {"type": "int", "low": 4, "high": 64},
          "learning_rate": {"type": "float", "low": 0.02, "high": 0.3, "log": True},
          "min_child_samples": {"type": "int", "low": 5, "high": 60},
          "boosting_type": {"type": "categorical", "choices": ["gbdt", "goss"]}}
-
-
-@pytest.fixture(scope="module")
-def data() -> tuple[Any, ...]:
-    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
-    X = X.iloc[:, :8]
-    X_tr, X_va, y_tr, y_va = train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
-    return X_tr, y_tr, X_va, y_va
 
 
 async def _tune(repo: Any, data: tuple[Any, ...], name: str, storage: Any, **kw: Any) -> Any:
