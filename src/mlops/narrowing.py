@@ -44,7 +44,7 @@ from .search_space import SearchSpace, parse_search_space
 from .trial_slots import uses_budget
 
 __all__ = ["PHASES_ATTR", "Narrowing", "PhaseSampler", "PhaseView", "check_phases", "phase_summary",
-           "phase_space"]
+           "phase_space", "ranges_text"]
 
 log = logging.getLogger("src.mlops.narrowing")
 
@@ -271,5 +271,3 @@ def ranges_text(ranges: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
         return f"{v:.4g}" if isinstance(v, float) else str(v)
     return {k: f"[{f(r.get('low'))}, {f(r.get('high'))}]" + (" log" if r.get("log") else "") for k, r in ranges.items()}
 
-
-__all__.append("ranges_text")
