@@ -24,17 +24,25 @@ Without a time budget (a trial count only) the cost tests are skipped. The time 
 (``eval_method="auto"``: CV while rows x columns < 10M per hour of budget, ~2,800 per second) made
 a little stricter, because our trials start from full-size models, not FLAML's 4-tree ones.
 
+Rows x columns do not see how many boosting rounds the data wants (a smooth regression target can
+take 2,000 rounds where a noisy one stops at 50). So when the rule picks CV under a time budget, a
+probe measures it (:func:`afford_scheme`): one holdout fit of the family's first portfolio
+configuration (a typical, rather costly trial), stopped once it has taken more than its share. If
+fewer than :data:`MIN_CV_TRIALS` trials of that cost would fit in the study's time under the folds,
+the study uses the holdout instead, and the summary says so with the measured figures.
+
 The thresholds were set on the real-data benchmark (``bench/bench_real.py``; see README).
 """
 
 from __future__ import annotations
 
 import re
-
-import numpy as np
+import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
+
+import numpy as np
 
 from .errors import ConfigurationError
 
@@ -47,6 +55,8 @@ __all__ = [
     "REPEATED_CV_MAX_ROWS",
     "CV_CELLS_PER_SECOND",
     "REPEATED_CV_CELLS_PER_SECOND",
+    "MIN_CV_TRIALS",
+    "afford_scheme",
 ]
 
 #: CV only up to this many rows (train + validation).
@@ -57,6 +67,8 @@ REPEATED_CV_MAX_ROWS = 2_000
 CV_CELLS_PER_SECOND = 2_500
 #: with a time budget, repeated CV only while a fit's cells stay under this many per second of budget.
 REPEATED_CV_CELLS_PER_SECOND = 500
+#: under a time budget, an automatic CV scheme is kept only if this many trials of the probe's cost fit.
+MIN_CV_TRIALS = 10
 #: the folds of an automatic CV scheme.
 DEFAULT_FOLDS = 5
 #: what a user may ask for: ``auto``, ``holdout``, ``cv``, ``cv=K``, ``cv=KxR``, ``timeseries``,
@@ -225,3 +237,61 @@ def resolve_scheme(*, scheme: str | None = "auto", cv: int | None = None, y_trai
                          min_class_count=None if counts is None else int(counts.min()),
                          n_classes=2 if counts is None else len(counts),
                          time_ordered=time_ordered, time_budget=time_budget)
+
+
+class _StopAfter:
+    """A reporter that stops the fit (``TrialCancelled``) once ``seconds`` have passed."""
+
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+
+    def report(self, value: float, step: int) -> None:
+        return None
+
+    def should_prune(self) -> bool:
+        return False
+
+    def cancelled(self) -> bool:
+        return time.monotonic() > self.end
+
+
+def afford_scheme(scheme: EvaluationScheme, *, probe: Any, study_seconds: float | None,
+                  rows_trainval: int) -> tuple[EvaluationScheme, dict[str, Any] | None]:
+    """``scheme``, or the holdout when a CV trial would cost too much of ``study_seconds``.
+
+    ``probe``: a holdout :class:`~src.mlops.objectives.ModelObjective` on the train and validation
+    splits. One fit of its family's first portfolio configuration (else its defaults) is timed, and
+    stopped once it has taken ``study_seconds / (MIN_CV_TRIALS x fits per trial x row growth)``:
+    past that, fewer than :data:`MIN_CV_TRIALS` such trials would fit. Returns the scheme and what
+    the probe measured (``None`` when nothing was probed: a holdout, or no time budget)."""
+    if not scheme.uses_cv or study_seconds is None or study_seconds <= 0:
+        return scheme, None
+    from .reporters import TrialCancelled
+
+    fits = (scheme.folds or 1) * scheme.repeats
+    # a fold trains on (k-1)/k of train+validation; the probe on the training split
+    growth = max(1.0, rows_trainval * ((scheme.folds or 2) - 1) / (scheme.folds or 2) / max(1, len(probe.y_train)))
+    cap = study_seconds / (MIN_CV_TRIALS * fits * growth)
+    portfolio = probe.portfolio_trial_params()
+    params = portfolio[0] if portfolio else probe.defaults_trial_params()
+    t0 = time.perf_counter()
+    stopped = False
+    try:
+        probe.evaluate(params, _StopAfter(cap))
+    except TrialCancelled:
+        stopped = True
+    except Exception as e:  # noqa: BLE001 - the study will meet (and record) the same failure
+        return scheme, {"error": f"{type(e).__name__}: {e}"}
+    seconds = time.perf_counter() - t0
+    trial_s = seconds * fits * growth
+    fit = study_seconds / trial_s if trial_s > 0 else float("inf")
+    measured = {"seconds": round(seconds, 3), "stopped": stopped, "cv_trial_seconds": round(trial_s, 2),
+                "cv_trials_that_fit": round(fit, 1), "study_seconds": round(study_seconds, 1)}
+    if not stopped and fit >= MIN_CV_TRIALS:
+        return scheme, measured
+    took = f"ran over {seconds:.1f} s (stopped there)" if stopped else f"took {seconds:.1f} s"
+    order = "time-ordered data; " if scheme.kind == "timeseries" else ""
+    reason = (f"{order}{scheme.label} was affordable by size, but a probe fit {took}: a {scheme.label} trial would "
+              f"take {'over ' if stopped else 'about '}{trial_s:.0f} s, fewer than {MIN_CV_TRIALS} trials in the "
+              f"study's {study_seconds:.0f} s")
+    return EvaluationScheme("holdout", reason=reason), measured
