@@ -51,6 +51,9 @@ def _study_lines(hpo: dict[str, Any], *, named: bool) -> list[str]:
         else:
             lines.append("  warm start: no earlier study of this data" if warm.get("matched_by") is None
                          else "  warm start: 0 trials (the study was seeded before)")
+    for p in hpo.get("phases") or []:
+        lines.append(f"  phase {p['phase']}: trials {p['start_trial']}-{p['end_trial']}, best {fmt(p['best_value'])}"
+                     + (f" (narrowed around trial {p['best_before']['trial']})" if p.get("best_before") else ""))
     if hpo.get("scheme"):
         why = f": {hpo['scheme_reason']}" if hpo.get("scheme_reason") else ""
         lines.append(f"  scheme {hpo['scheme']}{why}")

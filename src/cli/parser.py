@@ -132,6 +132,9 @@ def _add_tuning_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compare", choices=["random"],
                    help="after the study, run a random search with the same budget and show defaults vs random vs "
                         "tuned (with a time bound the two share the study's time)")
+    p.add_argument("--phases", type=int_at_least(1, 10), metavar="N",
+                   help="adaptive narrowing: the budget in N phases; after each, numeric ranges narrow around the "
+                        "best trial and widen where it sits on a bound (default 1: no narrowing; one family only)")
     p.add_argument("--no-db", action="store_true", help="no PostgreSQL: in-memory study, no history, no resume")
     p.add_argument("--no-mlflow", action="store_true", help="no MLflow tracking")
     p.add_argument("--output-json", help="write the run summary as JSON to this path (checked before the run)")

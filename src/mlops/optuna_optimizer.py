@@ -23,11 +23,12 @@ import optuna
 
 from .errors import ConfigurationError, StudyFailedError, StudyMismatchError
 from .factories import PrunerFactory, SamplerFactory
-from .compare import check_compare, comparison, random_baseline
+from .compare import check_compare, comparison, random_baseline, record_comparison
 from .family_search import FamilySearchObjective, canonical_algorithm, family_names, is_family_search, select_family
 from .fingerprint import dataset_fingerprint, schema_fingerprint
 from .metrics import default_metric, get_metric
 from .models import get_model_class, get_model_spec, list_models
+from .narrowing import Narrowing, check_phases
 from .objectives import ModelObjective, TunedModel
 from .optimizer import OptunaOptimizer
 from .problems import normalize_problem_type
@@ -108,6 +109,8 @@ async def run_hyperparameter_optimization(
     warm_start_trials: int = 5,
     trial_cache: bool | TrialCacheStore = True,
     compare: str | None = None,
+    phases: int = 1,
+    narrow_shrink: float = 0.5,
 ) -> OptimizationResult:
     """Tune ``algorithm`` on validation data (or CV folds of the training data) and return the result.
 
@@ -143,7 +146,12 @@ async def run_hyperparameter_optimization(
     ``trial_cache`` (:mod:`.trial_cache`): ``True`` keeps results in ``history`` (or, without one, in
     memory for this call), ``False`` trains every trial, or a :class:`TrialCacheStore`;
     ``result.n_cached`` counts the trials served from it. ``compare="random"`` (:mod:`.compare`) then
-    runs a random search with the same budget; ``result.comparison`` holds defaults vs random vs tuned.
+    runs a random search with the same budget; ``result.comparison`` holds defaults vs random vs tuned
+    (also kept in the study's user attribute ``hpo.comparison`` for the report).
+
+    ``phases > 1`` (:mod:`.narrowing`, one family only) splits the budget into that many phases; after
+    each, the numeric ranges narrow around the best trial (to ``narrow_shrink`` of their width) and
+    widen where it sits on a bound; ``result.phases`` records each phase's ranges, trials and best.
     """
     pt = normalize_problem_type(problem_type)
     metric_spec = get_metric(metric or default_metric(pt), pt)
@@ -151,6 +159,9 @@ async def run_hyperparameter_optimization(
     if isinstance(warm_start_trials, bool) or not isinstance(warm_start_trials, int) or warm_start_trials < 0:
         raise ConfigurationError(f"warm_start_trials must be an integer >= 0, but got {warm_start_trials!r}")
     families = family_names(algorithm, pt, metric_spec.name) if is_family_search(algorithm) else []
+    if check_phases(phases, narrow_shrink) > 1 and families:
+        raise ConfigurationError(f"phases={phases} (narrowing) needs one model family, but got {algorithm!r}; "
+                                 "give one family or phases=1")
     # what the study records as its algorithm (history, MLflow, the recipe a worker rebuilds it from)
     single = canonical_algorithm(algorithm) if isinstance(algorithm, (list, tuple)) else algorithm
     label = ",".join(families) if families else get_model_spec(single, pt).name
@@ -187,7 +198,8 @@ async def run_hyperparameter_optimization(
             objective={**options, "cv": cv, "cv_strategy": cv_strategy, "cv_repeats": cv_repeats},
             n_trials=n_trials, sampler=sampler, pruner=pruner, sampler_options=sampler_options,
             pruner_options=pruner_options, trial_timeout=trial_timeout, data=data_source,
-            fingerprint=data_fp)
+            fingerprint=data_fp, warm_start=warm_start, warm_start_trials=warm_start_trials,
+            trial_cache=trial_cache is not False)
         warm = WarmStart()
         if warm_start and history is not None and warm_start_trials > 0:
             warm = await history_configs(
@@ -221,13 +233,22 @@ async def run_hyperparameter_optimization(
             store = trial_cache if not isinstance(trial_cache, bool) else (
                 history if isinstance(history, TrialCacheStore) else InMemoryTrialCacheStore())
             cache = TrialCache.for_objective(store, objective, data_fingerprint=data_fp)
-        result = await opt.optimize(
-            study, objective, n_trials=n_trials, timeout=timeout, n_jobs=n_jobs, callbacks=callbacks,
-            trial_timeout=trial_timeout, max_failures=max_failures, patience=patience,
-            min_improvement=min_improvement, enqueue_defaults=enqueue_defaults, enqueue=enqueue,
-            enqueue_portfolio=enqueue_portfolio, time_reserve=time_reserve, max_trials=max_trials,
-            warm_start=warm.configs, trial_cache=cache,
-        )
+        narrowing = Narrowing(objective, phases=phases, n_trials=n_trials, timeout=timeout,
+                              shrink=narrow_shrink) if phases > 1 else None
+        if narrowing is not None:
+            await asyncio.to_thread(narrowing.begin, study)
+            callbacks = [*(callbacks or ()), narrowing]
+        try:
+            result = await opt.optimize(
+                study, objective, n_trials=n_trials, timeout=timeout, n_jobs=n_jobs, callbacks=callbacks,
+                trial_timeout=trial_timeout, max_failures=max_failures, patience=patience,
+                min_improvement=min_improvement, enqueue_defaults=enqueue_defaults, enqueue=enqueue,
+                enqueue_portfolio=enqueue_portfolio, time_reserve=time_reserve, max_trials=max_trials,
+                warm_start=warm.configs, trial_cache=cache,
+            )
+        finally:
+            if narrowing is not None:
+                narrowing.restore(study)  # the baseline and the final fits use the study's own space
         if result.n_completed == 0:
             reasons = sorted(set(result.failure_reasons.values()))[:3]
             raise StudyFailedError(
@@ -257,6 +278,7 @@ async def run_hyperparameter_optimization(
                 objective, n_trials=max(1, budget), timeout=bound, seed=seed, pruner=pruner,
                 pruner_options=pruner_options, n_jobs=n_jobs, trial_timeout=trial_timeout, trial_cache=cache)
             result.comparison = comparison(result, baseline, method=compare, timeout=bound)
+            await asyncio.to_thread(record_comparison, study, result.comparison)
         return result
     finally:
         if optimizer is None:

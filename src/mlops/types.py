@@ -84,6 +84,8 @@ class OptimizationResult:
     warm_start: dict[str, Any] | None = None
     #: ``--compare random``: defaults vs random search vs tuned (:mod:`.compare`; None: not asked)
     comparison: dict[str, Any] | None = None
+    #: adaptive narrowing (``phases > 1``, :mod:`.narrowing`): per phase its ranges, trials and best
+    phases: list[dict[str, Any]] = field(default_factory=list)
     #: what the study says (:func:`src.mlops.analysis.analyze_study`, as plain data): importances,
     #: convergence, per-family comparison, recommendations; ``{"error": ...}`` when it could not be made
     analysis: dict[str, Any] | None = None

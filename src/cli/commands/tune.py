@@ -91,7 +91,7 @@ async def cmd_tune(args: argparse.Namespace, stopper: RunStopper, *, outage_s: f
                 trial_timeout=args.trial_timeout, listeners=listeners, data_source=data["source"],
                 history=services.history, warm_start=setting(settings, "warm_start"),
                 warm_start_trials=setting(settings, "warm_start_trials"), trial_cache=setting(settings, "trial_cache"),
-                compare=setting(settings, "compare"),
+                compare=setting(settings, "compare"), phases=setting(settings, "phases"),
             )
         finally:
             progress.close()
@@ -103,7 +103,7 @@ async def cmd_tune(args: argparse.Namespace, stopper: RunStopper, *, outage_s: f
     out["hpo"] = {k: out.get(k) for k in ("study_name", "best_value", "defaults_value", "n_completed", "n_pruned",
                                           "n_failed", "duration_s", "metric", "failure_reasons", "scheme",
                                           "scheme_reason", "n_cached", "warm_start", "comparison", "analysis",
-                                          "algorithm")}
+                                          "algorithm", "phases")}
     if result.families:
         out["hpo"].update(chosen_family=result.algorithm, family_best=result.family_best,
                           families=out.pop("family_stats"))

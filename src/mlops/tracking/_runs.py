@@ -193,5 +193,12 @@ def summarize(result: Any, metric_names: tuple[str, ...]) -> dict[str, Any]:
         tags["hpo.chosen_family"] = str(get("algorithm"))
         for family, best in (get("family_best") or {}).items():
             metrics[f"family_best.{family}"] = best
+    phases = get("phases") or []
+    if phases:  # adaptive narrowing: each phase's best, and its ranges in phases.json
+        tags["hpo.phases"] = str(len(phases))
+        for p in phases:
+            metrics[f"phase_{p['phase']}.best_value"] = p.get("best_value")
+            metrics[f"phase_{p['phase']}.n_trials"] = p.get("n_trials")
     return {"metrics": metrics, "best_params": best_params, "tags": tags, "n_trials": get("n_trials"),
-            "analysis": to_jsonable(analysis) if analysis else None}
+            "analysis": to_jsonable(analysis) if analysis else None,
+            "phases": to_jsonable(phases, non_finite="null") if phases else None}

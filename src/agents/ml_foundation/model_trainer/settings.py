@@ -43,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "warm_start_trials": 5,
     "trial_cache": True,
     "compare": None,
+    "phases": 1,
     "pruner_options": None,
     "enqueue": None,
     "patience": None,
@@ -93,6 +94,7 @@ def validate_settings(state: Mapping[str, Any]) -> None:
     Raises :class:`~src.mlops.errors.MLOpsError` subclasses with a message naming the input.
     """
     from src.mlops.compare import check_compare
+    from src.mlops.narrowing import check_phases
     from src.mlops.factories import PrunerFactory
     from src.mlops.family_search import check_family_params, is_family_search
     from src.mlops.models import get_model_spec
@@ -185,6 +187,8 @@ def validate_settings(state: Mapping[str, Any]) -> None:
     if isinstance(n_warm, bool) or not isinstance(n_warm, int) or n_warm < 0:
         raise ConfigurationError(f"warm_start_trials must be an integer >= 0, but got {n_warm!r}")
     check_compare(setting(state, "compare"))
+    if check_phases(setting(state, "phases")) > 1 and families:
+        raise ConfigurationError(f"phases (narrowing) needs one model family, but got algorithm={algorithm!r}")
 
 
 def _problem_type_of(spec: Any, state: Mapping[str, Any]) -> str:

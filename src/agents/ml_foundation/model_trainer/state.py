@@ -135,6 +135,9 @@ class HPOSummary(TypedDict, total=False):
     #: "budget", ...}`` on validation (:mod:`src.mlops.compare`); ``model_evaluator`` adds
     #: ``test_random`` (the random search's best params fitted like the tuned model, scored on test).
     comparison: dict[str, Any]
+    #: with ``phases > 1``: per phase ``{"phase", "start_trial", "end_trial", "ranges", "n_trials",
+    #: "n_complete", "best_trial", "best_value", "best_params", "best_before"}`` (:mod:`src.mlops.narrowing`).
+    phases: list[dict[str, Any]]
 
 
 class ModelTrainerInput(TypedDict, total=False):
@@ -237,6 +240,10 @@ class ModelTrainerInput(TypedDict, total=False):
     #: the summary shows defaults vs random vs tuned (``hpo["comparison"]``). With a time bound the
     #: study and the baseline share the study's seconds, half each. Default ``None`` (no comparison).
     compare: str | None
+    #: adaptive narrowing (:mod:`src.mlops.narrowing`): the study's budget in this many phases; after
+    #: each, numeric ranges narrow around the best trial and widen where it sits on a bound.
+    #: Default 1 (no narrowing); one model family only.
+    phases: int
     #: id of the run (given, or set by ``load_data``); names the run directory
     #: ``<hpo_home>/runs/<run_id>`` and the default study.
     run_id: str

@@ -253,6 +253,7 @@ def _summary(result: OptimizationResult, scheme: EvaluationScheme, study_seconds
         "study_timeout": None if study_seconds is None else round(study_seconds, 2),
         "n_cached": result.n_cached,
         "warm_start": result.warm_start,
+        **({"phases": result.phases} if result.phases else {}),
         **({"comparison": result.comparison} if result.comparison is not None else {}),
         "finished_at": time.time(),
         "analysis": result.analysis,
@@ -346,6 +347,7 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
             warm_start_trials=setting(state, "warm_start_trials"),
             trial_cache=setting(state, "trial_cache"),
             compare=compare,
+            phases=setting(state, "phases"),
         )
     except Exception as e:
         if is_bad_input(e):
