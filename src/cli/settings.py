@@ -57,6 +57,7 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "warm_start_trials": ("warm_start_trials", "--warm-start-trials"),
     "trial_cache": ("no_cache", "--no-cache"),
     "compare": ("compare", "--compare"),
+    "pipeline_search": ("pipeline_search", "--pipeline-search"),
 }
 
 #: the study size when neither --n-trials, --timeout nor --time-budget bounds it.

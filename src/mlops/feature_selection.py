@@ -75,9 +75,9 @@ class FeatureSelector(TransformerMixin, BaseEstimator):
             raise ValueError(f"FeatureSelector method must be 'k_best' or 'percentile', got {self.method!r}")
         score = f_classif if self.task == "classification" else f_regression
         with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore")  # constant columns: F is undefined (NaN), ranked last below
+            warnings.simplefilter("ignore")  # constant columns: F is undefined (NaN), ranked last
             scores = np.asarray(score(Xn, np.asarray(y))[0], dtype=float) if n else np.empty(0)
-        scores = np.where(np.isfinite(scores), scores, -np.inf)
+        scores = np.where(np.isnan(scores), -np.inf, scores)  # a perfect separator scores +inf: kept first
         order = np.argsort(-scores, kind="stable")[:keep]
         mask = np.zeros(n, dtype=bool)
         mask[order] = True

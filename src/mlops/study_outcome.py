@@ -46,7 +46,7 @@ def check_search_ran(study_name: str, trials: Iterable[FrozenTrial]) -> None:
     reasons = [str(t.user_attrs.get(FAIL_REASON_ATTR, "unknown")) for t in others]
     kinds = Counter(error_kind(r) for r in reasons)
     if len(kinds) == 1:
-        what = f"all with the same error: {reasons[0]}"
+        what = f"all with the same error: {reasons[0].rstrip('.')}"
     else:
         what = "with the errors: " + "; ".join(
             f"{kind} ({n}x, e.g. {next(r for r in reasons if error_kind(r) == kind)})" for kind, n in kinds.most_common(3))

@@ -91,7 +91,7 @@ async def cmd_tune(args: argparse.Namespace, stopper: RunStopper, *, outage_s: f
                 trial_timeout=args.trial_timeout, listeners=listeners, data_source=data["source"],
                 history=services.history, warm_start=setting(settings, "warm_start"),
                 warm_start_trials=setting(settings, "warm_start_trials"), trial_cache=setting(settings, "trial_cache"),
-                compare=setting(settings, "compare"),
+                compare=setting(settings, "compare"), pipeline=setting(settings, "pipeline_search"),
             )
         finally:
             progress.close()

@@ -237,6 +237,10 @@ class ModelTrainerInput(TypedDict, total=False):
     #: the summary shows defaults vs random vs tuned (``hpo["comparison"]``). With a time bound the
     #: study and the baseline share the study's seconds, half each. Default ``None`` (no comparison).
     compare: str | None
+    #: search the preprocessing steps with the model (scaler, feature selection, imputation; params
+    #: ``step__param``, :mod:`src.mlops.pipeline_steps`); default ``False``. A search space naming
+    #: ``step__param`` searches those steps without it.
+    pipeline_search: bool
     #: id of the run (given, or set by ``load_data``); names the run directory
     #: ``<hpo_home>/runs/<run_id>`` and the default study.
     run_id: str

@@ -303,6 +303,7 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
             warm_start_trials=setting(state, "warm_start_trials"),
             trial_cache=setting(state, "trial_cache"),
             compare=compare,
+            pipeline=setting(state, "pipeline_search"),
         )
     except Exception as e:
         if is_bad_input(e):
