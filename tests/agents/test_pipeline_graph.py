@@ -9,9 +9,12 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.preprocessing import MinMaxScaler, RobustScaler
 
 from src.agents.ml_foundation.model_trainer import ModelTrainerContext, build_model_trainer_graph, load_run_artifact
+from src.agents.ml_foundation.model_trainer.settings import validate_settings
+from src.mlops.errors import MLOpsError
 from src.mlops.feature_selection import FeatureSelector
 from src.mlops.splits import load_frame_ref
 from src.mlops.tracking import MLflowTracker
@@ -75,3 +78,30 @@ async def test_a_pipeline_with_every_step_trains_saves_and_predicts_raw_rows(tmp
     np.testing.assert_array_equal(np.asarray(pyfunc.predict(rows)), expected)
     proba = pyfunc.predict(rows, params={"predict_method": "predict_proba"})
     np.testing.assert_allclose(proba.to_numpy(), model.predict_proba(rows))
+
+
+@pytest.mark.parametrize("state, fragment", [
+    ({"algorithm": "random_forest", "search_space": {"scaler__method": ("categorical", ["robust"])}},
+     "'scaler__method' -- random_forest has no scaler step"),
+    ({"algorithm": "logreg", "search_space": {"scaler__method": ("categorical", ["zscore"])}},
+     "scaler__method must be one of ['standard', 'robust', 'minmax', 'none'], but got 'zscore'"),
+    ({"algorithm": "logreg", "enqueue": [{"select__k": 0}]}, "select__k (features kept) must be an integer >= 1"),
+    ({"algorithm": "logreg,lightgbm", "search_space": {"lightgbm__scaler__method": ("categorical", ["none"])}},
+     "'scaler__method' -- lightgbm has no scaler step"),
+    ({"algorithm": "logreg", "pipeline_search": "yes"}, "pipeline_search must be True or False"),
+])
+def test_bad_pipeline_settings_are_refused_by_the_one_settings_check(state, fragment) -> None:
+    with pytest.raises(MLOpsError) as info:
+        validate_settings(state)
+    assert fragment in str(info.value)
+
+
+async def test_the_graph_refuses_a_step_no_step_takes_before_any_study(tmp_path: Path,
+                                                                      context: ModelTrainerContext) -> None:
+    csv = _signal_and_noise_csv(tmp_path / "signal.csv", n=120)
+    final = await build_model_trainer_graph().ainvoke(
+        {"data_path": str(csv), "target": "label", "algorithm": "logistic_regression", "n_trials": 3,
+         "search_space": {"scaler__foo": ("categorical", ["a"])}}, context=context)
+    assert final["status"] == "failed" and "the scaler step takes scaler__method" in final["error"]["message"]
+    assert final["error"]["node"] == "load_data"  # the first node: no split, no study
+    assert final.get("hpo") is None and final.get("model_path") is None

@@ -97,7 +97,7 @@ def validate_settings(state: Mapping[str, Any]) -> None:
     from src.mlops.factories import PrunerFactory
     from src.mlops.family_search import check_family_params, is_family_search
     from src.mlops.models import get_model_spec
-    from src.mlops.pipeline_steps import check_step_space
+    from src.mlops.pipeline_steps import check_step_space, check_step_values
     from src.mlops.schemes import parse_scheme
     from src.mlops.search_space import parse_search_space
     from src.mlops.selection import SELECTION_RULES
@@ -179,6 +179,7 @@ def validate_settings(state: Mapping[str, Any]) -> None:
                 check_family_params(algorithm, setting(state, "problem_type"), config, what="enqueue")
             else:
                 spec.check_params(config, _problem_type_of(spec, state), what="enqueue")
+                check_step_values(config, what="enqueue")
     name = setting(state, "study_name")
     if name is not None and (not isinstance(name, str) or not name.strip()):
         raise ConfigurationError(f"study_name must be a non-empty string or None, but got {name!r}")
