@@ -12,7 +12,7 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import RobustScaler
 
-from src.mlops.errors import SearchSpaceError, StudyFailedError
+from src.mlops.errors import SearchSpaceError, StudyFailedError, StudyMismatchError
 from src.mlops.feature_selection import FeatureSelector
 from src.mlops.model_io import dump_model, load_model
 from src.mlops.objectives import ModelObjective
@@ -161,3 +161,13 @@ def test_feature_selector_ranks_by_f_test_and_keeps_dataframe_dtypes():
     assert list(out.columns) == ["signal", "cat"] and isinstance(out["cat"].dtype, pd.CategoricalDtype)
     assert FeatureSelector(method="k_best", k=10).fit(X, y).get_support().all()  # k above the count keeps all
     assert FeatureSelector(method="percentile", percentile=1).fit(X, y).get_support().sum() == 1
+
+
+async def test_a_named_study_is_not_resumed_with_pipeline_search_switched(gappy):
+    X_tr, y_tr, X_va, y_va = gappy
+    storage = optuna.storages.InMemoryStorage()
+    common = dict(study_name="same", storage=storage, n_trials=1, seed=0)
+    await run_hyperparameter_optimization("logistic_regression", "binary", X_tr, y_tr, X_va, y_va, **common)
+    with pytest.raises(StudyMismatchError, match="pipeline search 'off' in the study, 'on' in this run"):
+        await run_hyperparameter_optimization("logistic_regression", "binary", X_tr, y_tr, X_va, y_va,
+                                              pipeline=True, **common)
