@@ -171,3 +171,13 @@ async def test_a_named_study_is_not_resumed_with_pipeline_search_switched(gappy)
     with pytest.raises(StudyMismatchError, match="pipeline search 'off' in the study, 'on' in this run"):
         await run_hyperparameter_optimization("logistic_regression", "binary", X_tr, y_tr, X_va, y_va,
                                               pipeline=True, **common)
+
+
+async def test_the_trial_cache_serves_a_pipeline_trial_run_again(gappy):
+    X_tr, y_tr, X_va, y_va = gappy
+    store = InMemoryTrialCacheStore()
+    runs = [await run_hyperparameter_optimization("logistic_regression", "binary", X_tr, y_tr, X_va, y_va,
+                                                  n_trials=3, pipeline=True, seed=5, pruner="none",
+                                                  trial_cache=store, study_name=f"run{i}") for i in range(2)]
+    assert runs[0].n_cached == 0 and runs[1].n_cached == 3
+    assert runs[1].best_params == runs[0].best_params and runs[1].best_value == runs[0].best_value
