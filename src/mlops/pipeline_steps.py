@@ -153,7 +153,8 @@ def _check_value(name: str, value: Any, what: str) -> None:
 def check_step_values(params: Mapping[str, Any], *, what: str = "fixed params") -> None:
     """Refuse a step param's value the step cannot use (e.g. ``scaler__method="zscore"``)."""
     for name, value in params.items():
-        if is_step_param(name) and name.partition(SEP)[2] in STEPS[name.partition(SEP)[0]]:
+        step, _, param = str(name).partition(SEP)
+        if is_step_param(name) and param in STEPS[step]:
             _check_value(str(name), value, what)
 
 
@@ -168,12 +169,13 @@ def check_step_space(space: SearchSpace, *, what: str = "search space") -> None:
     int/float range's bounds); family-prefixed names (``<family>__scaler__method``) are checked too."""
     for p in space:
         tail = _tail(p.name)
-        if not is_step_param(tail) or tail.partition(SEP)[2] not in STEPS[tail.partition(SEP)[0]]:
+        step, _, param = tail.partition(SEP)
+        rule = STEPS.get(step, {}).get(param) if is_step_param(tail) else None
+        if rule is None:
             continue
+        if p.type != "categorical" and isinstance(rule, tuple):
+            raise SearchSpaceError(f"{what}: {p.name} must be a categorical over {list(rule)}, not a {p.type} range")
         values = list(p.choices or ()) if p.type == "categorical" else [p.low, p.high]
-        if p.type != "categorical" and isinstance(STEPS[tail.partition(SEP)[0]][tail.partition(SEP)[2]], tuple):
-            raise SearchSpaceError(f"{what}: {p.name} must be a categorical over "
-                                   f"{list(STEPS[tail.partition(SEP)[0]][tail.partition(SEP)[2]])}, not a {p.type} range")
         for v in values:
             _check_value(tail, int(v) if p.type == "int" else v, f"{what} ({p.name})")
 
