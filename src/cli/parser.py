@@ -121,6 +121,9 @@ def _add_tuning_args(p: argparse.ArgumentParser) -> None:
                    help="when --study-name exists with other data or rules, start a new study under the next "
                         "free name NAME-2, NAME-3... (the old one is kept)")
     p.add_argument("--search-space", help="JSON file with a search space (replaces the family default)")
+    p.add_argument("--pipeline-search", dest="pipeline_search", action="store_true", default=None,
+                   help="search the preprocessing with the model: scaler (scale-sensitive families), feature "
+                        "selection, imputation (families that need it); params step__param, e.g. scaler__method")
     p.add_argument("--no-warm-start", dest="no_warm_start", action="store_true", default=None,
                    help="do not seed a new study with the best trials of earlier studies of the same data "
                         "(history database; on by default)")

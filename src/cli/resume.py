@@ -45,6 +45,7 @@ FIXED: dict[str, str] = {
     "new_study": "--new-study", "selection": "--selection", "warm_start": "--no-warm-start",
     "warm_start_trials": "--warm-start-trials", "trial_cache": "--no-cache", "compare": "--compare",
     "phases": "--phases",
+    "pipeline_search": "--pipeline-search",
 }
 
 

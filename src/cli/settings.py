@@ -58,6 +58,7 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "trial_cache": ("no_cache", "--no-cache"),
     "compare": ("compare", "--compare"),
     "phases": ("phases", "--phases"),
+    "pipeline_search": ("pipeline_search", "--pipeline-search"),
 }
 
 #: the study size when neither --n-trials, --timeout nor --time-budget bounds it.

@@ -34,6 +34,7 @@ from .optimizer import OptunaOptimizer
 from .problems import normalize_problem_type
 from .search_space import SearchSpace, parse_search_space
 from .selection import robust_choice
+from .study_outcome import check_search_ran
 from .study_recipe import data_fingerprint, write_recipe
 from .trial_cache import InMemoryTrialCacheStore, TrialCache, TrialCacheStore
 from .trial_slots import SEEDED_ATTR
@@ -111,6 +112,7 @@ async def run_hyperparameter_optimization(
     compare: str | None = None,
     phases: int = 1,
     narrow_shrink: float = 0.5,
+    pipeline: bool = False,
 ) -> OptimizationResult:
     """Tune ``algorithm`` on validation data (or CV folds of the training data) and return the result.
 
@@ -152,6 +154,11 @@ async def run_hyperparameter_optimization(
     ``phases > 1`` (:mod:`.narrowing`, one family only) splits the budget into that many phases; after
     each, the numeric ranges narrow around the best trial (to ``narrow_shrink`` of their width) and
     widen where it sits on a bound; ``result.phases`` records each phase's ranges, trials and best.
+
+    ``pipeline=True`` searches the preprocessing steps with the model (:mod:`.pipeline_steps`: scaler,
+    feature selection, imputation; params ``step__param``); a search space naming ``step__param``
+    searches those steps without it. A study whose trials other than the defaults all failed raises
+    :class:`StudyFailedError` naming their error (:mod:`.study_outcome`).
     """
     pt = normalize_problem_type(problem_type)
     metric_spec = get_metric(metric or default_metric(pt), pt)
@@ -166,8 +173,10 @@ async def run_hyperparameter_optimization(
     single = canonical_algorithm(algorithm) if isinstance(algorithm, (list, tuple)) else algorithm
     label = ",".join(families) if families else get_model_spec(single, pt).name
     name_label = "auto" if str(algorithm).strip().lower() == "auto" else "+".join(families) or label
+    name_label += "+pipeline" if pipeline else ""  # a default-named study never mixes the two searches
     options = dict(metric=metric_spec.name, search_space=search_space, space_overrides=space_overrides,
-                   fixed_params=fixed_params, seed=seed, early_stopping_rounds=early_stopping_rounds, n_jobs=n_jobs)
+                   fixed_params=fixed_params, seed=seed, early_stopping_rounds=early_stopping_rounds, n_jobs=n_jobs,
+                   **({"pipeline": True} if pipeline else {}))
     if pruner_options is None:
         pruner_options = PrunerFactory.tuning_defaults(pruner, cv=cv is not None)
     opt = optimizer or OptunaOptimizer(listeners=listeners)
@@ -255,6 +264,7 @@ async def run_hyperparameter_optimization(
                 f"study {name!r} ended without a COMPLETE trial ({result.n_failed} failed, {result.n_pruned} pruned); "
                 f"failure reasons: {reasons}"
             )
+        await asyncio.to_thread(check_search_ran, name, study.get_trials(deepcopy=False))
         result.problem_type, result.metric = pt, metric_spec.name
         complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         if len(study.directions) == 1:

@@ -156,11 +156,13 @@ def _scheme_of(objective: Mapping[str, Any]) -> str:
 
 
 def recipe_identity(recipe: Mapping[str, Any]) -> dict[str, str]:
-    """What makes two runs the same study: the data, the family, the problem, the metric, the scheme."""
+    """What makes two runs the same study: the data, the family, the problem, the metric, the scheme,
+    whether the preprocessing steps are searched (pipeline search)."""
     objective = recipe.get("objective") or {}
     return {"dataset fingerprint": str(recipe.get("fingerprint")), "algorithm": str(recipe.get("algorithm")),
             "problem type": str(recipe.get("problem_type")), "metric": str(objective.get("metric")),
-            "evaluation scheme": _scheme_of(objective)}
+            "evaluation scheme": _scheme_of(objective),
+            "pipeline search": "on" if objective.get("pipeline") else "off"}
 
 
 def check_same_study(name: str, existing: Mapping[str, Any], options: Mapping[str, Any]) -> None:

@@ -92,6 +92,7 @@ async def cmd_tune(args: argparse.Namespace, stopper: RunStopper, *, outage_s: f
                 history=services.history, warm_start=setting(settings, "warm_start"),
                 warm_start_trials=setting(settings, "warm_start_trials"), trial_cache=setting(settings, "trial_cache"),
                 compare=setting(settings, "compare"), phases=setting(settings, "phases"),
+                pipeline=setting(settings, "pipeline_search"),
             )
         finally:
             progress.close()

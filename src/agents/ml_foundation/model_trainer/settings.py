@@ -44,6 +44,7 @@ DEFAULTS: dict[str, Any] = {
     "trial_cache": True,
     "compare": None,
     "phases": 1,
+    "pipeline_search": False,
     "pruner_options": None,
     "enqueue": None,
     "patience": None,
@@ -98,6 +99,7 @@ def validate_settings(state: Mapping[str, Any]) -> None:
     from src.mlops.factories import PrunerFactory
     from src.mlops.family_search import check_family_params, is_family_search
     from src.mlops.models import get_model_spec
+    from src.mlops.pipeline_steps import check_step_space, check_step_values
     from src.mlops.schemes import parse_scheme
     from src.mlops.search_space import parse_search_space
     from src.mlops.selection import SELECTION_RULES
@@ -141,7 +143,9 @@ def validate_settings(state: Mapping[str, Any]) -> None:
             raise ConfigurationError(
                 f"search_space must be a dict {{param: spec}} (JSON), but got {type(space).__name__}"
             )
-        names = parse_search_space(space).names
+        parsed = parse_search_space(space)
+        names = parsed.names
+        check_step_space(parsed)  # the values of step__param specs (their names are checked next)
         if spec is None:
             check_family_params(algorithm, setting(state, "problem_type"), names)
         else:
@@ -177,10 +181,11 @@ def validate_settings(state: Mapping[str, Any]) -> None:
                 check_family_params(algorithm, setting(state, "problem_type"), config, what="enqueue")
             else:
                 spec.check_params(config, _problem_type_of(spec, state), what="enqueue")
+                check_step_values(config, what="enqueue")
     name = setting(state, "study_name")
     if name is not None and (not isinstance(name, str) or not name.strip()):
         raise ConfigurationError(f"study_name must be a non-empty string or None, but got {name!r}")
-    for key in ("new_study", "warm_start", "trial_cache"):
+    for key in ("new_study", "warm_start", "trial_cache", "pipeline_search"):
         if not isinstance(setting(state, key), bool):
             raise ConfigurationError(f"{key} must be True or False, but got {state.get(key)!r}")
     n_warm = setting(state, "warm_start_trials")

@@ -244,6 +244,10 @@ class ModelTrainerInput(TypedDict, total=False):
     #: each, numeric ranges narrow around the best trial and widen where it sits on a bound.
     #: Default 1 (no narrowing); one model family only.
     phases: int
+    #: search the preprocessing steps with the model (scaler, feature selection, imputation; params
+    #: ``step__param``, :mod:`src.mlops.pipeline_steps`); default ``False``. A search space naming
+    #: ``step__param`` searches those steps without it.
+    pipeline_search: bool
     #: id of the run (given, or set by ``load_data``); names the run directory
     #: ``<hpo_home>/runs/<run_id>`` and the default study.
     run_id: str

@@ -348,6 +348,7 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
             trial_cache=setting(state, "trial_cache"),
             compare=compare,
             phases=setting(state, "phases"),
+            pipeline=setting(state, "pipeline_search"),
         )
     except Exception as e:
         if is_bad_input(e):
