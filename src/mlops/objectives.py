@@ -47,6 +47,7 @@ from .fitting import (
 )
 from .metrics import default_metric, get_metric, score_predictions
 from .models import ModelSpec, get_model_spec, threads_per_trial
+from .multi_objective import measure_costs, parse_objectives
 from .preprocessing import build_preprocessor
 from .problems import ANOMALY, CLASSIFICATION, normalize_problem_type
 from .reporters import Evaluation, NullReporter, Reporter, TrialCancelled, TrialReporter
@@ -112,9 +113,14 @@ class ModelObjective:
         seed: int | None = 0,
         early_stopping_rounds: int | None = 50,
         n_jobs: int = 1,
+        objectives: str | list[str] | None = None,
     ) -> None:
         self.problem_type = normalize_problem_type(problem_type)
         self.spec = get_model_spec(algorithm, self.problem_type)
+        # ``objectives`` (multi_objective.py): the metric first, then latency/size; evaluate returns one value each
+        parsed = parse_objectives(objectives, self.problem_type, metric=metric)
+        self.objectives = parsed if parsed is not None and parsed.is_multi else None
+        metric = metric or (parsed.metric if parsed is not None else None)
         self.metric = get_metric(metric or default_metric(self.problem_type), self.problem_type)
         if cv is not None and (isinstance(cv, bool) or not isinstance(cv, int) or cv < 2):
             raise DataValidationError(f"cv must be an integer >= 2 (number of folds), got {cv!r}")
@@ -292,6 +298,8 @@ class ModelObjective:
             )
             pred = fitted.model.predict_for_metric(f.X_val, self.metric)
             scores.append(score_predictions(self.metric, f.y_val, pred, labels=self.labels))
+            if i == 0 and self.objectives is not None:  # costs of the first fold's model (multi_objective.py)
+                costs = measure_costs(self.objectives.costs, fitted.model, f.X_val)
             if fitted.best_iteration is not None:
                 iterations.append(fitted.best_iteration)
                 rows.append(len(f.X_train))
@@ -305,6 +313,9 @@ class ModelObjective:
         if iterations:
             attrs["best_iteration"] = int(round(float(np.mean(iterations))))
             attrs["fit_rows"] = int(round(float(np.mean(rows))))
+        if self.objectives is not None:
+            attrs.update(costs)
+            return Evaluation([float(np.mean(scores)), *(costs[c] for c in self.objectives.costs)], attrs)  # type: ignore[arg-type]
         return Evaluation(float(np.mean(scores)), attrs)
 
     def __call__(self, trial: optuna.Trial) -> float:

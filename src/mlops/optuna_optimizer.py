@@ -28,6 +28,7 @@ from .family_search import FamilySearchObjective, canonical_algorithm, family_na
 from .fingerprint import dataset_fingerprint, schema_fingerprint
 from .metrics import default_metric, get_metric
 from .models import get_model_class, get_model_spec, list_models
+from .multi_objective import check_pick, parse_objectives
 from .objectives import ModelObjective, TunedModel
 from .optimizer import OptunaOptimizer
 from .problems import normalize_problem_type
@@ -108,6 +109,9 @@ async def run_hyperparameter_optimization(
     warm_start_trials: int = 5,
     trial_cache: bool | TrialCacheStore = True,
     compare: str | None = None,
+    objectives: str | Sequence[str] | None = None,
+    pick_rule: str | None = None,
+    pick_tolerance: float | None = None,
 ) -> OptimizationResult:
     """Tune ``algorithm`` on validation data (or CV folds of the training data) and return the result.
 
@@ -144,10 +148,21 @@ async def run_hyperparameter_optimization(
     memory for this call), ``False`` trains every trial, or a :class:`TrialCacheStore`;
     ``result.n_cached`` counts the trials served from it. ``compare="random"`` (:mod:`.compare`) then
     runs a random search with the same budget; ``result.comparison`` holds defaults vs random vs tuned.
+
+    ``objectives=["roc_auc", "latency", "size"]`` (:mod:`.multi_objective`): a multi-objective study
+    (the metric first, then prediction latency and/or model size, minimized; NSGA-II, no pruning).
+    ``result.pareto_front`` holds the front; ``pick_rule`` (``fastest``, ``smallest``, ``best_metric``)
+    and ``pick_tolerance`` (a fraction of the best metric, default 0.01) choose the point that becomes
+    ``best_params`` / ``merged_params`` (``result.pick`` says which and why).
     """
     pt = normalize_problem_type(problem_type)
-    metric_spec = get_metric(metric or default_metric(pt), pt)
+    objs = parse_objectives(objectives, pt, metric=metric)
+    multi = objs is not None and objs.is_multi
+    metric_spec = get_metric(metric or (objs.metric if objs else None) or default_metric(pt), pt)
+    pick = check_pick(pick_rule, pick_tolerance, objs)
     compare = check_compare(compare)
+    if multi:
+        _check_multi_settings(sampler, compare, patience)
     if isinstance(warm_start_trials, bool) or not isinstance(warm_start_trials, int) or warm_start_trials < 0:
         raise ConfigurationError(f"warm_start_trials must be an integer >= 0, but got {warm_start_trials!r}")
     families = family_names(algorithm, pt, metric_spec.name) if is_family_search(algorithm) else []
@@ -157,6 +172,12 @@ async def run_hyperparameter_optimization(
     name_label = "auto" if str(algorithm).strip().lower() == "auto" else "+".join(families) or label
     options = dict(metric=metric_spec.name, search_space=search_space, space_overrides=space_overrides,
                    fixed_params=fixed_params, seed=seed, early_stopping_rounds=early_stopping_rounds, n_jobs=n_jobs)
+    if multi:
+        options["objectives"] = list(objs.names)  # type: ignore[union-attr]
+    directions = objs.directions if multi else (metric_spec.direction,)  # type: ignore[union-attr]
+    metric_names = objs.names if multi else (metric_spec.name,)  # type: ignore[union-attr]
+    mo_tags = {"hpo.objectives": ",".join(metric_names), "hpo.pick_rule": pick.rule,  # type: ignore[union-attr]
+               "hpo.pick_tolerance": str(pick.tolerance)} if multi else {}  # type: ignore[union-attr]
     if pruner_options is None:
         pruner_options = PrunerFactory.tuning_defaults(pruner, cv=cv is not None)
     opt = optimizer or OptunaOptimizer(listeners=listeners)
@@ -173,14 +194,14 @@ async def run_hyperparameter_optimization(
 
     try:
         objective, fingerprint, schema, data_fp = await asyncio.to_thread(build)
-        name = study_name or f"{name_label}-{pt}-{metric_spec.name}-{fingerprint}"
+        name = study_name or f"{name_label}-{pt}-{'+'.join(metric_names)}-{fingerprint}"
         context = StudyContext(
-            study_name=name, directions=(metric_spec.direction,), algorithm=label, problem_type=pt,
-            metric=metric_spec.name, metric_names=(metric_spec.name,),
+            study_name=name, directions=tuple(directions), algorithm=label, problem_type=pt,
+            metric=metric_spec.name, metric_names=tuple(metric_names),
             sampler_name=sampler if isinstance(sampler, str) else type(sampler).__name__,
             pruner_name=(pruner if isinstance(pruner, str) or pruner is None else type(pruner).__name__) or "none",
             search_space=objective.search_space.to_dict(), n_trials=n_trials, dataset_fingerprint=fingerprint,
-            experiment_name=experiment_name, tags={SCHEMA_TAG: schema, **({"hpo.families": label} if families else {})},
+            experiment_name=experiment_name, tags={SCHEMA_TAG: schema, **({"hpo.families": label} if families else {}), **mo_tags},
         )
         recipe = dict(
             algorithm=label, problem_type=pt,
@@ -201,7 +222,7 @@ async def run_hyperparameter_optimization(
         for attempt in range(2, _MAX_NEW_STUDY_NAMES + 2):
             try:
                 study = await opt.create_study(
-                    study_name=candidate, direction=metric_spec.direction, sampler=sampler, pruner=pruner,
+                    study_name=candidate, directions=list(directions), sampler=sampler, pruner=pruner,
                     storage=storage, seed=sampler_seed, search_space=objective.search_space, sampler_options=sampler_options,
                     pruner_options=pruner_options, context=context,
                 )
@@ -226,7 +247,7 @@ async def run_hyperparameter_optimization(
             trial_timeout=trial_timeout, max_failures=max_failures, patience=patience,
             min_improvement=min_improvement, enqueue_defaults=enqueue_defaults, enqueue=enqueue,
             enqueue_portfolio=enqueue_portfolio, time_reserve=time_reserve, max_trials=max_trials,
-            warm_start=warm.configs, trial_cache=cache,
+            warm_start=warm.configs, trial_cache=cache, pick=pick,
         )
         if result.n_completed == 0:
             reasons = sorted(set(result.failure_reasons.values()))[:3]
@@ -245,7 +266,7 @@ async def run_hyperparameter_optimization(
             result.default_params = dict(objective.default_params)
             result.merged_params = objective.params_for(result.best_params)
             defaults = [t for t in complete if t.user_attrs.get("source") == "defaults"]
-            result.defaults_value = float(defaults[0].value) if defaults else None
+            result.defaults_value = float(defaults[0].values[0]) if defaults else None
             result.defaults_user_attrs = dict(defaults[0].user_attrs) if defaults else {}
         seeded = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(SOURCE_ATTR) == "history"]
         result.warm_start = {"enabled": bool(warm_start and history is not None), "n_seeded": len(seeded),
@@ -261,6 +282,17 @@ async def run_hyperparameter_optimization(
     finally:
         if optimizer is None:
             await opt.aclose()  # the connections it opened for a URL storage and its ledger
+
+
+def _check_multi_settings(sampler: Any, compare: str | None, patience: int | None) -> None:
+    """Settings a multi-objective study cannot take, refused before any study exists."""
+    if isinstance(sampler, str) and sampler.strip().lower() in SamplerFactory.SINGLE_OBJECTIVE:
+        raise ConfigurationError(f"sampler {sampler!r} is single-objective; with several objectives use nsga2 "
+                                 "(the default), nsga3, tpe or random")
+    if compare is not None:
+        raise ConfigurationError("compare applies to single-objective studies only; drop it or the cost objectives")
+    if patience:
+        raise ConfigurationError("patience applies to single-objective studies only; drop it or the cost objectives")
 
 
 def _derived_seed(seed: int, sources: Sequence[str]) -> int:
