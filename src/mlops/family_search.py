@@ -293,7 +293,7 @@ class FamilySearchObjective:
     scheme = property(lambda self: self.primary.scheme)
     cv = property(lambda self: self.primary.cv)
     seed = property(lambda self: self.primary.seed)
-    objectives = property(lambda self: self.primary.objectives)
+    objective_set = property(lambda self: self.primary.objective_set)
     X_train = property(lambda self: self.primary.X_train)
     y_train = property(lambda self: self.primary.y_train)
     X_val = property(lambda self: self.primary.X_val)
@@ -406,7 +406,7 @@ class FamilySearchObjective:
         leader = max(best, key=lambda f: sign * best[f].values[0], default=None)  # type: ignore[operator]
         for f, s in out.items():
             # multi-objective: a family trailing on the metric may still be on the front (cheaper): never dropped
-            s["dropped"] = self.objectives is None and leader is not None and f != leader and s["n_trials"] >= self.drop_after and (
+            s["dropped"] = self.objective_set is None and leader is not None and f != leader and s["n_trials"] >= self.drop_after and (
                 f not in best or sign * (best[leader].values[0] - best[f].values[0]) > self._margin(best[leader], s, out[leader]))
         return out
 

@@ -20,8 +20,10 @@ single-objective only.
 
 The pick rule (:class:`ParetoPick`): among the front's points whose metric is within ``tolerance``
 (a fraction of the best metric on the front, e.g. 0.01 = 1 %) of the best, ``fastest`` takes the
-lowest latency, ``smallest`` the lowest size, ``best_metric`` the best metric; ties go to the other
-cost, then to the better metric, then to the lower trial number. The default rule is ``fastest`` when
+lowest latency, ``smallest`` the lowest size, ``best_metric`` the best metric. Latencies within
+:data:`LATENCY_NOISE` (10 %) of the lowest count as ties (two timings of one model differ by that much
+on a busy machine); ties go to the other cost, then to the better metric, then to the lower trial
+number. The default rule is ``fastest`` when
 latency is an objective, else ``smallest``.
 """
 
@@ -50,11 +52,11 @@ __all__ = [
     "ParetoPick",
     "parse_objectives",
     "check_pick",
+    "check_multi_settings",
     "measure_costs",
     "pareto_front",
     "pick_point",
     "apply_pick",
-    "describe_pick",
 ]
 
 #: the cost objectives, what they measure (both minimized)
@@ -66,6 +68,8 @@ LATENCY_REPEATS = 5
 LATENCY_MIN_ROWS = 1_000
 LATENCY_MAX_ROWS = 10_000
 _RULE_COST = {"fastest": "latency", "smallest": "size"}
+#: latencies within this fraction of the lowest are ties for the ``fastest`` rule (timing noise)
+LATENCY_NOISE = 0.10
 
 
 @dataclass(frozen=True)
@@ -99,33 +103,34 @@ def parse_objectives(objectives: str | Sequence[str] | None, problem_type: str, 
         return None
     items = objectives.split(",") if isinstance(objectives, str) else list(objectives)
     if not all(isinstance(o, str) for o in items):
-        raise ConfigurationError(f"{field}: a list of names (a metric, then latency and/or size), got {objectives!r}")
+        raise ConfigurationError(f"{field} must be a list of names (a metric, then latency and/or size), got {objectives!r}")
     names = [o.strip().lower() for o in items if o.strip()]
     if not names:
-        raise ConfigurationError(f"{field}: give at least one objective, e.g. roc_auc,latency,size")
-    pt = normalize_problem_type(problem_type)
+        raise ConfigurationError(f"{field} must name at least one objective, e.g. roc_auc,latency,size")
+    pt = normalize_problem_type(problem_type) if problem_type else None  # None: not known yet (any metric)
+    kinds = ", ".join(list_metrics(pt)) if pt else "e.g. roc_auc, rmse"
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise ConfigurationError(f"{field}: {', '.join(dupes)} given more than once in {names}; name each objective once")
+        raise ConfigurationError(f"{field} must name each objective once; {', '.join(dupes)} is given more than once "
+                                 f"in {','.join(names)}")
     first, costs = names[0], names[1:]
     if first in COSTS:
         raise ConfigurationError(
-            f"{field}: the first objective must be a metric of {pt} ({', '.join(list_metrics(pt))}), got {first!r}; "
-            f"e.g. {list_metrics(pt)[0]},{first}")
+            f"{field} must start with a metric ({kinds}), got {first!r} first; e.g. "
+            f"{list_metrics(pt)[0] if pt else 'roc_auc'},{first}")
     try:
         spec = get_metric(first, pt)
-    except (UnknownMetricError, IncompatibleMetricError) as e:
-        raise ConfigurationError(f"{field}: objective {first!r} is not a metric of {pt}; metrics of {pt}: "
-                                 f"{', '.join(list_metrics(pt))} ({e})") from None
+    except (UnknownMetricError, IncompatibleMetricError):
+        raise ConfigurationError(f"{field} must start with a metric of {pt or 'the problem type'}: {first!r} is not "
+                                 f"one (metrics: {kinds})") from None
     for c in costs:
         if c not in COSTS:
             kind = "a second metric" if c in list_metrics() else "unknown"
             raise ConfigurationError(
-                f"{field}: objective {c!r} is {kind}; after the metric ({first}) the objectives are costs: "
-                f"{', '.join(COSTS)}")
-    if metric is not None and get_metric(metric, pt).name != spec.name:
-        raise ConfigurationError(f"{field}: the first objective {spec.name!r} differs from metric {metric!r}; "
-                                 "give the metric once, as the first objective")
+                f"{field} must list costs ({', '.join(COSTS)}) after the metric {first!r}; {c!r} is {kind}")
+    if metric is not None and get_metric(metric).name != spec.name:
+        raise ConfigurationError(f"{field} must start with the metric: its first objective {spec.name!r} differs "
+                                 f"from metric {metric!r}; give the metric once, as the first objective")
     return Objectives(spec.name, tuple(costs), spec.direction)
 
 
@@ -163,6 +168,31 @@ def check_pick(rule: str | None, tolerance: float | None, objectives: Objectives
         raise ConfigurationError(
             f"{tolerance_field} must be a fraction 0 <= tolerance < 1 of the best metric (0.01 = 1 %), got {tolerance!r}")
     return ParetoPick(key, float(tol))
+
+
+def check_multi_settings(*, objectives: Any, problem_type: str | None, metric: str | None = None,
+                         pick_rule: str | None = None, pick_tolerance: float | None = None, sampler: Any = None,
+                         compare: str | None = None, patience: int | None = None,
+                         names: Mapping[str, str] | None = None) -> tuple[Objectives | None, ParetoPick | None]:
+    """Every check of the multi-objective settings, before any study exists: the objectives for the
+    problem type (``None``: not known yet), the pick rule and tolerance, and what a multi-objective
+    study cannot take (a single-objective sampler, ``compare``, ``patience``). ``names`` maps the
+    setting names to how the caller spells them (``{"pick_tolerance": "--pick-tolerance"}``)."""
+    n = {"objectives": "objectives", "pick_rule": "pick_rule", "pick_tolerance": "pick_tolerance",
+         "sampler": "sampler", "compare": "compare", "patience": "patience", **(names or {})}
+    objs = parse_objectives(objectives, problem_type, metric=metric, field=n["objectives"]) if objectives else None
+    pick = check_pick(pick_rule, pick_tolerance, objs, rule_field=n["pick_rule"], tolerance_field=n["pick_tolerance"])
+    if objs is not None and objs.is_multi:
+        from .factories import SamplerFactory
+
+        if isinstance(sampler, str) and sampler.strip().lower() in SamplerFactory.SINGLE_OBJECTIVE:
+            raise ConfigurationError(f"{n['sampler']} {sampler!r} is single-objective; with several objectives use "
+                                     "nsga2 (the default), nsga3, tpe or random")
+        for key, value in (("compare", compare), ("patience", patience)):
+            if value:
+                raise ConfigurationError(f"{n[key]} applies to single-objective studies only; drop it or the cost "
+                                         f"objectives ({', '.join(objs.costs)})")
+    return objs, pick
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,12 +264,19 @@ def pick_point(front: Sequence[Mapping[str, Any]], objectives: Objectives, pick:
     best = min(sign * p["values"][m] for p in front)
     allowed = best + pick.tolerance * abs(best)
     within = [p for p in front if sign * p["values"][m] <= allowed + 1e-12]
-    order = [c for c in (_RULE_COST.get(pick.rule),) if c] + [c for c in objectives.costs if c != _RULE_COST.get(pick.rule)]
+    cost = _RULE_COST.get(pick.rule)
+    others = [c for c in objectives.costs if c != cost]
     if pick.rule == "best_metric":
-        key = lambda p: (sign * p["values"][m], *(p["values"][c] for c in order), p["number"])  # noqa: E731
+        key = lambda p: (sign * p["values"][m], *(p["values"][c] for c in others), p["number"])  # noqa: E731
+        chosen = dict(min(within, key=key))
     else:
-        key = lambda p: (*(p["values"][c] for c in order), sign * p["values"][m], p["number"])  # noqa: E731
-    chosen = dict(min(within, key=key))
+        # latency is a measurement: points within LATENCY_NOISE of the fastest are ties, decided by the
+        # other cost, then by the metric (size is exact: no band)
+        lowest = min(p["values"][cost] for p in within)
+        band = lowest * (1 + LATENCY_NOISE) if cost == "latency" else lowest
+        ties = [p for p in within if p["values"][cost] <= band + 1e-12]
+        key = lambda p: (*(p["values"][c] for c in others), sign * p["values"][m], p["values"][cost], p["number"])  # noqa: E731
+        chosen = dict(min(ties, key=key))
     chosen["within"] = [p["number"] for p in within]
     chosen["threshold"] = sign * allowed
     return chosen
@@ -267,16 +304,3 @@ def apply_pick(result: Any, trials: Sequence[FrozenTrial], objectives: Objective
     result.best_value = float(trial.values[0])
     result.best_trial_number = trial.number
     result.best_user_attrs = dict(trial.user_attrs)
-
-
-def describe_pick(pick: Mapping[str, Any] | None) -> str:
-    """One line for a run summary: the rule, the tolerance and the picked point's values."""
-    if not pick:
-        return ""
-    values = ", ".join(f"{k}={_fmt(v)}" for k, v in pick["values"].items())
-    return (f"pick rule {pick['rule']!r} within {pick['tolerance']:.1%} of the best metric "
-            f"({_fmt(pick['best_metric'])}, trial {pick['best_metric_number']}): trial {pick['number']} ({values})")
-
-
-def _fmt(v: float) -> str:
-    return f"{v:.4g}"

@@ -400,8 +400,8 @@ class OptunaOptimizer:
                     await asyncio.to_thread(runner.close)
             run.stop("n_trials" if run.stop_reason is None else run.stop_reason)
             result = await asyncio.to_thread(study_result, study, started=run.started, stop_reason=run.stop_reason)
-            if multi and pick is not None and getattr(objective, "objectives", None) is not None:
-                await asyncio.to_thread(apply_pick, result, study.get_trials(deepcopy=False), objective.objectives, pick)
+            if multi and pick is not None and getattr(objective, "objective_set", None) is not None:
+                await asyncio.to_thread(apply_pick, result, study.get_trials(deepcopy=False), objective.objective_set, pick)
             if isinstance(objective, FamilySearchObjective):
                 await asyncio.to_thread(lambda: objective.annotate(result, study.get_trials(deepcopy=False)))
             await self._notify("on_study_end", study, result)

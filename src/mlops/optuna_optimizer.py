@@ -28,7 +28,7 @@ from .family_search import FamilySearchObjective, canonical_algorithm, family_na
 from .fingerprint import dataset_fingerprint, schema_fingerprint
 from .metrics import default_metric, get_metric
 from .models import get_model_class, get_model_spec, list_models
-from .multi_objective import check_pick, parse_objectives
+from .multi_objective import check_multi_settings
 from .objectives import ModelObjective, TunedModel
 from .optimizer import OptunaOptimizer
 from .problems import normalize_problem_type
@@ -156,13 +156,11 @@ async def run_hyperparameter_optimization(
     ``best_params`` / ``merged_params`` (``result.pick`` says which and why).
     """
     pt = normalize_problem_type(problem_type)
-    objs = parse_objectives(objectives, pt, metric=metric)
+    compare = check_compare(compare)
+    objs, pick = check_multi_settings(objectives=objectives, problem_type=pt, metric=metric, pick_rule=pick_rule,
+                                      pick_tolerance=pick_tolerance, sampler=sampler, compare=compare, patience=patience)
     multi = objs is not None and objs.is_multi
     metric_spec = get_metric(metric or (objs.metric if objs else None) or default_metric(pt), pt)
-    pick = check_pick(pick_rule, pick_tolerance, objs)
-    compare = check_compare(compare)
-    if multi:
-        _check_multi_settings(sampler, compare, patience)
     if isinstance(warm_start_trials, bool) or not isinstance(warm_start_trials, int) or warm_start_trials < 0:
         raise ConfigurationError(f"warm_start_trials must be an integer >= 0, but got {warm_start_trials!r}")
     families = family_names(algorithm, pt, metric_spec.name) if is_family_search(algorithm) else []
@@ -282,17 +280,6 @@ async def run_hyperparameter_optimization(
     finally:
         if optimizer is None:
             await opt.aclose()  # the connections it opened for a URL storage and its ledger
-
-
-def _check_multi_settings(sampler: Any, compare: str | None, patience: int | None) -> None:
-    """Settings a multi-objective study cannot take, refused before any study exists."""
-    if isinstance(sampler, str) and sampler.strip().lower() in SamplerFactory.SINGLE_OBJECTIVE:
-        raise ConfigurationError(f"sampler {sampler!r} is single-objective; with several objectives use nsga2 "
-                                 "(the default), nsga3, tpe or random")
-    if compare is not None:
-        raise ConfigurationError("compare applies to single-objective studies only; drop it or the cost objectives")
-    if patience:
-        raise ConfigurationError("patience applies to single-objective studies only; drop it or the cost objectives")
 
 
 def _derived_seed(seed: int, sources: Sequence[str]) -> int:

@@ -43,6 +43,9 @@ DEFAULTS: dict[str, Any] = {
     "warm_start_trials": 5,
     "trial_cache": True,
     "compare": None,
+    "objectives": None,
+    "pick_rule": None,
+    "pick_tolerance": None,
     "pruner_options": None,
     "enqueue": None,
     "patience": None,
@@ -96,6 +99,7 @@ def validate_settings(state: Mapping[str, Any]) -> None:
     from src.mlops.factories import PrunerFactory
     from src.mlops.family_search import check_family_params, is_family_search
     from src.mlops.models import get_model_spec
+    from src.mlops.multi_objective import check_multi_settings
     from src.mlops.schemes import parse_scheme
     from src.mlops.search_space import parse_search_space
     from src.mlops.selection import SELECTION_RULES
@@ -185,6 +189,10 @@ def validate_settings(state: Mapping[str, Any]) -> None:
     if isinstance(n_warm, bool) or not isinstance(n_warm, int) or n_warm < 0:
         raise ConfigurationError(f"warm_start_trials must be an integer >= 0, but got {n_warm!r}")
     check_compare(setting(state, "compare"))
+    check_multi_settings(objectives=setting(state, "objectives"), problem_type=setting(state, "problem_type"),
+                         metric=setting(state, "metric"), pick_rule=setting(state, "pick_rule"),
+                         pick_tolerance=setting(state, "pick_tolerance"), sampler=sampler,
+                         compare=setting(state, "compare"), patience=setting(state, "patience"))
 
 
 def _problem_type_of(spec: Any, state: Mapping[str, Any]) -> str:
