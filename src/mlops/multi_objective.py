@@ -152,8 +152,8 @@ def check_pick(rule: str | None, tolerance: float | None, objectives: Objectives
     if objectives is None or not objectives.is_multi:
         if rule is not None or tolerance is not None:
             given = rule_field if rule is not None else tolerance_field
-            raise ConfigurationError(f"{given} applies to multi-objective studies only; add objectives such as "
-                                     "latency or size, or drop it")
+            raise ConfigurationError(f"{given} must be left out of a single-objective study (it picks a point of a "
+                                     "Pareto front); add objectives such as latency or size, or drop it")
         return None
     if rule is None:
         rule = "fastest" if "latency" in objectives.costs else "smallest"
@@ -162,7 +162,8 @@ def check_pick(rule: str | None, tolerance: float | None, objectives: Objectives
         raise ConfigurationError(f"{rule_field} must be one of {list(PICK_RULES)}, got {rule!r}")
     need = _RULE_COST.get(key)
     if need is not None and need not in objectives.costs:
-        raise ConfigurationError(f"{rule_field} {key!r} needs {need!r} among the objectives {list(objectives.names)}")
+        raise ConfigurationError(f"{rule_field} must rank by an objective of the study: {key!r} needs {need!r} among "
+                                 f"the objectives {list(objectives.names)}")
     tol = DEFAULT_TOLERANCE if tolerance is None else tolerance
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not math.isfinite(tol) or not 0 <= tol < 1:
         raise ConfigurationError(
@@ -186,8 +187,8 @@ def check_multi_settings(*, objectives: Any, problem_type: str | None, metric: s
         from .factories import SamplerFactory
 
         if isinstance(sampler, str) and sampler.strip().lower() in SamplerFactory.SINGLE_OBJECTIVE:
-            raise ConfigurationError(f"{n['sampler']} {sampler!r} is single-objective; with several objectives use "
-                                     "nsga2 (the default), nsga3, tpe or random")
+            raise ConfigurationError(f"{n['sampler']} must drive several objectives: {sampler!r} is single-objective; "
+                                     "use nsga2 (the default), nsga3, tpe or random")
         for key, value in (("compare", compare), ("patience", patience)):
             if value:
                 raise ConfigurationError(f"{n[key]} applies to single-objective studies only; drop it or the cost "

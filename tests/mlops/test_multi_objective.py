@@ -92,10 +92,10 @@ def test_pick_rules_on_a_known_front() -> None:
     ({"objectives": ["roc_auc", "latency"], "metric": "accuracy"}, "differs from metric 'accuracy'"),
     ({"objectives": ["roc_auc", "latency"], "pick_tolerance": 1.0}, "pick_tolerance must be a fraction 0 <= tolerance < 1"),
     ({"objectives": ["roc_auc", "latency"], "pick_tolerance": -0.1}, "pick_tolerance must be a fraction"),
-    ({"objectives": ["roc_auc", "size"], "pick_rule": "fastest"}, "pick_rule 'fastest' needs 'latency'"),
+    ({"objectives": ["roc_auc", "size"], "pick_rule": "fastest"}, "'fastest' needs 'latency'"),
     ({"objectives": ["roc_auc", "size"], "pick_rule": "cheapest"}, "pick_rule must be one of"),
-    ({"objectives": ["roc_auc"], "pick_rule": "fastest"}, "pick_rule applies to multi-objective studies only"),
-    ({"objectives": ["roc_auc", "latency"], "sampler": "hyperopt"}, "sampler 'hyperopt' is single-objective"),
+    ({"objectives": ["roc_auc"], "pick_rule": "fastest"}, "pick_rule must be left out of a single-objective study"),
+    ({"objectives": ["roc_auc", "latency"], "sampler": "hyperopt"}, "sampler must drive several objectives: 'hyperopt' is single-objective"),
     ({"objectives": ["roc_auc", "latency"], "patience": 5}, "patience applies to single-objective studies only"),
 ])
 async def test_bad_settings_fail_before_any_study_exists(binary_data, kwargs, fragment) -> None:
