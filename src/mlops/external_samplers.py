@@ -101,6 +101,20 @@ def _snap(value: float, d: FloatDistribution | IntDistribution) -> float | int:
     return int(round(value)) if isinstance(d, IntDistribution) else float(value)
 
 
+def _to_backend(value: Any, d: BaseDistribution) -> Any:
+    """A param's value as the backends take it: a categorical's index, an int, a float."""
+    if isinstance(d, CategoricalDistribution):
+        return d.to_internal_repr(value)
+    return int(value) if isinstance(d, IntDistribution) else float(value)
+
+
+def _from_backend(value: Any, d: BaseDistribution) -> Any:
+    """A backend's proposal as the param's value: a choice, or a number snapped to the bounds and step."""
+    if isinstance(d, CategoricalDistribution):
+        return d.choices[int(value)]
+    return _snap(float(value), d)  # type: ignore[arg-type]
+
+
 class HyperoptSampler(_ExternalSampler):
     """Hyperopt's TPE (``hyperopt.tpe.suggest``) through ask/tell; options are ``tpe.suggest``'s:
     ``n_startup_jobs`` (20), ``n_EI_candidates`` (24), ``gamma`` (0.25), ``prior_weight`` (1.0)."""
@@ -139,7 +153,7 @@ class HyperoptSampler(_ExternalSampler):
             tids = list(range(len(xs)))
             miscs = []
             for tid, x in zip(tids, xs):
-                vals = {k: [self._to_hyperopt(x[k], d)] for k, d in space.items()}
+                vals = {k: [_to_backend(x[k], d)] for k, d in space.items()}
                 miscs.append({"tid": tid, "cmd": domain.cmd, "workdir": None,
                               "idxs": {k: [tid] for k in space}, "vals": vals})
             docs = trials.new_trial_docs(tids, [None] * len(xs), [{"status": STATUS_OK, "loss": y} for y in ys], miscs)
@@ -150,19 +164,7 @@ class HyperoptSampler(_ExternalSampler):
         rng_seed = seed if seed is not None else int(np.random.default_rng().integers(2**31 - 1))
         new = tpe.suggest([len(xs)], domain, trials, rng_seed, **self._options)
         vals = new[0]["misc"]["vals"]
-        return {k: self._from_hyperopt(vals[k][0], d) for k, d in space.items()}
-
-    @staticmethod
-    def _to_hyperopt(value: Any, d: BaseDistribution) -> Any:
-        if isinstance(d, CategoricalDistribution):
-            return d.to_internal_repr(value)
-        return float(value)
-
-    @staticmethod
-    def _from_hyperopt(value: Any, d: BaseDistribution) -> Any:
-        if isinstance(d, CategoricalDistribution):
-            return d.choices[int(value)]
-        return _snap(float(value), d)  # type: ignore[arg-type]
+        return {k: _from_backend(vals[k][0], d) for k, d in space.items()}
 
 
 class SkoptSampler(_ExternalSampler):
@@ -203,25 +205,11 @@ class SkoptSampler(_ExternalSampler):
         names = list(space)
         opt = Optimizer([self._dimension(space[k]) for k in names], random_state=seed, **self._options)
         if xs:
-            points = [[self._to_skopt(x[k], space[k]) for k in names] for x in xs]
+            points = [[_to_backend(x[k], space[k]) for k in names] for x in xs]
             with warnings.catch_warnings():  # "the objective has been evaluated at this point before"
                 warnings.simplefilter("ignore", UserWarning)
                 opt.tell(points, ys)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             point = opt.ask()
-        return {k: self._from_skopt(v, space[k]) for k, v in zip(names, point)}
-
-    @staticmethod
-    def _to_skopt(value: Any, d: BaseDistribution) -> Any:
-        if isinstance(d, CategoricalDistribution):
-            return d.to_internal_repr(value)
-        if isinstance(d, IntDistribution):
-            return int(value)
-        return float(value)
-
-    @staticmethod
-    def _from_skopt(value: Any, d: BaseDistribution) -> Any:
-        if isinstance(d, CategoricalDistribution):
-            return d.choices[int(value)]
-        return _snap(float(value), d)  # type: ignore[arg-type]
+        return {k: _from_backend(v, space[k]) for k, v in zip(names, point)}
