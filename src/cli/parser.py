@@ -135,7 +135,7 @@ def _add_tuning_args(p: argparse.ArgumentParser) -> None:
                         "tuned (with a time bound the two share the study's time)")
     p.add_argument("--objectives", metavar="METRIC,COST,...",
                    help="multi-objective: the metric first, then latency (ms per 1,000 rows) and/or size (model "
-                        "bytes), e.g. roc_auc,latency,size; NSGA-II, no pruning; the front is in the summary")
+                        "bytes), e.g. roc_auc,latency,size; no pruning; the front is in the summary")
     p.add_argument("--pick-rule", help="which Pareto point is trained: fastest (default with latency), smallest, "
                                        "best_metric -- among the points within --pick-tolerance of the best metric")
     p.add_argument("--pick-tolerance", type=_number, metavar="FRACTION",

@@ -59,7 +59,7 @@ class _ExternalSampler(optuna.samplers.BaseSampler):
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         if len(study.directions) > 1:
             raise ConfigurationError(f"sampler {self.backend!r} is single-objective; this study has "
-                                     f"{len(study.directions)} objectives (use nsga2)")
+                                     f"{len(study.directions)} objectives (use tpe or nsga2)")
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         space = intersection_search_space(complete)
         return {k: d for k, d in space.items() if not d.single()}

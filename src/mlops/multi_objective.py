@@ -188,7 +188,7 @@ def check_multi_settings(*, objectives: Any, problem_type: str | None, metric: s
 
         if isinstance(sampler, str) and sampler.strip().lower() in SamplerFactory.SINGLE_OBJECTIVE:
             raise ConfigurationError(f"{n['sampler']} must drive several objectives: {sampler!r} is single-objective; "
-                                     "use nsga2 (the default), nsga3, tpe or random")
+                                     "use tpe (the default), nsga2, nsga3 or random")
         for key, value in (("compare", compare), ("patience", patience)):
             if value:
                 raise ConfigurationError(f"{n[key]} applies to single-objective studies only; drop it or the cost "

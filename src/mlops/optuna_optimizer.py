@@ -150,7 +150,7 @@ async def run_hyperparameter_optimization(
     runs a random search with the same budget; ``result.comparison`` holds defaults vs random vs tuned.
 
     ``objectives=["roc_auc", "latency", "size"]`` (:mod:`.multi_objective`): a multi-objective study
-    (the metric first, then prediction latency and/or model size, minimized; NSGA-II, no pruning).
+    (the metric first, then prediction latency and/or model size, minimized; multi-objective TPE, no pruning).
     ``result.pareto_front`` holds the front; ``pick_rule`` (``fastest``, ``smallest``, ``best_metric``)
     and ``pick_tolerance`` (a fraction of the best metric, default 0.01) choose the point that becomes
     ``best_params`` / ``merged_params`` (``result.pick`` says which and why).

@@ -247,7 +247,7 @@ class ModelTrainerInput(TypedDict, total=False):
     compare: str | None
     #: multi-objective tuning: the metric first, then costs to minimize -- ``"latency"`` (ms of predict
     #: per 1,000 validation rows) and/or ``"size"`` (bytes of the pickled model), e.g.
-    #: ``["roc_auc", "latency", "size"]``. Default ``None``: the metric alone. No pruning then (NSGA-II).
+    #: ``["roc_auc", "latency", "size"]``. Default ``None``: the metric alone. No pruning then.
     objectives: list[str] | None
     #: which point of the Pareto front is trained: ``"fastest"`` (default with latency), ``"smallest"``
     #: (default without), ``"best_metric"``; among points within ``pick_tolerance`` of the best metric.
