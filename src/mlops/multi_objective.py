@@ -57,6 +57,7 @@ __all__ = [
     "pareto_front",
     "pick_point",
     "apply_pick",
+    "name_objectives",
 ]
 
 #: the cost objectives, what they measure (both minimized)
@@ -281,6 +282,18 @@ def pick_point(front: Sequence[Mapping[str, Any]], objectives: Objectives, pick:
     chosen["within"] = [p["number"] for p in within]
     chosen["threshold"] = sign * allowed
     return chosen
+
+
+def name_objectives(study: Any, objectives: Objectives) -> None:
+    """Give the study its objectives' names (Optuna's ``metric_names``: the dashboard's and the report's axes)."""
+    import warnings
+
+    import optuna
+
+    if study.metric_names is None:
+        with warnings.catch_warnings():  # experimental since Optuna 3.2, stable in use
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(objectives.names))
 
 
 def apply_pick(result: Any, trials: Sequence[FrozenTrial], objectives: Objectives, pick: ParetoPick) -> None:

@@ -28,7 +28,7 @@ from .family_search import FamilySearchObjective, canonical_algorithm, family_na
 from .fingerprint import dataset_fingerprint, schema_fingerprint
 from .metrics import default_metric, get_metric
 from .models import get_model_class, get_model_spec, list_models
-from .multi_objective import check_multi_settings
+from .multi_objective import check_multi_settings, name_objectives
 from .objectives import ModelObjective, TunedModel
 from .optimizer import OptunaOptimizer
 from .problems import normalize_problem_type
@@ -230,6 +230,8 @@ async def run_hyperparameter_optimization(
                 if not new_study or attempt > _MAX_NEW_STUDY_NAMES:
                     raise
                 candidate = f"{name}-{attempt}"
+        if multi:
+            await asyncio.to_thread(name_objectives, study, objs)
         if candidate != name:
             log.info("study %r exists with other data or rules: this run's new study is %r", name, candidate)
         name = candidate

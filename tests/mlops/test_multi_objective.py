@@ -34,6 +34,7 @@ async def test_front_is_non_dominated_and_the_pick_obeys_the_rule(binary_data) -
     assert result.objectives == ["roc_auc", "latency", "size"]
     study = optuna.load_study(study_name="mo", storage=storage)
     assert study.user_attrs["pruner"] == "NopPruner"  # Optuna cannot prune a multi-objective study
+    assert study.metric_names == ["roc_auc", "latency", "size"]
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(done) == result.n_completed >= 10
     for t in done:  # one value per objective, the costs measured (and kept as attributes too)
