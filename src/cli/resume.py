@@ -46,6 +46,7 @@ FIXED: dict[str, str] = {
     "warm_start_trials": "--warm-start-trials", "trial_cache": "--no-cache", "compare": "--compare",
     "phases": "--phases",
     "pipeline_search": "--pipeline-search",
+    "objectives": "--objectives", "pick_rule": "--pick-rule", "pick_tolerance": "--pick-tolerance",
 }
 
 

@@ -55,6 +55,7 @@ from .pipeline_steps import (
     step_defaults,
     with_pipeline_space,
 )
+from .multi_objective import measure_costs, parse_objectives
 from .preprocessing import build_preprocessor
 from .problems import ANOMALY, CLASSIFICATION, normalize_problem_type
 from .reporters import Evaluation, NullReporter, Reporter, TrialCancelled, TrialReporter
@@ -127,9 +128,14 @@ class ModelObjective:
         early_stopping_rounds: int | None = 50,
         n_jobs: int = 1,
         pipeline: bool = False,
+        objectives: str | list[str] | None = None,
     ) -> None:
         self.problem_type = normalize_problem_type(problem_type)
         self.spec = get_model_spec(algorithm, self.problem_type)
+        # ``objectives`` (multi_objective.py): the metric first, then latency/size; evaluate returns one value each
+        parsed = parse_objectives(objectives, self.problem_type, metric=metric)
+        self.objective_set = parsed if parsed is not None and parsed.is_multi else None
+        metric = metric or (parsed.metric if parsed is not None else None)
         self.metric = get_metric(metric or default_metric(self.problem_type), self.problem_type)
         if cv is not None and (isinstance(cv, bool) or not isinstance(cv, int) or cv < 2):
             raise DataValidationError(f"cv must be an integer >= 2 (number of folds), got {cv!r}")
@@ -334,6 +340,8 @@ class ModelObjective:
             )
             pred = fitted.model.predict_for_metric(f.X_val, self.metric)
             scores.append(score_predictions(self.metric, f.y_val, pred, labels=self.labels))
+            if i == 0 and self.objective_set is not None:  # costs of the first fold's model (multi_objective.py)
+                costs = measure_costs(self.objective_set.costs, fitted.model, f.X_val)
             if fitted.best_iteration is not None:
                 iterations.append(fitted.best_iteration)
                 rows.append(len(f.X_train))
@@ -347,6 +355,9 @@ class ModelObjective:
         if iterations:
             attrs["best_iteration"] = int(round(float(np.mean(iterations))))
             attrs["fit_rows"] = int(round(float(np.mean(rows))))
+        if self.objective_set is not None:
+            attrs.update(costs)
+            return Evaluation([float(np.mean(scores)), *(costs[c] for c in self.objective_set.costs)], attrs)  # type: ignore[arg-type]
         return Evaluation(float(np.mean(scores)), attrs)
 
     def __call__(self, trial: optuna.Trial) -> float:

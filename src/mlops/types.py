@@ -94,6 +94,11 @@ class OptimizationResult:
     families: list[str] = field(default_factory=list)
     #: per searched family: trial counts, best and defaults scores, mean fit seconds, dropped or not
     family_stats: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: a multi-objective study (:mod:`src.mlops.multi_objective`): the objectives' names (metric first)
+    #: and the picked point of the front (rule, tolerance, trial number, values, params, family); the
+    #: ``best_*`` fields are then the picked trial's
+    objectives: list[str] = field(default_factory=list)
+    pick: dict[str, Any] | None = None
 
     @property
     def direction(self) -> str:

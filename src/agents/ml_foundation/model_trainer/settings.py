@@ -45,6 +45,9 @@ DEFAULTS: dict[str, Any] = {
     "compare": None,
     "phases": 1,
     "pipeline_search": False,
+    "objectives": None,
+    "pick_rule": None,
+    "pick_tolerance": None,
     "pruner_options": None,
     "enqueue": None,
     "patience": None,
@@ -100,6 +103,7 @@ def validate_settings(state: Mapping[str, Any]) -> None:
     from src.mlops.family_search import check_family_params, is_family_search
     from src.mlops.models import get_model_spec
     from src.mlops.pipeline_steps import check_step_space, check_step_values
+    from src.mlops.multi_objective import check_multi_settings
     from src.mlops.schemes import parse_scheme
     from src.mlops.search_space import parse_search_space
     from src.mlops.selection import SELECTION_RULES
@@ -194,6 +198,10 @@ def validate_settings(state: Mapping[str, Any]) -> None:
     check_compare(setting(state, "compare"))
     if check_phases(setting(state, "phases")) > 1 and families:
         raise ConfigurationError(f"phases (narrowing) needs one model family, but got algorithm={algorithm!r}")
+    check_multi_settings(objectives=setting(state, "objectives"), problem_type=setting(state, "problem_type"),
+                         metric=setting(state, "metric"), pick_rule=setting(state, "pick_rule"),
+                         pick_tolerance=setting(state, "pick_tolerance"), sampler=sampler,
+                         compare=setting(state, "compare"), patience=setting(state, "patience"))
 
 
 def _problem_type_of(spec: Any, state: Mapping[str, Any]) -> str:

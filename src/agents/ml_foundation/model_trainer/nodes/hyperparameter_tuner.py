@@ -255,6 +255,8 @@ def _summary(result: OptimizationResult, scheme: EvaluationScheme, study_seconds
         "warm_start": result.warm_start,
         **({"phases": result.phases} if result.phases else {}),
         **({"comparison": result.comparison} if result.comparison is not None else {}),
+        **({"objectives": result.objectives, "pareto_front": result.pareto_front, "pick": result.pick}
+           if result.pick else {}),
         "finished_at": time.time(),
         "analysis": result.analysis,
     })
@@ -266,7 +268,9 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
     try:
         validate_settings(state)
         problem_type, algorithm = state["problem_type"], setting(state, "algorithm")
-        metric = get_metric(setting(state, "metric") or default_metric(problem_type), problem_type)
+        objectives = setting(state, "objectives")
+        first = (objectives.split(",") if isinstance(objectives, str) else objectives)[0].strip() if objectives else None
+        metric = get_metric(setting(state, "metric") or first or default_metric(problem_type), problem_type)
         families = family_names(algorithm, problem_type, metric.name) if is_family_search(algorithm) else []
         spec = get_model_spec(families[0] if families else algorithm, problem_type)
         data = await asyncio.to_thread(_load_tuning_data, state["splits"])
@@ -349,6 +353,9 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
             compare=compare,
             phases=setting(state, "phases"),
             pipeline=setting(state, "pipeline_search"),
+            objectives=objectives,
+            pick_rule=setting(state, "pick_rule"),
+            pick_tolerance=setting(state, "pick_tolerance"),
         )
     except Exception as e:
         if is_bad_input(e):
