@@ -208,7 +208,7 @@ async def test_a_cv_trial_too_costly_for_the_time_falls_back_to_a_holdout_and_a_
     update = await hyperparameter_tuner(state, Runtime(context=context))
     assert "error" not in update, update
     hpo = update["hpo"]
-    assert hpo["scheme"] == "holdout" and "cv=5x2 was affordable by size, but a probe fit" in hpo["scheme_reason"]
+    assert hpo["scheme"] == "holdout" and "cv=5x2 was affordable by size, but a probe fit of the defaults" in hpo["scheme_reason"]
     assert hpo["scheme_probe"]["stopped"] is True and hpo["scheme_probe"]["cv_trials_that_fit"] < 10_000
     kept = context.hpo_home / "runs" / state["run_id"] / "scheme.json"
     assert kept.is_file()

@@ -10,6 +10,7 @@ from src.mlops.errors import ConfigurationError, DataValidationError
 from src.mlops.objectives import ModelObjective
 from src.mlops.schemes import (
     MIN_CV_TRIALS,
+    ROUNDS_FACTOR,
     CV_CELLS_PER_SECOND,
     CV_MAX_ROWS,
     REPEATED_CV_MAX_ROWS,
@@ -160,8 +161,11 @@ def test_the_probe_keeps_cv_when_enough_trials_fit_and_records_what_it_measured(
     kept, measured = afford_scheme(cv, probe=_probe(), study_seconds=3_600, rows_trainval=600)
     assert kept is cv
     assert not measured["stopped"] and measured["seconds"] > 0
-    # a 5-fold trial on 480 rows per fold costs 5 x 480/450 probe fits
-    assert measured["cv_trial_seconds"] == pytest.approx(measured["seconds"] * 5 * 480 / 450, rel=0.05, abs=0.02)
+    # a 5-fold trial on 480 rows per fold costs 5 x 480/450 probe fits (x ROUNDS_FACTOR when the defaults
+    # used every round)
+    factor = ROUNDS_FACTOR if measured["rounds_exhausted"] else 1.0
+    assert measured["cv_trial_seconds"] == pytest.approx(measured["seconds"] * 5 * 480 / 450 * factor, rel=0.05,
+                                                         abs=0.02)
     assert measured["cv_trials_that_fit"] >= MIN_CV_TRIALS
 
 
@@ -170,7 +174,7 @@ def test_the_probe_falls_back_to_a_holdout_when_a_cv_trial_would_eat_the_study()
     # 10 trials of 10 fits in 0.05 s: the probe's share is 0.5 ms, no fit is that fast
     chosen, measured = afford_scheme(cv, probe=_probe(), study_seconds=0.05, rows_trainval=600)
     assert chosen.kind == "holdout" and measured["stopped"]
-    assert "cv=5x2 was affordable by size, but a probe fit ran over" in chosen.reason
+    assert "cv=5x2 was affordable by size, but a probe fit of the defaults ran over" in chosen.reason
     assert f"fewer than {MIN_CV_TRIALS} trials" in chosen.reason
     ts = EvaluationScheme("timeseries", 5)
     chosen, _ = afford_scheme(ts, probe=_probe(), study_seconds=0.05, rows_trainval=600)
@@ -181,3 +185,14 @@ def test_nothing_is_probed_for_a_holdout_or_without_a_time_bound() -> None:
     holdout, cv = EvaluationScheme("holdout"), EvaluationScheme("cv", 5)
     assert afford_scheme(holdout, probe=_probe(), study_seconds=0.05, rows_trainval=600) == (holdout, None)
     assert afford_scheme(cv, probe=_probe(), study_seconds=None, rows_trainval=600) == (cv, None)
+
+
+def test_defaults_that_use_every_round_make_the_probe_expect_longer_trials() -> None:
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=600), "b": rng.normal(size=600)})
+    y = pd.Series(3 * X["a"] + 2 * X["b"])  # linear, noiseless: trees need far more than 100 rounds
+    probe = ModelObjective("lightgbm", "regression", X[:450], y[:450], X[450:], y[450:], seed=0)
+    _, measured = afford_scheme(EvaluationScheme("cv", 5), probe=probe, study_seconds=3_600, rows_trainval=600)
+    assert measured["rounds_exhausted"] is True
+    assert measured["cv_trial_seconds"] == pytest.approx(measured["seconds"] * 5 * 480 / 450 * ROUNDS_FACTOR,
+                                                         rel=0.05, abs=0.02)
