@@ -61,8 +61,10 @@ def _site_of(requirements: list[str], target: Path) -> list[str]:
 
 
 @pytest.mark.slow
-async def test_logged_model_predicts_raw_rows_without_this_project(tmp_path, monkeypatch):
-    model, model_file, preparer_file, raw = saved_model(tmp_path)
+@pytest.mark.parametrize("steps", [None, {"select__method": "k_best", "select__k": 2}], ids=["plain", "pipeline"])
+async def test_logged_model_predicts_raw_rows_without_this_project(tmp_path, monkeypatch, steps):
+    model, model_file, preparer_file, raw = saved_model(tmp_path, steps)
+    assert (steps is None) == (type(model.preprocessor).__name__ == "CategoryEncoder")  # the selection is in the model
     store = default_tracking_uri(tmp_path / "home")
     tracker = MLflowTracker(store, "portable")
     await tracker.on_study_start(None, StudyContext(study_name="portable", directions=("maximize",)))

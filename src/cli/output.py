@@ -51,6 +51,9 @@ def _study_lines(hpo: dict[str, Any], *, named: bool) -> list[str]:
         else:
             lines.append("  warm start: no earlier study of this data" if warm.get("matched_by") is None
                          else "  warm start: 0 trials (the study was seeded before)")
+    for p in hpo.get("phases") or []:
+        lines.append(f"  phase {p['phase']}: trials {p['start_trial']}-{p['end_trial']}, best {fmt(p['best_value'])}"
+                     + (f" (narrowed around trial {p['best_before']['trial']})" if p.get("best_before") else ""))
     if hpo.get("scheme"):
         why = f": {hpo['scheme_reason']}" if hpo.get("scheme_reason") else ""
         lines.append(f"  scheme {hpo['scheme']}{why}")
@@ -66,11 +69,31 @@ def _study_lines(hpo: dict[str, Any], *, named: bool) -> list[str]:
             tried = f"{s.get('n_trials')} trials" + (f", dropped ({s.get('n_dropped')} pruned unfitted)"
                                                       if s.get("dropped") else "")
             lines.append(f"    {name:22s} {fmt(s.get('best_value')):>8s}  ({tried}){mark}")
+    lines += _pareto_lines(hpo)
     swap = hpo.get("trial_for_time")
     if swap:
         lines.append(f"  final model: trial {swap.get('used_trial')} instead of the best, {swap.get('best_trial')}: "
                      f"{swap.get('reason')}")
     return lines + _analysis_lines(hpo.get("analysis"))
+
+
+def _pareto_lines(hpo: dict[str, Any]) -> list[str]:
+    """A multi-objective study: the front (best metric first) and the pick rule's choice."""
+    front, pick = hpo.get("pareto_front") or [], hpo.get("pick")
+    if not pick:
+        return []
+    names = list(pick["values"])
+    lines = [f"  pareto front ({len(front)} points; latency in ms per 1,000 rows, size in bytes):",
+             "    " + f"{'trial':>6s} " + " ".join(f"{n:>12s}" for n in names) + "  family"]
+    for p in front[:12]:
+        mark = " <- picked" if p["number"] == pick["number"] else ""
+        lines.append("    " + f"{p['number']:>6d} " + " ".join(f"{p['values'][n]:>12.5g}" for n in names)
+                     + f"  {p.get('family') or hpo.get('algorithm') or '-'}{mark}")
+    if len(front) > 12:
+        lines.append(f"    ... {len(front) - 12} more in --output-json")
+    lines.append(f"  pick rule {pick['rule']!r}, tolerance {pick['tolerance']:g} of the best {names[0]} "
+                 f"({pick['best_metric']:.5g}, trial {pick['best_metric_number']}): trial {pick['number']} is trained")
+    return lines
 
 
 def _analysis_lines(analysis: dict[str, Any] | None) -> list[str]:

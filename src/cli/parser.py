@@ -95,7 +95,8 @@ def _add_tuning_args(p: argparse.ArgumentParser) -> None:
                    help="how trials are scored: auto (default: chosen from the data, printed), holdout, cv, "
                         "cv=K, cv=KxR (K folds of train+validation, R shuffles), timeseries[-cv=K]")
     p.add_argument("--cv", type=int_at_least(2), help="shorthand for --scheme cv=K")
-    p.add_argument("--sampler", help="tpe (default), random, cmaes, gp, qmc, grid")
+    p.add_argument("--sampler", help="tpe (default), random, cmaes, gp, qmc, grid, nsga2, hyperopt, skopt "
+                                     "(the last two are optional extras)")
     p.add_argument("--pruner", help="median (default), percentile, successive_halving, hyperband, threshold, "
                                     "patient, none")
     p.add_argument("--pruner-options", metavar="JSON",
@@ -121,6 +122,9 @@ def _add_tuning_args(p: argparse.ArgumentParser) -> None:
                    help="when --study-name exists with other data or rules, start a new study under the next "
                         "free name NAME-2, NAME-3... (the old one is kept)")
     p.add_argument("--search-space", help="JSON file with a search space (replaces the family default)")
+    p.add_argument("--pipeline-search", dest="pipeline_search", action="store_true", default=None,
+                   help="search the preprocessing with the model: scaler (scale-sensitive families), feature "
+                        "selection, imputation (families that need it); params step__param, e.g. scaler__method")
     p.add_argument("--no-warm-start", dest="no_warm_start", action="store_true", default=None,
                    help="do not seed a new study with the best trials of earlier studies of the same data "
                         "(history database; on by default)")
@@ -132,6 +136,16 @@ def _add_tuning_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compare", choices=["random"],
                    help="after the study, run a random search with the same budget and show defaults vs random vs "
                         "tuned (with a time bound the two share the study's time)")
+    p.add_argument("--phases", type=int_at_least(1, 10), metavar="N",
+                   help="adaptive narrowing: the budget in N phases; after each, numeric ranges narrow around the "
+                        "best trial and widen where it sits on a bound (default 1: no narrowing; one family only)")
+    p.add_argument("--objectives", metavar="METRIC,COST,...",
+                   help="multi-objective: the metric first, then latency (ms per 1,000 rows) and/or size (model "
+                        "bytes), e.g. roc_auc,latency,size; no pruning; the front is in the summary")
+    p.add_argument("--pick-rule", help="which Pareto point is trained: fastest (default with latency), smallest, "
+                                       "best_metric -- among the points within --pick-tolerance of the best metric")
+    p.add_argument("--pick-tolerance", type=_number, metavar="FRACTION",
+                   help="a fraction of the best metric, 0 <= F < 1 (default 0.01 = 1 %%)")
     p.add_argument("--no-db", action="store_true", help="no PostgreSQL: in-memory study, no history, no resume")
     p.add_argument("--no-mlflow", action="store_true", help="no MLflow tracking")
     p.add_argument("--output-json", help="write the run summary as JSON to this path (checked before the run)")

@@ -44,6 +44,9 @@ FIXED: dict[str, str] = {
     "tuning_enabled": "--no-tuning", "pruner_options": "--pruner-options", "enqueue": "--enqueue",
     "new_study": "--new-study", "selection": "--selection", "warm_start": "--no-warm-start",
     "warm_start_trials": "--warm-start-trials", "trial_cache": "--no-cache", "compare": "--compare",
+    "phases": "--phases",
+    "pipeline_search": "--pipeline-search",
+    "objectives": "--objectives", "pick_rule": "--pick-rule", "pick_tolerance": "--pick-tolerance",
 }
 
 

@@ -57,6 +57,11 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "warm_start_trials": ("warm_start_trials", "--warm-start-trials"),
     "trial_cache": ("no_cache", "--no-cache"),
     "compare": ("compare", "--compare"),
+    "phases": ("phases", "--phases"),
+    "pipeline_search": ("pipeline_search", "--pipeline-search"),
+    "objectives": ("objectives", "--objectives"),
+    "pick_rule": ("pick_rule", "--pick-rule"),
+    "pick_tolerance": ("pick_tolerance", "--pick-tolerance"),
 }
 
 #: the study size when neither --n-trials, --timeout nor --time-budget bounds it.
@@ -120,6 +125,8 @@ def given_settings(args: argparse.Namespace) -> dict[str, Any]:
             value = _json_object(value, "--pruner-options")
         elif key == "enqueue":
             value = load_enqueue(value)
+        elif key == "objectives":
+            value = [o.strip() for o in value.split(",")]
         elif key in ("tuning_enabled", "warm_start", "trial_cache"):  # given as --no-...
             value = not value
         out[key] = value

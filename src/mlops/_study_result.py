@@ -14,6 +14,7 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from .analysis import analyze_study
+from .narrowing import phase_summary
 from .trial_cache import CACHED_ATTR
 from .types import FAIL_REASON_ATTR, SOURCE_ATTR, OptimizationResult
 
@@ -58,6 +59,7 @@ def study_result(study: optuna.Study, *, started: float, stop_reason: str | None
                          for t in by_state[TrialState.FAIL]},
         n_cached=sum(1 for t in by_state[TrialState.COMPLETE] if t.user_attrs.get(CACHED_ATTR)),
         analysis=_analysis(study),
+        phases=phase_summary(study),
     )
 
 

@@ -18,10 +18,13 @@ import optuna
 from .errors import ConfigurationError
 from .types import OptimizationResult
 
-__all__ = ["COMPARE_METHODS", "check_compare", "random_baseline", "comparison"]
+__all__ = ["COMPARE_ATTR", "COMPARE_METHODS", "check_compare", "random_baseline", "comparison", "record_comparison",
+           "record_test_scores"]
 
 #: the baselines ``compare`` knows
 COMPARE_METHODS = ("random",)
+#: the study's user attribute that keeps the comparison (validation; test scores added by ``hpo train``)
+COMPARE_ATTR = "hpo.comparison"
 
 
 def check_compare(compare: Any) -> str | None:
@@ -71,3 +74,28 @@ def comparison(result: OptimizationResult, baseline: OptimizationResult, *, meth
         "tuned_seconds": result.duration_s,
         "budget": f"{result.n_trials} trials" + (f", at most {timeout:.1f} s" if timeout is not None else ""),
     }
+
+
+def record_comparison(study: optuna.Study, comparison: dict[str, Any]) -> None:
+    """Keep ``comparison`` in the study (user attribute :data:`COMPARE_ATTR`) for ``hpo report``:
+    the numbers only (the baseline's params stay in the run's summary)."""
+    from .jsonutil import to_jsonable
+
+    kept = {k: v for k, v in comparison.items() if not k.endswith(("_best_params", "_best_user_attrs"))}
+    study.set_user_attr(COMPARE_ATTR, to_jsonable(kept, non_finite="null"))
+
+
+def record_test_scores(storage: Any, study_name: str, comparison: dict[str, Any]) -> None:
+    """Replace the comparison kept in the study ``study_name`` of ``storage`` (a URL or an Optuna
+    storage; ``None``: an in-memory study, nothing kept) by ``comparison``, which has the test scores
+    ``hpo train`` adds (``test_defaults``, ``test_random``, ``test_tuned``). Blocking."""
+    if storage is None:
+        return
+    from .optimizer import resolve_storage
+
+    store = resolve_storage(storage)
+    try:
+        record_comparison(optuna.load_study(study_name=study_name, storage=store), comparison)
+    finally:
+        if isinstance(storage, str) and hasattr(store, "close"):
+            store.close()

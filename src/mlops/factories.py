@@ -41,15 +41,19 @@ def _build(kind: str, name: str, cls: Any, options: Mapping[str, Any]) -> Any:
 class SamplerFactory:
     """``SamplerFactory.create("tpe", seed=42, n_startup_trials=10)`` and friends.
 
-    Names: tpe, random, cmaes, gp, qmc, grid, nsga2 (multi-objective), nsga3, bruteforce.
-    ``search_space`` (our spec) is needed by ``grid``; for ``tpe`` a conditional space turns on
-    Optuna's ``group`` mode so conditional params are modelled jointly.
+    Names: tpe, random, cmaes, gp, qmc, grid, nsga2 (multi-objective), nsga3, bruteforce, and the
+    adapters of other backends (:mod:`.external_samplers`, optional extras): hyperopt (Hyperopt's TPE),
+    skopt (scikit-optimize). ``search_space`` (our spec) is needed by ``grid``; for ``tpe`` a
+    conditional space turns on Optuna's ``group`` mode so conditional params are modelled jointly.
     """
 
-    NAMES = ("tpe", "random", "cmaes", "gp", "qmc", "grid", "nsga2", "nsga3", "bruteforce")
+    NAMES = ("tpe", "random", "cmaes", "gp", "qmc", "grid", "nsga2", "nsga3", "bruteforce", "hyperopt", "skopt")
+    #: samplers that cannot drive a multi-objective study
+    SINGLE_OBJECTIVE = ("cmaes", "hyperopt", "skopt", "scikit-optimize", "cma", "cma-es", "cma_es")
     _ALIASES = {"tpesampler": "tpe", "cma": "cmaes", "cma-es": "cmaes", "cma_es": "cmaes", "gaussian_process": "gp",
                 "sobol": "qmc", "nsgaii": "nsga2", "nsga-ii": "nsga2", "nsga_ii": "nsga2", "nsgaiii": "nsga3",
-                "brute_force": "bruteforce", "gridsearch": "grid"}
+                "brute_force": "bruteforce", "gridsearch": "grid", "scikit-optimize": "skopt",
+                "scikit_optimize": "skopt", "hyperopt-tpe": "hyperopt"}
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -91,10 +95,30 @@ class SamplerFactory:
             return _build("sampler", key, s.NSGAIIISampler, {"seed": seed, **options})
         if key == "bruteforce":
             return _build("sampler", key, s.BruteForceSampler, {"seed": seed, **options})
+        if key in ("hyperopt", "skopt"):
+            if importlib.util.find_spec(key) is None:
+                raise ConfigurationError(
+                    f"sampler {key!r} needs the {key!r} package, an optional extra: pip install -e '.[{key}]'")
+            from .external_samplers import HyperoptSampler
+
+            return _build("sampler", key, HyperoptSampler, {"seed": seed, **options}) if key == "hyperopt" \
+                else _skopt(seed, options)
         if key == "grid":
             grid = options.pop("search_space", None) or _grid_from_space(search_space, grid_points)
             return _build("sampler", key, s.GridSampler, {"search_space": grid, "seed": seed, **options})
         raise ConfigurationError(f"unknown sampler {name!r}; known samplers: {list(cls.NAMES)}")
+
+
+def _skopt(seed: int | None, options: Mapping[str, Any]) -> optuna.samplers.BaseSampler:
+    """The skopt adapter (its options are ``skopt.Optimizer``'s, checked by the adapter itself)."""
+    from .external_samplers import SkoptSampler
+
+    try:
+        return SkoptSampler(seed=seed, **options)
+    except (TypeError, ValueError) as e:
+        if isinstance(e, ConfigurationError):
+            raise
+        raise ConfigurationError(f"sampler 'skopt' rejected options {dict(options)}: {e}") from e
 
 
 def _grid_from_space(space: SearchSpace | Mapping[str, Any] | None, points: int) -> dict[str, list[Any]]:

@@ -293,6 +293,7 @@ class FamilySearchObjective:
     scheme = property(lambda self: self.primary.scheme)
     cv = property(lambda self: self.primary.cv)
     seed = property(lambda self: self.primary.seed)
+    objective_set = property(lambda self: self.primary.objective_set)
     X_train = property(lambda self: self.primary.X_train)
     y_train = property(lambda self: self.primary.y_train)
     X_val = property(lambda self: self.primary.X_val)
@@ -392,26 +393,27 @@ class FamilySearchObjective:
                 s["n_pruned"] += 1
             elif t.state == TrialState.FAIL:
                 s["n_failed"] += 1
-            elif t.state == TrialState.COMPLETE and t.value is not None:
+            elif t.state == TrialState.COMPLETE and t.values is not None:
                 s["n_complete"] += 1
-                if family not in best or sign * t.value > sign * best[family].value:  # type: ignore[operator]
+                if family not in best or sign * t.values[0] > sign * best[family].values[0]:  # type: ignore[operator]
                     best[family] = t
                 if t.user_attrs.get(SOURCE_ATTR) == "defaults" and s["defaults_trial"] is None:
-                    s["defaults_value"], s["defaults_trial"] = float(t.value), t.number
+                    s["defaults_value"], s["defaults_trial"] = float(t.values[0]), t.number
         for f, t in best.items():
-            out[f]["best_value"], out[f]["best_trial"] = float(t.value), t.number  # type: ignore[arg-type]
+            out[f]["best_value"], out[f]["best_trial"] = float(t.values[0]), t.number  # type: ignore[arg-type]
         for f, secs in seconds.items():
             out[f]["fit_seconds"] = round(statistics.fmean(secs), 4) if secs else None
-        leader = max(best, key=lambda f: sign * best[f].value, default=None)  # type: ignore[operator]
+        leader = max(best, key=lambda f: sign * best[f].values[0], default=None)  # type: ignore[operator]
         for f, s in out.items():
-            s["dropped"] = leader is not None and f != leader and s["n_trials"] >= self.drop_after and (
-                f not in best or sign * (best[leader].value - best[f].value) > self._margin(best[leader], s, out[leader]))
+            # multi-objective: a family trailing on the metric may still be on the front (cheaper): never dropped
+            s["dropped"] = self.objective_set is None and leader is not None and f != leader and s["n_trials"] >= self.drop_after and (
+                f not in best or sign * (best[leader].values[0] - best[f].values[0]) > self._margin(best[leader], s, out[leader]))
         return out
 
     def _margin(self, leader: FrozenTrial, family: Mapping[str, Any], leader_stats: Mapping[str, Any]) -> float:
         folds = leader.user_attrs.get("fold_scores")
         spread = statistics.stdev(folds) if isinstance(folds, list) and len(folds) >= 2 else 0.0
-        margin = max(spread, self.drop_margin * abs(float(leader.value)))  # type: ignore[arg-type]
+        margin = max(spread, self.drop_margin * abs(float(leader.values[0])))  # type: ignore[arg-type]
         mine, theirs = family.get("fit_seconds"), leader_stats.get("fit_seconds")
         if mine and theirs and mine > theirs:
             margin *= theirs / mine  # a costlier family must be closer to the leader to keep its budget

@@ -19,6 +19,7 @@ import pandas as pd
 from .fitted import LabelCodec, TunedModel
 from .metrics import MetricSpec
 from .models import ModelSpec
+from .pipeline_steps import split_step_params
 from .preprocessing import build_preprocessor
 from .problems import ANOMALY, BINARY, MULTICLASS, REGRESSION, normalize_problem_type
 from .reporters import NullReporter, Reporter, TrialCancelled
@@ -183,13 +184,14 @@ def fit_model(spec: ModelSpec, problem_type: str, params: Mapping[str, Any], X_t
 
     ``y_train``/``y_val`` are encoded labels (0..K-1) for classification. Boosting families use
     early stopping on the validation data when it is given. ``preprocessor`` may be pre-fitted
-    (then ``X_*`` are passed through its ``transform`` only).
+    (then ``X_*`` are passed through its ``transform`` only); otherwise it is built from the
+    pipeline params ``step__param`` of ``params`` (:mod:`.pipeline_steps`) and fitted here.
     """
     t0 = time.perf_counter()
     reporter = reporter or NullReporter()
     pt = normalize_problem_type(problem_type)
     if preprocessor is None:
-        preprocessor = build_preprocessor(spec, X_train).fit(X_train)
+        preprocessor = build_preprocessor(spec, X_train, split_step_params(params)[1], pt).fit(X_train, y_train)
     Xt_tr = preprocessor.transform(X_train)
     Xt_va = preprocessor.transform(X_val) if X_val is not None else None
     est = spec.build(params, pt, n_threads=n_threads)

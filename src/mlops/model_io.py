@@ -31,6 +31,7 @@ import pandas as pd
 
 from .datasets import write_atomically
 from .errors import DataValidationError, MLOpsError
+from .feature_selection import FeatureSelector
 from .features import FeaturePreparer
 from .objectives import TunedModel
 from .preprocessing import CategoryEncoder
@@ -57,6 +58,7 @@ TRUSTED_TYPES: tuple[str, ...] = (
     _name(TunedModel),
     _name(CategoryEncoder),
     f"{CategoryEncoder.__module__}._ToString",
+    _name(FeatureSelector),  # the select step of pipeline search (a boolean mask and scores)
     # LightGBM
     "lightgbm.basic.Booster",
     "lightgbm.sklearn.LGBMClassifier",

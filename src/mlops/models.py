@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import SearchSpaceError, UnknownModelError
+from .pipeline_steps import check_step_names, is_step_param, split_step_params, step_param_names
 from .problems import ANOMALY, BINARY, MULTICLASS, REGRESSION, normalize_problem_type
 from .search_space import SearchSpace, parse_search_space
 
@@ -111,18 +112,25 @@ class ModelSpec:
 
     def check_params(self, names: Iterable[str], problem_type: str, *, what: str = "search space") -> None:
         """Refuse param names the family's estimator does not take (a misspelling would otherwise
-        vary a setting the library ignores), naming the unknown ones and the accepted ones."""
-        unknown = sorted(set(names) - self.accepted_params(problem_type))
+        vary a setting the library ignores), naming the unknown ones and the accepted ones. Pipeline
+        params ``step__param`` (:mod:`.pipeline_steps`) must name a step of this family and a param
+        of that step."""
+        names = [str(n) for n in names]
+        check_step_names(self, problem_type, names, what=what)
+        unknown = sorted(set(n for n in names if not is_step_param(n)) - self.accepted_params(problem_type))
         if unknown:
             hint = " (and LightGBM's native parameter names and aliases)" if self.kind == "lightgbm" else ""
+            steps = step_param_names(self, problem_type)
             raise SearchSpaceError(
                 f"{what}: {self.name} does not take {', '.join(map(repr, unknown))}; it takes "
                 f"{', '.join(sorted(self.documented_params(problem_type)))}{hint}"
+                + (f"; its pipeline steps take {', '.join(steps)}" if steps else "")
             )
 
     def build(self, params: Mapping[str, Any], problem_type: str, *, n_threads: int | None = None) -> Any:
-        """An unfitted estimator for ``params`` (already merged with the defaults)."""
-        p = _translate(self, dict(params))
+        """An unfitted estimator for ``params`` (already merged with the defaults; pipeline params
+        ``step__param`` configure the preprocessing, not the estimator, and are left out here)."""
+        p = _translate(self, split_step_params(params)[0])
         if self.n_jobs_param and n_threads is not None and self.n_jobs_param not in params:
             p[self.n_jobs_param] = n_threads
         return self.estimator_class(problem_type)(**p)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -47,6 +47,15 @@ from .fitting import (
 )
 from .metrics import default_metric, get_metric, score_predictions
 from .models import ModelSpec, get_model_spec, threads_per_trial
+from .pipeline_steps import (
+    check_step_space,
+    check_step_values,
+    is_step_param,
+    split_step_params,
+    step_defaults,
+    with_pipeline_space,
+)
+from .multi_objective import measure_costs, parse_objectives
 from .preprocessing import build_preprocessor
 from .problems import ANOMALY, CLASSIFICATION, normalize_problem_type
 from .reporters import Evaluation, NullReporter, Reporter, TrialCancelled, TrialReporter
@@ -84,6 +93,12 @@ class _Fold:
     y_train: Any
     X_val: pd.DataFrame
     y_val: Any
+    #: preprocessors fitted for pipeline-search step params (key: the step params as a sorted tuple)
+    by_steps: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+
+
+#: fitted preprocessors a fold keeps for pipeline-search step configurations (oldest dropped first)
+_MAX_STEP_PREPROCESSORS = 16
 
 
 class ModelObjective:
@@ -112,9 +127,15 @@ class ModelObjective:
         seed: int | None = 0,
         early_stopping_rounds: int | None = 50,
         n_jobs: int = 1,
+        pipeline: bool = False,
+        objectives: str | list[str] | None = None,
     ) -> None:
         self.problem_type = normalize_problem_type(problem_type)
         self.spec = get_model_spec(algorithm, self.problem_type)
+        # ``objectives`` (multi_objective.py): the metric first, then latency/size; evaluate returns one value each
+        parsed = parse_objectives(objectives, self.problem_type, metric=metric)
+        self.objective_set = parsed if parsed is not None and parsed.is_multi else None
+        metric = metric or (parsed.metric if parsed is not None else None)
         self.metric = get_metric(metric or default_metric(self.problem_type), self.problem_type)
         if cv is not None and (isinstance(cv, bool) or not isinstance(cv, int) or cv < 2):
             raise DataValidationError(f"cv must be an integer >= 2 (number of folds), got {cv!r}")
@@ -164,8 +185,16 @@ class ModelObjective:
             self.spec.check_params(space.names, self.problem_type)
         if fixed_params:
             self.spec.check_params(fixed_params, self.problem_type, what="fixed params")
+            check_step_values(fixed_params)
+        #: pipeline search (:mod:`.pipeline_steps`): the family's default steps join the space
+        self.pipeline = bool(pipeline)
+        if self.pipeline:
+            space = with_pipeline_space(space, self.spec, self.problem_type, Xtr.shape[1])
+        check_step_space(space)
         self.search_space = space
-        self.default_params = {**self.spec.default_params(self.problem_type, seed=seed), **(fixed_params or {})}
+        steps = step_defaults(self.spec, self.problem_type, [*space.names, *(fixed_params or {})])
+        self.default_params = {**self.spec.default_params(self.problem_type, seed=seed), **steps,
+                               **(fixed_params or {})}
         self.fixed_params = dict(fixed_params or {})
         self._check_metric_supported()
         self._folds: list[_Fold] | None = None
@@ -213,7 +242,9 @@ class ModelObjective:
             relevant = {k: v for k, v in config.items() if k in self.search_space.names}
             active = {k: v for k, v in relevant.items() if self.search_space[k].is_active(relevant)}
             if projected == active and not set(self.fixed_params) & set(projected):
-                out.append(projected)
+                # a pipeline search runs the portfolio with the default steps
+                steps = self.search_space.project({**self.default_params, **projected})
+                out.append({**projected, **{k: v for k, v in steps.items() if is_step_param(k)}})
         return out
 
     def defaults_trial_params(self) -> dict[str, Any]:
@@ -270,6 +301,22 @@ class ModelObjective:
             folds.append(fold(self.X_train.iloc[tr], ytr, self.X_train.iloc[va], y_for_split[va]))
         return folds
 
+    def _preprocessor(self, fold: _Fold, steps: Mapping[str, Any]) -> Any:
+        """The fold's fitted preprocessor for pipeline-search ``steps`` (the plain one without steps;
+        fitted once per step configuration, the last few kept)."""
+        if not steps:
+            return fold.preprocessor
+        key = tuple(sorted((k, repr(v)) for k, v in steps.items()))
+        prep = fold.by_steps.get(key)
+        if prep is None:
+            prep = build_preprocessor(self.spec, fold.X_train, dict(steps), self.problem_type).fit(
+                fold.X_train, fold.y_train)
+            with self._lock:
+                while len(fold.by_steps) >= _MAX_STEP_PREPROCESSORS:
+                    fold.by_steps.pop(next(iter(fold.by_steps)))
+                fold.by_steps[key] = prep
+        return prep
+
     def evaluate(self, sampled: Mapping[str, Any], reporter: Reporter | None = None) -> Evaluation:
         """Fit and score ``defaults | sampled`` on every fold; intermediate values go to ``reporter``.
 
@@ -283,15 +330,18 @@ class ModelObjective:
         iterations: list[int] = []
         rows: list[int] = []
         t0 = time.perf_counter()
+        steps = split_step_params(params)[1]
         for i, f in enumerate(folds):
             fitted = fit_model(
                 self.spec, self.problem_type, params, f.X_train, f.y_train, f.X_val, f.y_val,
                 metric=self.metric, reporter=reporter, early_stopping_rounds=self.early_stopping_rounds,
-                n_threads=threads_per_trial(self.n_jobs, len(f.X_train)), preprocessor=f.preprocessor, codec=self.codec,
-                report_steps=self.cv is None,
+                n_threads=threads_per_trial(self.n_jobs, len(f.X_train)), preprocessor=self._preprocessor(f, steps),
+                codec=self.codec, report_steps=self.cv is None,
             )
             pred = fitted.model.predict_for_metric(f.X_val, self.metric)
             scores.append(score_predictions(self.metric, f.y_val, pred, labels=self.labels))
+            if i == 0 and self.objective_set is not None:  # costs of the first fold's model (multi_objective.py)
+                costs = measure_costs(self.objective_set.costs, fitted.model, f.X_val)
             if fitted.best_iteration is not None:
                 iterations.append(fitted.best_iteration)
                 rows.append(len(f.X_train))
@@ -305,6 +355,9 @@ class ModelObjective:
         if iterations:
             attrs["best_iteration"] = int(round(float(np.mean(iterations))))
             attrs["fit_rows"] = int(round(float(np.mean(rows))))
+        if self.objective_set is not None:
+            attrs.update(costs)
+            return Evaluation([float(np.mean(scores)), *(costs[c] for c in self.objective_set.costs)], attrs)  # type: ignore[arg-type]
         return Evaluation(float(np.mean(scores)), attrs)
 
     def __call__(self, trial: optuna.Trial) -> float:

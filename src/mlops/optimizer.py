@@ -46,6 +46,7 @@ from .errors import ConfigurationError, StudyMismatchError
 from .executors import ProcessTrialRunner, TrialError, TrialTimeout, run_in_thread
 from .factories import PrunerFactory, SamplerFactory
 from .family_search import FamilySearchObjective, is_family_search
+from .multi_objective import ParetoPick, apply_pick
 from .objectives import ModelObjective, TrialCancelled, TrialReporter
 from .search_space import SearchSpace, parse_search_space
 from .trial_cache import TrialCache
@@ -211,8 +212,9 @@ class OptunaOptimizer:
         if len(dirs) == 0:
             raise ConfigurationError("directions must not be empty")
         space = parse_search_space(search_space) if search_space is not None else None
-        if len(dirs) > 1 and sampler in ("tpe", None) and not sampler_options:
-            sampler = "nsga2"
+        # a multi-objective study keeps the default TPE (Optuna's multi-objective TPE, as Optuna 5 does): NSGA-II
+        # draws its whole first generation (50 trials) at random, and measured on real tables with 30 trials
+        # (bench/bench_multiobjective.py) its picked points were larger and slower than TPE's
         sampler_obj = SamplerFactory.create(sampler, seed=seed, search_space=space, **dict(sampler_options or {}))
         if len(dirs) > 1:
             pruner_obj: optuna.pruners.BasePruner = optuna.pruners.NopPruner()  # MO studies cannot prune
@@ -314,6 +316,7 @@ class OptunaOptimizer:
         max_trials: int | None = None,
         warm_start: Iterable[Mapping[str, Any]] = (),
         trial_cache: TrialCache | None = None,
+        pick: ParetoPick | None = None,
     ) -> OptimizationResult:
         """Run trials until the study holds ``n_trials``, ``timeout`` passes, or a stop rule fires.
 
@@ -335,7 +338,9 @@ class OptunaOptimizer:
         ``warm_start``: configurations from earlier studies (:mod:`.warm_start`), enqueued in a fresh
         study after the ``enqueue`` ones with ``source="history"``. ``trial_cache`` (a
         :class:`~.trial_cache.TrialCache` of this objective): a trial whose params were evaluated
-        before is told COMPLETE with the stored result, without calling the objective.
+        before is told COMPLETE with the stored result, without calling the objective. ``pick``: in a
+        multi-objective study of an objective with ``objectives``, the rule choosing the front's point
+        that becomes the result's best (:mod:`.multi_objective`).
         """
         _check_positive("n_trials", n_trials, integer=True)
         _check_positive("max_trials", max_trials, integer=True)
@@ -396,6 +401,8 @@ class OptunaOptimizer:
                     await asyncio.to_thread(runner.close)
             run.stop("n_trials" if run.stop_reason is None else run.stop_reason)
             result = await asyncio.to_thread(study_result, study, started=run.started, stop_reason=run.stop_reason)
+            if multi and pick is not None and getattr(objective, "objective_set", None) is not None:
+                await asyncio.to_thread(apply_pick, result, study.get_trials(deepcopy=False), objective.objective_set, pick)
             if isinstance(objective, FamilySearchObjective):
                 await asyncio.to_thread(lambda: objective.annotate(result, study.get_trials(deepcopy=False)))
             await self._notify("on_study_end", study, result)

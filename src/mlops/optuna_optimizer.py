@@ -23,16 +23,19 @@ import optuna
 
 from .errors import ConfigurationError, StudyFailedError, StudyMismatchError
 from .factories import PrunerFactory, SamplerFactory
-from .compare import check_compare, comparison, random_baseline
+from .compare import check_compare, comparison, random_baseline, record_comparison
 from .family_search import FamilySearchObjective, canonical_algorithm, family_names, is_family_search, select_family
 from .fingerprint import dataset_fingerprint, schema_fingerprint
 from .metrics import default_metric, get_metric
 from .models import get_model_class, get_model_spec, list_models
+from .narrowing import Narrowing, check_phases
+from .multi_objective import check_multi_settings, name_objectives
 from .objectives import ModelObjective, TunedModel
 from .optimizer import OptunaOptimizer
 from .problems import normalize_problem_type
 from .search_space import SearchSpace, parse_search_space
 from .selection import robust_choice
+from .study_outcome import check_search_ran
 from .study_recipe import data_fingerprint, write_recipe
 from .trial_cache import InMemoryTrialCacheStore, TrialCache, TrialCacheStore
 from .trial_slots import SEEDED_ATTR
@@ -108,6 +111,12 @@ async def run_hyperparameter_optimization(
     warm_start_trials: int = 5,
     trial_cache: bool | TrialCacheStore = True,
     compare: str | None = None,
+    phases: int = 1,
+    narrow_shrink: float = 0.5,
+    pipeline: bool = False,
+    objectives: str | Sequence[str] | None = None,
+    pick_rule: str | None = None,
+    pick_tolerance: float | None = None,
 ) -> OptimizationResult:
     """Tune ``algorithm`` on validation data (or CV folds of the training data) and return the result.
 
@@ -143,20 +152,53 @@ async def run_hyperparameter_optimization(
     ``trial_cache`` (:mod:`.trial_cache`): ``True`` keeps results in ``history`` (or, without one, in
     memory for this call), ``False`` trains every trial, or a :class:`TrialCacheStore`;
     ``result.n_cached`` counts the trials served from it. ``compare="random"`` (:mod:`.compare`) then
-    runs a random search with the same budget; ``result.comparison`` holds defaults vs random vs tuned.
+    runs a random search with the same budget; ``result.comparison`` holds defaults vs random vs tuned
+    (also kept in the study's user attribute ``hpo.comparison`` for the report).
+
+    ``phases > 1`` (:mod:`.narrowing`, one family only) splits the budget into that many phases; after
+    each, the numeric ranges narrow around the best trial (to ``narrow_shrink`` of their width) and
+    widen where it sits on a bound; ``result.phases`` records each phase's ranges, trials and best.
+
+    ``pipeline=True`` searches the preprocessing steps with the model (:mod:`.pipeline_steps`: scaler,
+    feature selection, imputation; params ``step__param``); a search space naming ``step__param``
+    searches those steps without it. A study whose trials other than the defaults all failed raises
+    :class:`StudyFailedError` naming their error (:mod:`.study_outcome`).
+
+    ``objectives=["roc_auc", "latency", "size"]`` (:mod:`.multi_objective`): a multi-objective study
+    (the metric first, then prediction latency and/or model size, minimized; multi-objective TPE, no pruning).
+    ``result.pareto_front`` holds the front; ``pick_rule`` (``fastest``, ``smallest``, ``best_metric``)
+    and ``pick_tolerance`` (a fraction of the best metric, default 0.01) choose the point that becomes
+    ``best_params`` / ``merged_params`` (``result.pick`` says which and why).
     """
     pt = normalize_problem_type(problem_type)
-    metric_spec = get_metric(metric or default_metric(pt), pt)
     compare = check_compare(compare)
+    objs, pick = check_multi_settings(objectives=objectives, problem_type=pt, metric=metric, pick_rule=pick_rule,
+                                      pick_tolerance=pick_tolerance, sampler=sampler, compare=compare, patience=patience)
+    multi = objs is not None and objs.is_multi
+    metric_spec = get_metric(metric or (objs.metric if objs else None) or default_metric(pt), pt)
     if isinstance(warm_start_trials, bool) or not isinstance(warm_start_trials, int) or warm_start_trials < 0:
         raise ConfigurationError(f"warm_start_trials must be an integer >= 0, but got {warm_start_trials!r}")
     families = family_names(algorithm, pt, metric_spec.name) if is_family_search(algorithm) else []
+    if check_phases(phases, narrow_shrink) > 1 and families:
+        raise ConfigurationError(f"phases={phases} (narrowing) needs one model family, but got {algorithm!r}; "
+                                 "give one family or phases=1")
+    if phases > 1 and multi:
+        raise ConfigurationError(f"phases={phases} (narrowing) needs a single-objective study (it narrows around the "
+                                 f"best trial), but objectives={list(objs.names)}; give phases=1")  # type: ignore[union-attr]
     # what the study records as its algorithm (history, MLflow, the recipe a worker rebuilds it from)
     single = canonical_algorithm(algorithm) if isinstance(algorithm, (list, tuple)) else algorithm
     label = ",".join(families) if families else get_model_spec(single, pt).name
     name_label = "auto" if str(algorithm).strip().lower() == "auto" else "+".join(families) or label
+    name_label += "+pipeline" if pipeline else ""  # a default-named study never mixes the two searches
     options = dict(metric=metric_spec.name, search_space=search_space, space_overrides=space_overrides,
-                   fixed_params=fixed_params, seed=seed, early_stopping_rounds=early_stopping_rounds, n_jobs=n_jobs)
+                   fixed_params=fixed_params, seed=seed, early_stopping_rounds=early_stopping_rounds, n_jobs=n_jobs,
+                   **({"pipeline": True} if pipeline else {}))
+    if multi:
+        options["objectives"] = list(objs.names)  # type: ignore[union-attr]
+    directions = objs.directions if multi else (metric_spec.direction,)  # type: ignore[union-attr]
+    metric_names = objs.names if multi else (metric_spec.name,)  # type: ignore[union-attr]
+    mo_tags = {"hpo.objectives": ",".join(metric_names), "hpo.pick_rule": pick.rule,  # type: ignore[union-attr]
+               "hpo.pick_tolerance": str(pick.tolerance)} if multi else {}  # type: ignore[union-attr]
     if pruner_options is None:
         pruner_options = PrunerFactory.tuning_defaults(pruner, cv=cv is not None)
     opt = optimizer or OptunaOptimizer(listeners=listeners)
@@ -173,21 +215,22 @@ async def run_hyperparameter_optimization(
 
     try:
         objective, fingerprint, schema, data_fp = await asyncio.to_thread(build)
-        name = study_name or f"{name_label}-{pt}-{metric_spec.name}-{fingerprint}"
+        name = study_name or f"{name_label}-{pt}-{'+'.join(metric_names)}-{fingerprint}"
         context = StudyContext(
-            study_name=name, directions=(metric_spec.direction,), algorithm=label, problem_type=pt,
-            metric=metric_spec.name, metric_names=(metric_spec.name,),
+            study_name=name, directions=tuple(directions), algorithm=label, problem_type=pt,
+            metric=metric_spec.name, metric_names=tuple(metric_names),
             sampler_name=sampler if isinstance(sampler, str) else type(sampler).__name__,
             pruner_name=(pruner if isinstance(pruner, str) or pruner is None else type(pruner).__name__) or "none",
             search_space=objective.search_space.to_dict(), n_trials=n_trials, dataset_fingerprint=fingerprint,
-            experiment_name=experiment_name, tags={SCHEMA_TAG: schema, **({"hpo.families": label} if families else {})},
+            experiment_name=experiment_name, tags={SCHEMA_TAG: schema, **({"hpo.families": label} if families else {}), **mo_tags},
         )
         recipe = dict(
             algorithm=label, problem_type=pt,
             objective={**options, "cv": cv, "cv_strategy": cv_strategy, "cv_repeats": cv_repeats},
             n_trials=n_trials, sampler=sampler, pruner=pruner, sampler_options=sampler_options,
             pruner_options=pruner_options, trial_timeout=trial_timeout, data=data_source,
-            fingerprint=data_fp)
+            fingerprint=data_fp, warm_start=warm_start, warm_start_trials=warm_start_trials,
+            trial_cache=trial_cache is not False)
         warm = WarmStart()
         if warm_start and history is not None and warm_start_trials > 0:
             warm = await history_configs(
@@ -201,7 +244,7 @@ async def run_hyperparameter_optimization(
         for attempt in range(2, _MAX_NEW_STUDY_NAMES + 2):
             try:
                 study = await opt.create_study(
-                    study_name=candidate, direction=metric_spec.direction, sampler=sampler, pruner=pruner,
+                    study_name=candidate, directions=list(directions), sampler=sampler, pruner=pruner,
                     storage=storage, seed=sampler_seed, search_space=objective.search_space, sampler_options=sampler_options,
                     pruner_options=pruner_options, context=context,
                 )
@@ -211,6 +254,8 @@ async def run_hyperparameter_optimization(
                 if not new_study or attempt > _MAX_NEW_STUDY_NAMES:
                     raise
                 candidate = f"{name}-{attempt}"
+        if multi:
+            await asyncio.to_thread(name_objectives, study, objs)
         if candidate != name:
             log.info("study %r exists with other data or rules: this run's new study is %r", name, candidate)
         name = candidate
@@ -221,19 +266,29 @@ async def run_hyperparameter_optimization(
             store = trial_cache if not isinstance(trial_cache, bool) else (
                 history if isinstance(history, TrialCacheStore) else InMemoryTrialCacheStore())
             cache = TrialCache.for_objective(store, objective, data_fingerprint=data_fp)
-        result = await opt.optimize(
-            study, objective, n_trials=n_trials, timeout=timeout, n_jobs=n_jobs, callbacks=callbacks,
-            trial_timeout=trial_timeout, max_failures=max_failures, patience=patience,
-            min_improvement=min_improvement, enqueue_defaults=enqueue_defaults, enqueue=enqueue,
-            enqueue_portfolio=enqueue_portfolio, time_reserve=time_reserve, max_trials=max_trials,
-            warm_start=warm.configs, trial_cache=cache,
-        )
+        narrowing = Narrowing(objective, phases=phases, n_trials=n_trials, timeout=timeout,
+                              shrink=narrow_shrink) if phases > 1 else None
+        if narrowing is not None:
+            await asyncio.to_thread(narrowing.begin, study)
+            callbacks = [*(callbacks or ()), narrowing]
+        try:
+            result = await opt.optimize(
+                study, objective, n_trials=n_trials, timeout=timeout, n_jobs=n_jobs, callbacks=callbacks,
+                trial_timeout=trial_timeout, max_failures=max_failures, patience=patience,
+                min_improvement=min_improvement, enqueue_defaults=enqueue_defaults, enqueue=enqueue,
+                enqueue_portfolio=enqueue_portfolio, time_reserve=time_reserve, max_trials=max_trials,
+                warm_start=warm.configs, trial_cache=cache, pick=pick,
+            )
+        finally:
+            if narrowing is not None:
+                narrowing.restore(study)  # the baseline and the final fits use the study's own space
         if result.n_completed == 0:
             reasons = sorted(set(result.failure_reasons.values()))[:3]
             raise StudyFailedError(
                 f"study {name!r} ended without a COMPLETE trial ({result.n_failed} failed, {result.n_pruned} pruned); "
                 f"failure reasons: {reasons}"
             )
+        await asyncio.to_thread(check_search_ran, name, study.get_trials(deepcopy=False))
         result.problem_type, result.metric = pt, metric_spec.name
         complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         if len(study.directions) == 1:
@@ -245,7 +300,7 @@ async def run_hyperparameter_optimization(
             result.default_params = dict(objective.default_params)
             result.merged_params = objective.params_for(result.best_params)
             defaults = [t for t in complete if t.user_attrs.get("source") == "defaults"]
-            result.defaults_value = float(defaults[0].value) if defaults else None
+            result.defaults_value = float(defaults[0].values[0]) if defaults else None
             result.defaults_user_attrs = dict(defaults[0].user_attrs) if defaults else {}
         seeded = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(SOURCE_ATTR) == "history"]
         result.warm_start = {"enabled": bool(warm_start and history is not None), "n_seeded": len(seeded),
@@ -257,6 +312,7 @@ async def run_hyperparameter_optimization(
                 objective, n_trials=max(1, budget), timeout=bound, seed=seed, pruner=pruner,
                 pruner_options=pruner_options, n_jobs=n_jobs, trial_timeout=trial_timeout, trial_cache=cache)
             result.comparison = comparison(result, baseline, method=compare, timeout=bound)
+            await asyncio.to_thread(record_comparison, study, result.comparison)
         return result
     finally:
         if optimizer is None:

@@ -8,6 +8,10 @@ Two shapes, chosen by the model family (``ModelSpec.native_categorical``):
 - encoded: every other family gets median imputation (+ standardization when the family is
   scale-sensitive) for numbers and most-frequent-free constant imputation + one-hot encoding
   (rare levels grouped) for categories, in a scikit-learn ``ColumnTransformer``.
+
+Pipeline search (:mod:`.pipeline_steps`) changes the numeric imputation and scaling through the
+``imputer__*`` and ``scaler__*`` params and appends a feature selection (``select__*``,
+:class:`~src.mlops.feature_selection.FeatureSelector`) after either shape.
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, RobustScaler, StandardScaler
 
 from .models import ModelSpec
+from .pipeline_steps import steps_of
+from .problems import CLASSIFICATION, normalize_problem_type
 
 __all__ = ["CategoryEncoder", "build_preprocessor", "as_frame", "categorical_columns"]
 
@@ -104,15 +110,43 @@ class _ToString(TransformerMixin, BaseEstimator):
         return input_features
 
 
-def build_preprocessor(spec: ModelSpec, X: pd.DataFrame) -> BaseEstimator:
-    """An unfitted preprocessor suited to ``spec`` and the column types of ``X``."""
+_SCALERS: dict[str, Any] = {"standard": StandardScaler, "robust": RobustScaler, "minmax": MinMaxScaler, "none": None}
+
+
+def build_preprocessor(spec: ModelSpec, X: pd.DataFrame, steps: dict[str, Any] | None = None,
+                       problem_type: str | None = None) -> BaseEstimator:
+    """An unfitted preprocessor suited to ``spec`` and the column types of ``X``; ``steps`` are the
+    pipeline-search params (``imputer__strategy``, ``scaler__method``, ``select__k`` ...; see
+    :mod:`.pipeline_steps`), ``problem_type`` is needed when they select features. A selection step
+    needs ``y`` at ``fit``."""
+    steps = dict(steps or {})
     if spec.native_categorical:
-        return CategoryEncoder()
+        base: BaseEstimator = CategoryEncoder()
+    else:
+        base = _encoded(spec, X, steps)
+    method = steps.get("select__method", "none")
+    if method == "none":
+        return base
+    from .feature_selection import FeatureSelector
+
+    pt = normalize_problem_type(problem_type or next(iter(spec.problem_types)))
+    if "select" not in steps_of(spec, pt):
+        raise ValueError(f"{spec.name} has no select step for {pt}")
+    select = FeatureSelector(method=method, k=int(steps.get("select__k", 10)),
+                             percentile=float(steps.get("select__percentile", 50)),
+                             task="classification" if pt in CLASSIFICATION else "regression")
+    return Pipeline([("prep", base), ("select", select)])
+
+
+def _encoded(spec: ModelSpec, X: pd.DataFrame, steps: dict[str, Any]) -> BaseEstimator:
     cats = categorical_columns(X)
     nums = [c for c in X.columns if c not in cats]
-    num_steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median", keep_empty_features=True))]
-    if spec.needs_scaling:
-        num_steps.append(("scale", StandardScaler()))
+    imputer = SimpleImputer(strategy=steps.get("imputer__strategy", "median"), keep_empty_features=True,
+                            add_indicator=bool(steps.get("imputer__add_indicator", False)))
+    num_steps: list[tuple[str, Any]] = [("impute", imputer)]
+    scaler = _SCALERS[steps.get("scaler__method", "standard" if spec.needs_scaling else "none")]
+    if scaler is not None:
+        num_steps.append(("scale", scaler()))
     transformers: list[tuple[str, Any, list[str]]] = []
     if nums:
         transformers.append(("num", Pipeline(num_steps), nums))

@@ -24,17 +24,31 @@ Without a time budget (a trial count only) the cost tests are skipped. The time 
 (``eval_method="auto"``: CV while rows x columns < 10M per hour of budget, ~2,800 per second) made
 a little stricter, because our trials start from full-size models, not FLAML's 4-tree ones.
 
+Rows x columns do not see how many boosting rounds the data wants (a smooth regression target can
+take 2,000 rounds where a noisy one stops at 50). So when the rule picks CV under a time budget, a
+probe measures it (:func:`afford_scheme`): one holdout fit of the family's defaults (the cheap end
+of a study's trials: the defaults trial itself), stopped once it has taken more than its share; when
+the defaults use every boosting round, the data wants more and trials are taken to cost
+:data:`ROUNDS_FACTOR` times as much. If fewer than :data:`MIN_CV_TRIALS` trials would fit in the
+study's time under the folds,
+the study uses the holdout instead, and the summary says so with the measured figures. (A first
+version probed the first portfolio configuration, up to 2,000 rounds, and a second the defaults
+asking for 20 trials: on the real-data benchmark both sent CV studies that had run 40-210 trials in
+50 s to the holdout.)
+
 The thresholds were set on the real-data benchmark (``bench/bench_real.py``; see README).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
-
-import numpy as np
+import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
+
+import numpy as np
 
 from .errors import ConfigurationError
 
@@ -47,6 +61,9 @@ __all__ = [
     "REPEATED_CV_MAX_ROWS",
     "CV_CELLS_PER_SECOND",
     "REPEATED_CV_CELLS_PER_SECOND",
+    "MIN_CV_TRIALS",
+    "ROUNDS_FACTOR",
+    "afford_scheme",
 ]
 
 #: CV only up to this many rows (train + validation).
@@ -57,6 +74,12 @@ REPEATED_CV_MAX_ROWS = 2_000
 CV_CELLS_PER_SECOND = 2_500
 #: with a time budget, repeated CV only while a fit's cells stay under this many per second of budget.
 REPEATED_CV_CELLS_PER_SECOND = 500
+#: under a time budget, an automatic CV scheme is kept only if this many trials of the probe's cost fit in
+#: the study's time (the defaults' cost: pruned trials stop after a fold or two, so a CV study's average
+#: trial costs about the defaults unless the data wants many more rounds, see ROUNDS_FACTOR).
+MIN_CV_TRIALS = 10
+#: a boosting probe whose defaults used every round: the study's trials are taken to cost this many times more.
+ROUNDS_FACTOR = 5.0
 #: the folds of an automatic CV scheme.
 DEFAULT_FOLDS = 5
 #: what a user may ask for: ``auto``, ``holdout``, ``cv``, ``cv=K``, ``cv=KxR``, ``timeseries``,
@@ -225,3 +248,71 @@ def resolve_scheme(*, scheme: str | None = "auto", cv: int | None = None, y_trai
                          min_class_count=None if counts is None else int(counts.min()),
                          n_classes=2 if counts is None else len(counts),
                          time_ordered=time_ordered, time_budget=time_budget)
+
+
+class _StopAfter:
+    """A reporter that stops the fit (``TrialCancelled``) once ``seconds`` have passed."""
+
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+
+    def report(self, value: float, step: int) -> None:
+        return None
+
+    def should_prune(self) -> bool:
+        return False
+
+    def cancelled(self) -> bool:
+        return time.monotonic() > self.end
+
+
+def afford_scheme(scheme: EvaluationScheme, *, probe: Any, study_seconds: float | None,
+                  rows_trainval: int) -> tuple[EvaluationScheme, dict[str, Any] | None]:
+    """``scheme``, or the holdout when a CV trial would cost too much of ``study_seconds``.
+
+    ``probe``: a holdout :class:`~src.mlops.objectives.ModelObjective` on the train and validation
+    splits. One fit of its family's defaults is timed, and stopped once it has taken ``study_seconds / (MIN_CV_TRIALS x fits per trial x row growth)``:
+    past that, fewer than :data:`MIN_CV_TRIALS` such trials would fit. Returns the scheme and what
+    the probe measured (``None`` when nothing was probed: a holdout, or no time budget)."""
+    if not scheme.uses_cv or study_seconds is None or study_seconds <= 0:
+        return scheme, None
+    from .reporters import TrialCancelled
+
+    fits = (scheme.folds or 1) * scheme.repeats
+    # a fold trains on (k-1)/k of train+validation; the probe on the training split
+    growth = max(1.0, rows_trainval * ((scheme.folds or 2) - 1) / (scheme.folds or 2) / max(1, len(probe.y_train)))
+    cap = study_seconds / (MIN_CV_TRIALS * fits * growth)
+    params = probe.defaults_trial_params()
+    if probe.spec.is_boosting:  # the first fit of a process pays for imports and warm-up: not a trial's cost
+        with contextlib.suppress(Exception):
+            probe.evaluate({**params, "n_estimators": 2}, _StopAfter(cap))
+    t0 = time.perf_counter()
+    stopped, ev = False, None
+    try:
+        ev = probe.evaluate(params, _StopAfter(cap))
+    except TrialCancelled:
+        stopped = True
+    except Exception as e:  # noqa: BLE001 - the study will meet (and record) the same failure
+        return scheme, {"error": f"{type(e).__name__}: {e}"}
+    seconds = time.perf_counter() - t0
+    # defaults that used every round: the data wants more, and the study's trials (up to thousands of
+    # rounds) will cost several times the probe
+    rounds = int(probe.default_params.get("n_estimators") or 0)
+    best = ev.user_attrs.get("best_iteration") if ev is not None else None
+    exhausted = probe.spec.is_boosting and rounds > 0 and isinstance(best, (int, float)) and best >= 0.9 * rounds
+    factor = ROUNDS_FACTOR if exhausted else 1.0
+    trial_s = seconds * fits * growth * factor
+    fit = study_seconds / trial_s if trial_s > 0 else float("inf")
+    measured = {"seconds": round(seconds, 3), "stopped": stopped, "rounds_exhausted": bool(exhausted),
+                "cv_trial_seconds": round(trial_s, 2), "cv_trials_that_fit": round(fit, 1),
+                "study_seconds": round(study_seconds, 1)}
+    if not stopped and fit >= MIN_CV_TRIALS:
+        return scheme, measured
+    took = f"ran over {seconds:.1f} s (stopped there)" if stopped else f"took {seconds:.1f} s"
+    if exhausted:
+        took += f" and used all {rounds} rounds (the study's trials will run longer: x{ROUNDS_FACTOR:g})"
+    order = "time-ordered data; " if scheme.kind == "timeseries" else ""
+    reason = (f"{order}{scheme.label} was affordable by size, but a probe fit of the defaults {took}: a "
+              f"{scheme.label} trial would take {'over ' if stopped else 'about '}{trial_s:.0f} s, fewer than "
+              f"{MIN_CV_TRIALS} trials in the study's {study_seconds:.0f} s")
+    return EvaluationScheme("holdout", reason=reason), measured

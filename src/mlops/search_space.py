@@ -203,20 +203,27 @@ class SearchSpace:
         return out
 
     # -- adaptive narrowing (F13) ---------------------------------------------------------------
-    def narrowed(self, best: Mapping[str, Any], *, shrink: float = 0.5) -> SearchSpace:
+    def narrowed(self, best: Mapping[str, Any], *, shrink: float = 0.5, margin: float = 0.0) -> SearchSpace:
         """A copy whose numeric ranges shrink around ``best`` (by ``shrink`` of their width).
 
-        A best value sitting on a bound widens that side instead (the optimum may lie beyond).
+        A best value sitting on a bound (within ``margin`` of the width, in log space for a log
+        range) widens that side instead (the optimum may lie beyond) -- but never past what the
+        range implies is valid: not below 0 for a range from 0 or above, not below half of a
+        positive lower bound (nor below 2 for an int from 2, nor below 1 for an int from 1), and
+        not above 1 for a share (a float range in [0, 1] ending at 1, e.g. ``feature_fraction``).
         Categoricals, conditions and params absent from ``best`` are unchanged.
         """
         if not 0 < shrink < 1:
             raise SearchSpaceError(f"shrink must be in (0, 1), got {shrink}")
+        if not 0 <= margin < 0.5:
+            raise SearchSpaceError(f"margin must be in [0, 0.5), got {margin}")
         new: list[ParamSpec] = []
         for p in self:
-            if p.type == "categorical" or p.name not in best:
+            value = best.get(p.name)
+            if p.type == "categorical" or isinstance(value, bool) or not isinstance(value, (int, float)):
                 new.append(p)
                 continue
-            new.append(_narrow_one(p, float(best[p.name]), shrink))
+            new.append(_narrow_one(p, float(value), shrink, margin))
         return SearchSpace(new)
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> SearchSpace:
@@ -251,17 +258,38 @@ class SearchSpace:
                         )
 
 
-def _narrow_one(p: ParamSpec, best: float, shrink: float) -> ParamSpec:
+def _floor_of(p: ParamSpec) -> float:
+    """The lowest value a widened lower bound of ``p`` may take (see :meth:`SearchSpace.narrowed`)."""
+    low = float(p.low)
+    if low <= 0:
+        return low  # a range from 0 (or below) has nothing valid below it worth trying
+    if p.type == "int":
+        return max(math.ceil(low / 2), min(low, 2.0))
+    return low / 2
+
+
+def _ceiling_of(p: ParamSpec) -> float:
+    """The highest value a widened upper bound of ``p`` may take."""
+    low, high = float(p.low), float(p.high)
+    if p.type == "float" and low >= 0 and high == 1.0:
+        return high  # a share such as feature_fraction has nothing above 1
+    return high * 2 if high > 0 else high
+
+
+def _narrow_one(p: ParamSpec, best: float, shrink: float, margin: float = 0.0) -> ParamSpec:
     lo, hi = float(p.low), float(p.high)
     to = (lambda v: math.log(v)) if p.log else (lambda v: v)
     back = (lambda v: math.exp(v)) if p.log else (lambda v: v)
     a, b, x = to(lo), to(hi), to(min(max(best, lo), hi))
     half = (b - a) * shrink / 2
-    new_a, new_b = max(a, x - half), min(b, x + half)
-    if math.isclose(x, a):  # best on the lower bound: widen below (keeping log > 0)
-        new_a, new_b = a - half, x + half
-    elif math.isclose(x, b):
-        new_a, new_b = x - half, b + half
+    near = margin * (b - a)
+    floor, ceiling = to(_floor_of(p)), to(_ceiling_of(p))  # a log range has low > 0, so its floor too
+    if math.isclose(x, a) or x - a < near:  # best on the lower bound: widen below (within the floor)
+        new_a, new_b = min(a, max(x - half, floor)), min(b, x + half)
+    elif math.isclose(x, b) or b - x < near:  # on the upper bound: widen above (within the ceiling)
+        new_a, new_b = max(a, x - half), max(b, min(x + half, ceiling))
+    else:
+        new_a, new_b = max(a, x - half), min(b, x + half)
     nlo, nhi = back(new_a), back(new_b)
     if p.type == "int":
         nlo, nhi = math.floor(nlo), math.ceil(nhi)
@@ -269,9 +297,13 @@ def _narrow_one(p: ParamSpec, best: float, shrink: float) -> ParamSpec:
             nlo = max(nlo, 1)
         step = int(p.step or 1)
         nlo = int(p.low) + step * math.floor((nlo - int(p.low)) / step)
+        while nlo < _floor_of(p):  # the step grid may fall below the floor
+            nlo += step
         nhi = nlo + step * max(1, math.ceil((nhi - nlo) / step))
     elif p.step is not None:
         nlo = float(p.low) + p.step * math.floor((nlo - float(p.low)) / p.step)
+        while nlo < _floor_of(p) - 1e-12:
+            nlo += p.step
         nhi = nlo + p.step * max(1, math.ceil((nhi - nlo) / p.step))
     return ParamSpec(p.name, p.type, nlo, nhi, p.step, p.log, None, dict(p.when))
 

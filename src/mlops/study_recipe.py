@@ -7,7 +7,9 @@
   (metric, search space, overrides, fixed params, seed, early stopping, cv, cv_strategy, ...: a
   plain dict, so a new option of the objective travels with it);
 * ``study``: the study's budget ``n_trials`` (fixed at creation: workers never exceed it), sampler,
-  pruner and their options, ``trial_timeout``;
+  pruner and their options, ``trial_timeout``, and the creator's ``warm_start`` / ``warm_start_trials`` /
+  ``trial_cache`` settings (a worker given the history database uses the trial cache and, when it is
+  the first to start the study, seeds the same warm start as ``hpo tune`` would);
 * ``data``: where the data is -- a location every worker can read -- and ``fingerprint``: what it
   held. ``data`` is one of::
 
@@ -94,7 +96,8 @@ def _jsonable(value: Any, what: str) -> Any:
 def build_recipe(*, algorithm: str, problem_type: str, objective: Mapping[str, Any], n_trials: int | None,
                  sampler: Any, pruner: Any, sampler_options: Mapping[str, Any] | None,
                  pruner_options: Mapping[str, Any] | None, trial_timeout: float | None,
-                 data: Mapping[str, Any] | None, fingerprint: str) -> dict[str, Any]:
+                 data: Mapping[str, Any] | None, fingerprint: str, warm_start: bool = True,
+                 warm_start_trials: int = 5, trial_cache: bool = True) -> dict[str, Any]:
     """The recipe of a study (see the module docstring). A sampler or pruner given as an object is
     recorded as ``None``: workers then use the defaults. Raises ConfigurationError when an option
     cannot be written as JSON, or ``data`` is malformed. (``pruner=None`` is recorded as "none".)"""
@@ -113,6 +116,9 @@ def build_recipe(*, algorithm: str, problem_type: str, objective: Mapping[str, A
             "sampler_options": _jsonable(dict(sampler_options or {}), "sampler_options"),
             "pruner_options": _jsonable(dict(pruner_options or {}), "pruner_options"),
             "trial_timeout": trial_timeout,
+            "warm_start": bool(warm_start),
+            "warm_start_trials": int(warm_start_trials),
+            "trial_cache": bool(trial_cache),
         },
         "data": _jsonable(dict(data), "data_source") if data is not None else None,
         "fingerprint": fingerprint,
@@ -150,11 +156,13 @@ def _scheme_of(objective: Mapping[str, Any]) -> str:
 
 
 def recipe_identity(recipe: Mapping[str, Any]) -> dict[str, str]:
-    """What makes two runs the same study: the data, the family, the problem, the metric, the scheme."""
+    """What makes two runs the same study: the data, the family, the problem, the metric, the scheme,
+    whether the preprocessing steps are searched (pipeline search)."""
     objective = recipe.get("objective") or {}
     return {"dataset fingerprint": str(recipe.get("fingerprint")), "algorithm": str(recipe.get("algorithm")),
             "problem type": str(recipe.get("problem_type")), "metric": str(objective.get("metric")),
-            "evaluation scheme": _scheme_of(objective)}
+            "evaluation scheme": _scheme_of(objective),
+            "pipeline search": "on" if objective.get("pipeline") else "off"}
 
 
 def check_same_study(name: str, existing: Mapping[str, Any], options: Mapping[str, Any]) -> None:
@@ -256,6 +264,26 @@ def study_progress(study: optuna.Study) -> tuple[int, int | None]:
     return done, (recipe.get("study") or {}).get("n_trials") if isinstance(recipe, dict) else None
 
 
+def _phase_options(study: optuna.Study, recipe: Mapping[str, Any]) -> dict[str, Any]:
+    """The search space of the study's latest narrowing phase as objective options (none: no phases)."""
+    from .narrowing import PHASES_ATTR
+
+    records = study.user_attrs.get(PHASES_ATTR)
+    if not isinstance(records, list) or len(records) < 2:
+        return {}
+    from .models import get_model_spec
+    from .narrowing import phase_space
+    from .search_space import parse_search_space
+
+    options = recipe.get("objective") or {}
+    base = (parse_search_space(options["search_space"]) if options.get("search_space") is not None
+            else get_model_spec(recipe["algorithm"], recipe["problem_type"]).search_space(recipe["problem_type"]))
+    if options.get("space_overrides"):
+        base = base.with_overrides(options["space_overrides"])
+    space = phase_space(study, base)
+    return {} if space is None else {"search_space": space.to_dict(), "space_overrides": None}
+
+
 async def join_study(
     study_name: str,
     *,
@@ -266,6 +294,7 @@ async def join_study(
     listeners: Iterable[TrialListener] = (),
     callbacks: Sequence[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] | None = None,
     optimizer: Any = None,
+    history: Any = None,
 ) -> OptimizationResult:
     """Run trials of an existing study, rebuilt from its recipe, until its budget is used.
 
@@ -273,6 +302,11 @@ async def join_study(
     long); the study never holds more trials than the budget recorded at its creation. Raises
     :class:`StudyNotFoundError` for an unknown study, :class:`ConfigurationError` for a study without
     a recipe, and :class:`DataValidationError` when the data is not what the study was created on.
+
+    ``history`` (the history database) gives the worker what ``hpo tune`` has: the trial cache in the
+    database, and the warm start when this worker is the first to start the study -- with the
+    creator's settings (``warm_start``, ``warm_start_trials``, ``trial_cache`` in the recipe). A study
+    tuned with narrowing phases is joined in the ranges of its latest recorded phase.
     """
     from .optimizer import OptunaOptimizer
     from .optuna_optimizer import run_hyperparameter_optimization
@@ -308,13 +342,17 @@ async def join_study(
         # each worker samples with its own random seed: same-seeded workers would propose the same trials
         sampler = SamplerFactory.create(settings.get("sampler") or "tpe", seed=None,
                                         **dict(settings.get("sampler_options") or {}))
+        objective_options = {**recipe["objective"], "n_jobs": n_jobs, **_phase_options(study, recipe)}
         return await run_hyperparameter_optimization(
             recipe["algorithm"], recipe["problem_type"], data.X_train, data.y_train, data.X_val, data.y_val,
-            **{**recipe["objective"], "n_jobs": n_jobs}, n_trials=budget if budget is not None else n_trials,
+            **objective_options, n_trials=budget if budget is not None else n_trials,
             max_trials=n_trials if budget is not None else None, timeout=timeout, sampler=sampler,
             pruner=settings.get("pruner") or "median", pruner_options=settings.get("pruner_options") or None,
             trial_timeout=settings.get("trial_timeout"), study_name=study_name, storage=store,
-            callbacks=callbacks, optimizer=opt, data_source=recipe["data"],
+            callbacks=callbacks, optimizer=opt, data_source=recipe["data"], history=history,
+            warm_start=bool(settings.get("warm_start", True)),
+            warm_start_trials=int(settings.get("warm_start_trials", 5)),
+            trial_cache=bool(settings.get("trial_cache", True)),
         )
     finally:
         if optimizer is None:

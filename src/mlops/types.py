@@ -84,6 +84,8 @@ class OptimizationResult:
     warm_start: dict[str, Any] | None = None
     #: ``--compare random``: defaults vs random search vs tuned (:mod:`.compare`; None: not asked)
     comparison: dict[str, Any] | None = None
+    #: adaptive narrowing (``phases > 1``, :mod:`.narrowing`): per phase its ranges, trials and best
+    phases: list[dict[str, Any]] = field(default_factory=list)
     #: what the study says (:func:`src.mlops.analysis.analyze_study`, as plain data): importances,
     #: convergence, per-family comparison, recommendations; ``{"error": ...}`` when it could not be made
     analysis: dict[str, Any] | None = None
@@ -92,6 +94,11 @@ class OptimizationResult:
     families: list[str] = field(default_factory=list)
     #: per searched family: trial counts, best and defaults scores, mean fit seconds, dropped or not
     family_stats: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: a multi-objective study (:mod:`src.mlops.multi_objective`): the objectives' names (metric first)
+    #: and the picked point of the front (rule, tolerance, trial number, values, params, family); the
+    #: ``best_*`` fields are then the picked trial's
+    objectives: list[str] = field(default_factory=list)
+    pick: dict[str, Any] | None = None
 
     @property
     def direction(self) -> str:

@@ -178,3 +178,50 @@ async def test_pruner_and_enqueue_mistakes_are_refused_naming_the_setting(contex
     state = await _prepared_state(context, algorithm="logistic_regression", enqueue=[{"penalty": "l1"}])
     update = await hyperparameter_tuner(state, Runtime(context=context))
     assert update["status"] == "failed" and "enqueue: 'penalty' not in the search space (C)" in update["error"]["message"]
+
+
+async def test_narrowing_phases_reach_the_study_through_the_graph(hpo_home: Path) -> None:
+    """Issue 12.3: the ``phases`` setting is validated with the others and narrows the graph's study."""
+    storage = optuna.storages.InMemoryStorage()
+    context = ModelTrainerContext(hpo_home=hpo_home, optuna_storage=storage)
+    state = await _prepared_state(context, scheme="holdout", n_trials=8, study_name="phased", phases=2, pruner="none",
+                                  warm_start=False)
+    update = await hyperparameter_tuner(state, Runtime(context=context))
+    assert "error" not in update, update
+    phases = update["hpo"]["phases"]
+    assert [p["phase"] for p in phases] == [1, 2] and sum(p["n_trials"] for p in phases) == 8
+    study = optuna.load_study(study_name="phased", storage=storage)
+    assert [r["phase"] for r in study.user_attrs["hpo.phases"]] == [1, 2]
+    assert study.user_attrs["hpo.phases"][1]["ranges"] == phases[1]["ranges"]
+    for inputs, fragment in [({"phases": 0}, "phases must be an integer from 1"),
+                             ({"phases": "2"}, "phases must be an integer from 1"),
+                             ({"phases": 2, "algorithm": "auto"}, "phases (narrowing) needs one model family")]:
+        update = await load_data({"dataset_name": "breast_cancer", "n_trials": 3, **inputs}, Runtime(context=context))
+        assert update["status"] == "failed" and fragment in update["error"]["message"], (inputs, update["error"])
+
+
+async def test_a_cv_trial_too_costly_for_the_time_falls_back_to_a_holdout_and_a_rerun_keeps_it(
+        context: ModelTrainerContext, monkeypatch) -> None:
+    # 569 rows in 30 s: the rule picks cv=5x2. Asking for 10,000 trials leaves the probe fit 0.3 ms.
+    monkeypatch.setattr("src.mlops.schemes.MIN_CV_TRIALS", 10_000)
+    state = await _prepared_state(context, n_trials=3, timeout=30)
+    update = await hyperparameter_tuner(state, Runtime(context=context))
+    assert "error" not in update, update
+    hpo = update["hpo"]
+    assert hpo["scheme"] == "holdout" and "cv=5x2 was affordable by size, but a probe fit of the defaults" in hpo["scheme_reason"]
+    assert hpo["scheme_probe"]["stopped"] is True and hpo["scheme_probe"]["cv_trials_that_fit"] < 10_000
+    kept = context.hpo_home / "runs" / state["run_id"] / "scheme.json"
+    assert kept.is_file()
+    # the tuner re-executed (a resume) with time for CV keeps the study's scheme instead of probing again
+    again = await hyperparameter_tuner({**state, "timeout": 3600}, Runtime(context=context))
+    assert again["hpo"]["scheme"] == "holdout" and again["hpo"]["scheme_probe"] == hpo["scheme_probe"]
+
+
+async def test_a_run_without_a_time_bound_or_with_a_requested_scheme_is_not_probed(
+        context: ModelTrainerContext) -> None:
+    state = await _prepared_state(context, n_trials=3)
+    update = await hyperparameter_tuner(state, Runtime(context=context))
+    assert update["hpo"]["scheme"] == "cv=5x2" and "scheme_probe" not in update["hpo"]
+    state = await _prepared_state(context, n_trials=3, timeout=0.5, scheme="cv=3")
+    update = await hyperparameter_tuner(state, Runtime(context=context))
+    assert update["hpo"]["scheme"] == "cv=3" and "scheme_probe" not in update["hpo"]

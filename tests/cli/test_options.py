@@ -164,3 +164,16 @@ def test_engine_settings_are_options_of_train_and_tune(tmp_path):
     bad = hpo(tmp_path / "home2", "tune", "--dataset", "wine", "--pruner", "threshold", "--n-trials", "2")
     assert bad.returncode == 2 and "pruner 'threshold' needs option 'lower' and/or 'upper'" in bad.stderr, bad.stderr
     _nothing_started(tmp_path / "home2")
+
+
+def test_phases_option_narrows_the_study_and_prints_its_phases(tmp_path):
+    """Issue 12.3: `--phases N` reaches the study; the summary lists the phases; a bad N is refused."""
+    out = tmp_path / "tune.json"
+    r = hpo(tmp_path / "home", "tune", "--dataset", "breast_cancer", "--n-trials", "8", "--phases", "2", "--scheme",
+            "holdout", "--no-db", "--no-mlflow", "--quiet", "--output-json", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    phases = json.loads(out.read_text())["hpo"]["phases"]
+    assert [p["phase"] for p in phases] == [1, 2]
+    assert "phase 2: trials " in r.stdout and f"(narrowed around trial {phases[1]['best_before']['trial']})" in r.stdout
+    bad = hpo(tmp_path / "home2", "tune", "--dataset", "wine", "--phases", "0")
+    assert bad.returncode == 2 and "argument --phases: must be an integer between 1 and 10" in bad.stderr

@@ -97,3 +97,29 @@ def test_report_of_an_unknown_study_is_refused(home: Path):
     assert rep.returncode == 2
     assert "no study named 'no-such-study'" in rep.stderr
     assert not (home / "x.html").exists()
+
+
+def test_a_narrowed_study_records_its_phases_in_mlflow_and_the_report(home: Path):
+    """Issue 12.3: `hpo tune --phases 2` (PostgreSQL, MLflow): the parent run has phases.json and each
+    phase's best; the report's narrowing section shows the phases."""
+    run = hpo(home, "tune", "--dataset", "breast_cancer", "--n-trials", "8", "--phases", "2", "--scheme", "holdout",
+              "--study-name", "phased", "--quiet", "--output-json", str(home / "tune.json"))
+    assert run.returncode == 0, run.stderr
+    phases = json.loads((home / "tune.json").read_text())["hpo"]["phases"]
+    assert [p["phase"] for p in phases] == [1, 2]
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
+    (parent,) = client.search_runs([e.experiment_id for e in client.search_experiments()],
+                                   "tags.`hpo.role` = 'study' and tags.`hpo.study_name` = 'phased'")
+    logged = json.loads(Path(client.download_artifacts(parent.info.run_id, "phases.json", str(home))).read_text())
+    assert [p["ranges"] for p in logged] == [p["ranges"] for p in phases]
+    for p in phases:
+        assert parent.data.metrics[f"phase_{p['phase']}.best_value"] == pytest.approx(p["best_value"])
+    rep = hpo(home, "report", "phased", "--out", str(home / "phased.html"), "--no-png", "--no-mlflow")
+    assert rep.returncode == 0, rep.stderr
+    page = (home / "phased.html").read_text()
+    section = page[page.index('<section id="phases">'):]
+    section = section[:section.index("</section>")]
+    for p in phases:
+        assert f"<td class=num>{p['best_value']:.6g}</td>" in section

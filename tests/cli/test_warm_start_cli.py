@@ -58,6 +58,25 @@ def test_a_second_train_on_the_same_data_is_warm_started_and_cached_and_compared
     assert isinstance(c["random"], float) and c["random_trials"] == 6
     assert all(isinstance(c[k], float) for k in ("test_defaults", "test_random", "test_tuned"))
     assert "defaults     random      tuned" in second.stdout
+    # the study keeps the comparison, test scores included, and `hpo report` shows it
+    storage = create_optuna_storage(_dsn(home))
+    try:
+        kept = optuna.load_study(study_name=two["study_name"], storage=storage).user_attrs["hpo.comparison"]
+    finally:
+        getattr(storage, "close", lambda: None)()
+    keys = ("defaults", "random", "tuned", "test_defaults", "test_random", "test_tuned")
+    assert {k: kept[k] for k in keys} == {k: c[k] for k in keys}
+    report = hpo(home, "report", two["study_name"], "--out", str(tmp_path / "r.html"), "--no-png", "--no-mlflow")
+    assert report.returncode == 0, report.stderr[-3000:]
+    page = (tmp_path / "r.html").read_text()
+    section = page[page.index('<section id="comparison">'):]
+    section = section[:section.index("</section>")]
+    for name, prefix in (("validation", ""), ("test", "test_")):
+        row = section[section.index(f'<tr data-row="{name}">'):]
+        row = row[:row.index("</tr>")]
+        assert row.count("<td class=num>") == 3
+        for k in ("defaults", "random", "tuned"):
+            assert f"<td class=num>{c[prefix + k]:.6g}</td>" in row
 
     cold = hpo(home, *common, "--no-warm-start", "--no-cache", "--output-json", str(tmp_path / "3.json"))
     assert cold.returncode == 0, cold.stderr[-3000:]

@@ -103,3 +103,48 @@ def test_the_trial_table_is_bounded(tmp_path, n):
     files = write_report(study, tmp_path / "big.html", pngs=False)
     page = files.html.read_text()
     assert f"{n} trials: the table shows the latest 999 and the best" in page
+
+
+async def test_the_report_shows_defaults_vs_random_vs_tuned_when_the_study_has_a_comparison(tmp_path) -> None:
+    """``--compare random`` keeps the comparison in the study; ``hpo train`` adds the test scores; the
+    report's comparison section shows the same numbers (real LightGBM fits on small data)."""
+    import re
+
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.model_selection import train_test_split
+
+    from src.mlops.compare import COMPARE_ATTR, record_test_scores
+    from src.mlops.optuna_optimizer import run_hyperparameter_optimization
+
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    X_tr, X_va, y_tr, y_va = train_test_split(X.iloc[:, :8], y, test_size=0.3, random_state=0, stratify=y)
+    storage = optuna.storages.InMemoryStorage()
+    result = await run_hyperparameter_optimization(
+        "lightgbm", "binary_classification", X_tr, y_tr, X_va, y_va, n_trials=4, seed=0, pruner="none",
+        study_name="cmp", storage=storage, compare="random", fixed_params={"n_estimators": 30})
+    c = result.comparison
+    study = optuna.load_study(study_name="cmp", storage=storage)
+    assert study.user_attrs[COMPARE_ATTR]["random"] == c["random"] and "random_best_params" not in \
+        study.user_attrs[COMPARE_ATTR]
+
+    def section(page: str) -> str:
+        return re.search(r'<section id="comparison">(.*?)</section>', page, re.S).group(1)
+
+    def row(html_: str, name: str) -> list[str]:
+        cells = re.search(rf'<tr data-row="{name}">(.*?)</tr>', html_, re.S).group(1)
+        return re.findall(r"<td class=num>(.*?)</td>", cells)
+
+    page = write_report(study, tmp_path / "cmp.html", pngs=False).html.read_text()
+    shown = section(page)
+    assert row(shown, "validation") == [f"{c['defaults']:.6g}", f"{c['random']:.6g}", f"{c['tuned']:.6g}"]
+    assert 'data-row="test"' not in shown and "4 trials" in shown
+    # `hpo train` scores the three models on test and records the scores in the study
+    record_test_scores(storage, "cmp", {**c, "test_defaults": 0.91, "test_random": 0.925, "test_tuned": 0.93})
+    page = write_report(optuna.load_study(study_name="cmp", storage=storage), tmp_path / "cmp2.html",
+                        pngs=False).html.read_text()
+    assert row(section(page), "validation") == [f"{c['defaults']:.6g}", f"{c['random']:.6g}", f"{c['tuned']:.6g}"]
+    assert row(section(page), "test") == ["0.91", "0.925", "0.93"]
+    # a study without a comparison says so
+    plain = optuna.create_study(study_name="plain", direction="maximize")
+    plain.add_trial(create_trial(params={"x": 0.5}, distributions={"x": FloatDistribution(0, 1)}, value=1.0))
+    assert "No comparison was run" in section(write_report(plain, tmp_path / "plain.html", pngs=False).html.read_text())

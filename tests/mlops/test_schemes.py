@@ -9,10 +9,13 @@ import pytest
 from src.mlops.errors import ConfigurationError, DataValidationError
 from src.mlops.objectives import ModelObjective
 from src.mlops.schemes import (
+    MIN_CV_TRIALS,
+    ROUNDS_FACTOR,
     CV_CELLS_PER_SECOND,
     CV_MAX_ROWS,
     REPEATED_CV_MAX_ROWS,
     EvaluationScheme,
+    afford_scheme,
     choose_scheme,
     parse_scheme,
     resolve_scheme,
@@ -144,3 +147,52 @@ def test_repeats_need_shuffled_folds() -> None:
         ModelObjective("lightgbm", "binary", X, y, cv=3, cv_repeats=2, cv_strategy="timeseries")
     with pytest.raises(DataValidationError, match="cv_repeats"):
         ModelObjective("lightgbm", "binary", X, y, X, y, cv_repeats=2)
+
+
+# --- the probe: does a CV trial fit the study's time? ---------------------------------------------
+def _probe(n: int = 600) -> ModelObjective:
+    X, y = _data(n)
+    cut = int(n * 0.75)
+    return ModelObjective("lightgbm", "binary", X[:cut], y[:cut], X[cut:], y[cut:], seed=0)
+
+
+def test_the_probe_keeps_cv_when_enough_trials_fit_and_records_what_it_measured() -> None:
+    cv = EvaluationScheme("cv", 5, reason="folds are affordable")
+    kept, measured = afford_scheme(cv, probe=_probe(), study_seconds=3_600, rows_trainval=600)
+    assert kept is cv
+    assert not measured["stopped"] and measured["seconds"] > 0
+    # a 5-fold trial on 480 rows per fold costs 5 x 480/450 probe fits (x ROUNDS_FACTOR when the defaults
+    # used every round)
+    factor = ROUNDS_FACTOR if measured["rounds_exhausted"] else 1.0
+    assert measured["cv_trial_seconds"] == pytest.approx(measured["seconds"] * 5 * 480 / 450 * factor, rel=0.05,
+                                                         abs=0.02)
+    assert measured["cv_trials_that_fit"] >= MIN_CV_TRIALS
+
+
+def test_the_probe_falls_back_to_a_holdout_when_a_cv_trial_would_eat_the_study() -> None:
+    cv = EvaluationScheme("cv", 5, 2, reason="small")
+    # 10 trials of 10 fits in 0.05 s: the probe's share is 0.5 ms, no fit is that fast
+    chosen, measured = afford_scheme(cv, probe=_probe(), study_seconds=0.05, rows_trainval=600)
+    assert chosen.kind == "holdout" and measured["stopped"]
+    assert "cv=5x2 was affordable by size, but a probe fit of the defaults ran over" in chosen.reason
+    assert f"fewer than {MIN_CV_TRIALS} trials" in chosen.reason
+    ts = EvaluationScheme("timeseries", 5)
+    chosen, _ = afford_scheme(ts, probe=_probe(), study_seconds=0.05, rows_trainval=600)
+    assert chosen.kind == "holdout" and chosen.reason.startswith("time-ordered data")
+
+
+def test_nothing_is_probed_for_a_holdout_or_without_a_time_bound() -> None:
+    holdout, cv = EvaluationScheme("holdout"), EvaluationScheme("cv", 5)
+    assert afford_scheme(holdout, probe=_probe(), study_seconds=0.05, rows_trainval=600) == (holdout, None)
+    assert afford_scheme(cv, probe=_probe(), study_seconds=None, rows_trainval=600) == (cv, None)
+
+
+def test_defaults_that_use_every_round_make_the_probe_expect_longer_trials() -> None:
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=600), "b": rng.normal(size=600)})
+    y = pd.Series(3 * X["a"] + 2 * X["b"])  # linear, noiseless: trees need far more than 100 rounds
+    probe = ModelObjective("lightgbm", "regression", X[:450], y[:450], X[450:], y[450:], seed=0)
+    _, measured = afford_scheme(EvaluationScheme("cv", 5), probe=probe, study_seconds=3_600, rows_trainval=600)
+    assert measured["rounds_exhausted"] is True
+    assert measured["cv_trial_seconds"] == pytest.approx(measured["seconds"] * 5 * 480 / 450 * ROUNDS_FACTOR,
+                                                         rel=0.05, abs=0.02)

@@ -101,3 +101,23 @@ def test_narrowing_shrinks_around_best_and_widens_on_a_bound():
     assert narrow["x"].low == pytest.approx(2.5) and narrow["x"].high == pytest.approx(7.5)
     assert narrow["n"].high > 100  # best on the upper bound: widen beyond it
     assert 1e-3 < narrow["lr"].low < 0.01 < narrow["lr"].high < 1.0
+
+
+def test_widening_on_a_bound_stays_within_what_the_range_implies_is_valid():
+    space = parse_search_space({
+        "share": ("float", 0.5, 1.0), "from_zero": ("float", 0.0, 1.0), "split": ("int", 2, 20),
+        "leaves": ("int", 10, 200), "lr": ("float", 0.01, 0.3, "log"), "rounds": ("int", 50, 500, 50)})
+    low = space.narrowed({"share": 0.5, "from_zero": 0.0, "split": 2, "leaves": 10, "lr": 0.01, "rounds": 50})
+    assert low["share"].low == pytest.approx(0.375)  # widened below, a share stays a share
+    assert low["from_zero"].low == 0.0  # nothing below 0
+    assert low["split"].low == 2  # an int from 2 (e.g. min_samples_split) never goes below 2
+    assert low["leaves"].low == 5  # half the positive lower bound at most
+    assert low["lr"].low == pytest.approx(0.005) and low["lr"].high < 0.3
+    assert low["rounds"].low == 50 and (low["rounds"].high - 50) % 50 == 0  # on the step grid, not below
+    high = space.narrowed({"share": 1.0, "from_zero": 1.0, "split": 20, "leaves": 200, "lr": 0.3, "rounds": 500})
+    assert high["share"].high == 1.0 and high["from_zero"].high == 1.0  # nothing above 1 for a share
+    assert 20 < high["split"].high <= 40 and 200 < high["leaves"].high <= 400
+    assert 0.3 < high["lr"].high <= 0.6
+    # within the margin of a bound counts as on it; without a margin it does not
+    assert space.narrowed({"leaves": 195}, margin=0.05)["leaves"].high > 200
+    assert space.narrowed({"leaves": 195})["leaves"].high == 200

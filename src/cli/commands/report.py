@@ -7,7 +7,6 @@ import argparse
 import asyncio
 import re
 import sys
-from pathlib import Path
 from typing import Any
 
 from ..adapters import home_directory, open_store

@@ -69,6 +69,8 @@ async def cmd_tune(args: argparse.Namespace, stopper: RunStopper, *, outage_s: f
     stopper.context.update(command="tune", study_name=study_name or "", saved="no" if args.no_db else "yes")
     data = await asyncio.to_thread(_prepare, args, settings)
     splits, scheme = data["splits"], data["scheme"]
+    if settings.get("objectives"):  # the objectives' metric is checked against the problem type, now known
+        check_settings({**settings, "problem_type": splits.problem_type})
     X_tr, y_tr, X_va, y_va = data["frames"]
     progress = Progress(n_trials=settings["n_trials"], timeout=args.timeout, enabled=not args.quiet)
     async with run_services(home, stopper, use_db=not args.no_db, use_mlflow=not args.no_mlflow,
@@ -91,7 +93,9 @@ async def cmd_tune(args: argparse.Namespace, stopper: RunStopper, *, outage_s: f
                 trial_timeout=args.trial_timeout, listeners=listeners, data_source=data["source"],
                 history=services.history, warm_start=setting(settings, "warm_start"),
                 warm_start_trials=setting(settings, "warm_start_trials"), trial_cache=setting(settings, "trial_cache"),
-                compare=setting(settings, "compare"),
+                compare=setting(settings, "compare"), phases=setting(settings, "phases"),
+                pipeline=setting(settings, "pipeline_search"), objectives=setting(settings, "objectives"),
+                pick_rule=setting(settings, "pick_rule"), pick_tolerance=setting(settings, "pick_tolerance"),
             )
         finally:
             progress.close()
@@ -103,7 +107,7 @@ async def cmd_tune(args: argparse.Namespace, stopper: RunStopper, *, outage_s: f
     out["hpo"] = {k: out.get(k) for k in ("study_name", "best_value", "defaults_value", "n_completed", "n_pruned",
                                           "n_failed", "duration_s", "metric", "failure_reasons", "scheme",
                                           "scheme_reason", "n_cached", "warm_start", "comparison", "analysis",
-                                          "algorithm")}
+                                          "algorithm", "phases", "objectives", "pareto_front", "pick")}
     if result.families:
         out["hpo"].update(chosen_family=result.algorithm, family_best=result.family_best,
                           families=out.pop("family_stats"))

@@ -32,7 +32,8 @@ async def cmd_worker(args: argparse.Namespace, stopper: RunStopper, *, outage_s:
             listeners.append(services.tracker)
         try:
             result = await join_study(args.study, storage=services.optuna_storage, n_trials=args.worker_trials,
-                                      timeout=args.timeout, n_jobs=args.n_jobs, listeners=listeners)
+                                      timeout=args.timeout, n_jobs=args.n_jobs, listeners=listeners,
+                                      history=services.history)
         finally:
             progress.close()
     out = {**result.to_dict(), "status": "completed"}

@@ -87,6 +87,7 @@ class InMemoryHistoryRepository:
             status=summary.status if summary.status is not None else old.status,
             stop_reason=summary.stop_reason if summary.stop_reason is not None else old.stop_reason,
             duration_seconds=summary.duration_seconds if summary.duration_seconds is not None else old.duration_seconds,
+            phases=to_jsonable(list(summary.phases), non_finite="null") if summary.phases is not None else old.phases,
         )
         if any(_differs(getattr(old, k), v) for k, v in new.items()):
             now = self._now()

@@ -94,13 +94,14 @@ UPDATE ml_hpo_studies SET
     status = COALESCE($9, status),
     stop_reason = COALESCE($10, stop_reason),
     duration_seconds = COALESCE($11, duration_seconds),
+    phases = COALESCE($12::jsonb, phases),
     completed_at = CASE WHEN COALESCE($9, status) = 'running' THEN NULL ELSE COALESCE(completed_at, now()) END,
     updated_at = now()
 WHERE study_name = $1
   AND (n_completed, n_pruned, n_failed, best_trial_number, best_value, best_values, best_params,
-       status, stop_reason, duration_seconds)
+       status, stop_reason, duration_seconds, phases)
       IS DISTINCT FROM ($2, $3, $4, $5, $6, $7, $8, COALESCE($9, status), COALESCE($10, stop_reason),
-                        COALESCE($11, duration_seconds))
+                        COALESCE($11, duration_seconds), COALESCE($12::jsonb, phases))
 RETURNING id
 """
 
@@ -328,6 +329,7 @@ class PostgresHistoryRepository:
                 summary.best_value, list(summary.best_values) if summary.best_values is not None else None,
                 to_jsonable(summary.best_params) if summary.best_params is not None else None,
                 summary.status, summary.stop_reason, summary.duration_seconds,
+                to_jsonable(list(summary.phases), non_finite="null") if summary.phases is not None else None,
             )
             if changed is None and not await con.fetchval(_STUDY_EXISTS, study_name):
                 raise study_not_found(study_name)

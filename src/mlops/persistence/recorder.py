@@ -106,6 +106,7 @@ def summarize_study(
         status="completed" if base.n_completed > 0 else "failed",
         stop_reason=result.stop_reason or None,
         duration_seconds=result.duration_s,
+        phases=tuple(result.phases) if getattr(result, "phases", None) else None,
     )
 
 

@@ -115,6 +115,8 @@ class StudySummary:
     status: str | None = None
     stop_reason: str | None = None
     duration_seconds: float | None = None
+    #: adaptive narrowing's phases (``OptimizationResult.phases``); ``None`` keeps the stored value
+    phases: tuple[dict[str, Any], ...] | None = None
 
     def __post_init__(self) -> None:
         for name in ("n_completed", "n_pruned", "n_failed"):
@@ -190,6 +192,8 @@ class StudyRecord:
     stop_reason: str | None = None
     duration_seconds: float | None = None
     tags: dict[str, Any] = field(default_factory=dict)
+    #: adaptive narrowing's phases (ranges, trials, best per phase); ``None``: one phase
+    phases: list[dict[str, Any]] | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
     completed_at: datetime | None = None

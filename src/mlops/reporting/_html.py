@@ -15,7 +15,9 @@ from typing import Any
 
 from optuna.trial import TrialState
 
+from ..compare import COMPARE_ATTR
 from ..jsonutil import to_jsonable
+from ..narrowing import phase_summary, ranges_text
 from ..redaction import redact_secrets
 from ._figures import SECTION_PLOTS
 
@@ -24,7 +26,8 @@ __all__ = ["render_page", "SECTIONS", "MAX_TABLE_ROWS"]
 #: section id -> title, in page order (every section is present; one without data says why).
 SECTIONS = {"summary": "Study", "history": "Optimization history", "importances": "Parameter importances",
             "parallel": "Parallel coordinates", "slices": "Slices", "pareto": "Pareto front",
-            "convergence": "Convergence", "families": "Model families", "recommendations": "Recommendations",
+            "convergence": "Convergence", "phases": "Adaptive narrowing", "families": "Model families",
+            "comparison": "Defaults vs random search vs tuned", "recommendations": "Recommendations",
             "trials": "Trials"}
 #: trial rows in the table (the best and the latest are kept when a study holds more).
 MAX_TABLE_ROWS = 1000
@@ -147,6 +150,45 @@ def _families(rows: list[Mapping[str, Any]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _phases(study: Any) -> str:
+    phases = phase_summary(study)
+    if not phases:
+        return '<p class="note">One phase: the search space was not narrowed (narrowing: --phases N).</p>'
+    names = sorted({n for p in phases for n in p["ranges"]})
+    head = "".join(f"<th>{h}</th>" for h in ("phase", "trials", "complete", "best value", "best trial")) + "".join(
+        f"<th class=params>{_e(n)}</th>" for n in names)
+    rows = []
+    for p in phases:
+        text = ranges_text(p["ranges"])
+        rows.append(f"<tr><td class=num>{p['phase']}</td><td>{p['start_trial']}&ndash;{_num(p['end_trial'])} "
+                    f"({p['n_trials']})</td><td class=num>{p['n_complete']}</td><td class=num>"
+                    f"{_num(p['best_value'])}</td><td class=num>{_num(p['best_trial'])}</td>"
+                    + "".join(f"<td class=params>{_e(text.get(n, '-'))}</td>" for n in names) + "</tr>")
+    note = ('<p class="note">Each phase narrows the numeric ranges around the best trial so far (and widens a '
+            "side where it sat on a bound); trials numbered from the phase's first trial were sampled in its "
+            "ranges.</p>")
+    return note + f'<div class="scroll"><table><tr>{head}</tr>{"".join(rows)}</table></div>'
+
+
+def _comparison(study: Any) -> str:
+    c = study.user_attrs.get(COMPARE_ATTR)
+    if not isinstance(c, Mapping):
+        return '<p class="note">No comparison was run for this study (hpo tune/train --compare random).</p>'
+    method = str(c.get("method", "random"))
+    head = f"<tr><th>{_e(c.get('metric', 'metric'))}</th><th>defaults</th><th>{_e(method)} search</th><th>tuned</th></tr>"
+    rows = [(str(c.get("scored_on", "validation")), c.get("defaults"), c.get(method), c.get("tuned"))]
+    if any(c.get(k) is not None for k in ("test_defaults", f"test_{method}", "test_tuned")):
+        rows.append(("test", c.get("test_defaults"), c.get(f"test_{method}"), c.get("test_tuned")))
+    body = "".join(f'<tr data-row="{_e(r[0])}"><th>{_e(r[0])}</th>' + "".join(
+        f"<td class=num>{_num(v)}</td>" for v in r[1:]) + "</tr>" for r in rows)
+    note = (f'<p class="note">{_e(method)} search: the same objective with the same budget ({_e(c.get("budget"))}); '
+            f'{_e(c.get(f"{method}_trials"))} trials in {_num(c.get(f"{method}_seconds"))} s. Direction: '
+            f'{_e(c.get("direction"))}.</p>')
+    if "test" not in [r[0] for r in rows]:
+        note += '<p class="note">Test scores come with hpo train (hpo tune never reads a test split).</p>'
+    return f"<table>{head}{body}</table>" + note
+
+
 def _recommendations(recs: list[Mapping[str, Any]]) -> str:
     if not recs:
         return '<p class="note">Nothing to recommend: no rule fired.</p>'
@@ -201,6 +243,8 @@ def render_page(study: Any, analysis: Mapping[str, Any], figures: Mapping[str, A
             parts[key] = '<p class="note">Not drawn: the study has no complete trial to plot.</p>'
     parts["convergence"] = _convergence(analysis.get("convergence") or {})
     parts["families"] = _families(analysis.get("families") or [])
+    parts["phases"] = _phases(study)
+    parts["comparison"] = _comparison(study)
     parts["recommendations"] = _recommendations(analysis.get("recommendations") or [])
     parts["trials"] = _trials(study, names, analysis.get("best_trial"))
     nav = "".join(f'<a href="#{k}">{_e(v)}</a>' for k, v in SECTIONS.items())

@@ -185,6 +185,10 @@ def summarize(result: Any, metric_names: tuple[str, ...]) -> dict[str, Any]:
     }
     if get("pareto_front"):
         tags["hpo.pareto_front_size"] = str(len(get("pareto_front")))
+    pick = get("pick")
+    if pick:  # multi-objective: the rule, its tolerance and the picked trial (best_<objective> are its values)
+        tags.update({"hpo.pick_rule": str(pick["rule"]), "hpo.pick_tolerance": str(pick["tolerance"]),
+                     "hpo.pick_trial_number": str(pick["number"]), "hpo.objectives": ",".join(pick["values"])})
     analysis = get("analysis") or None
     if analysis and "error" not in analysis:
         tags["hpo.convergence"] = str((analysis.get("convergence") or {}).get("status", ""))
@@ -193,5 +197,14 @@ def summarize(result: Any, metric_names: tuple[str, ...]) -> dict[str, Any]:
         tags["hpo.chosen_family"] = str(get("algorithm"))
         for family, best in (get("family_best") or {}).items():
             metrics[f"family_best.{family}"] = best
+    phases = get("phases") or []
+    if phases:  # adaptive narrowing: each phase's best, and its ranges in phases.json
+        tags["hpo.phases"] = str(len(phases))
+        for p in phases:
+            metrics[f"phase_{p['phase']}.best_value"] = p.get("best_value")
+            metrics[f"phase_{p['phase']}.n_trials"] = p.get("n_trials")
+    front = get("pareto_front")
     return {"metrics": metrics, "best_params": best_params, "tags": tags, "n_trials": get("n_trials"),
-            "analysis": to_jsonable(analysis) if analysis else None}
+            "analysis": to_jsonable(analysis) if analysis else None,
+            "phases": to_jsonable(phases, non_finite="null") if phases else None,
+            "pareto": to_jsonable({"front": front, "pick": pick}) if front else None}

@@ -290,6 +290,10 @@ class MLflowTracker(Breaker):
         self._existing_params |= {clean_key(k) for k in params}
         if summary.get("analysis"):
             self._client.log_dict(run_id, summary["analysis"], "analysis.json")
+        if summary.get("phases"):
+            self._client.log_dict(run_id, summary["phases"], "phases.json")
+        if summary.get("pareto"):  # multi-objective: the front and the picked point
+            self._client.log_dict(run_id, summary["pareto"], "pareto_front.json")
         self._client.set_terminated(run_id, status=status)
 
     def _terminate_job(self, status: str) -> bool:

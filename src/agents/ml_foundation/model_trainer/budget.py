@@ -16,9 +16,9 @@ saved model. The study gets what remains once the rest of the run is provided fo
 The fit estimate: a final fit on ``N`` rows, from a trial whose fits took ``t`` seconds each on
 ``n`` rows, takes about ``r * t * N / n`` times the growth of the boosting rounds
 (:func:`final_fit_estimate`), where ``r`` is measured: the ratio of the actual final fit
-seconds to that estimate in earlier runs (``final_fit_ratio`` in ``timings.json``, 1.0 until
-measured; a trial's fits also pay for early stopping and per-round scoring, so ``r`` is usually
-below 1), times a safety factor.
+seconds to that estimate in earlier runs (``final_fit_ratio`` in ``timings.json``;
+:data:`DEFAULT_FIT_RATIO` until measured: a trial's fits also pay for early stopping and per-round
+scoring, and a round's cost grows less than its rows, so ``r`` is below 1), times a safety factor.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ __all__ = [
     "final_fit_estimate",
     "per_fit_seconds",
     "FIT_RATIO_KEY",
+    "DEFAULT_FIT_RATIO",
     "POST_STUDY_KEY",
     "run_deadline",
     "study_timeout",
@@ -58,6 +59,8 @@ log = logging.getLogger(__name__)
 FIXED_RESERVE_S = 2.0
 #: extra seconds kept when the model is logged to MLflow.
 MLFLOW_RESERVE_S = 2.0
+#: ``final_fit_ratio`` until a run on this machine has measured it (runs of bench_real measured 0.43-0.66).
+DEFAULT_FIT_RATIO = 0.7
 #: the fit estimate is multiplied by this.
 SAFETY = 1.3
 #: seconds by which the unpadded final-fit estimate may exceed the time left before the best trial

@@ -43,6 +43,11 @@ DEFAULTS: dict[str, Any] = {
     "warm_start_trials": 5,
     "trial_cache": True,
     "compare": None,
+    "phases": 1,
+    "pipeline_search": False,
+    "objectives": None,
+    "pick_rule": None,
+    "pick_tolerance": None,
     "pruner_options": None,
     "enqueue": None,
     "patience": None,
@@ -93,9 +98,12 @@ def validate_settings(state: Mapping[str, Any]) -> None:
     Raises :class:`~src.mlops.errors.MLOpsError` subclasses with a message naming the input.
     """
     from src.mlops.compare import check_compare
+    from src.mlops.narrowing import check_phases
     from src.mlops.factories import PrunerFactory
     from src.mlops.family_search import check_family_params, is_family_search
     from src.mlops.models import get_model_spec
+    from src.mlops.pipeline_steps import check_step_space, check_step_values
+    from src.mlops.multi_objective import check_multi_settings
     from src.mlops.schemes import parse_scheme
     from src.mlops.search_space import parse_search_space
     from src.mlops.selection import SELECTION_RULES
@@ -139,7 +147,9 @@ def validate_settings(state: Mapping[str, Any]) -> None:
             raise ConfigurationError(
                 f"search_space must be a dict {{param: spec}} (JSON), but got {type(space).__name__}"
             )
-        names = parse_search_space(space).names
+        parsed = parse_search_space(space)
+        names = parsed.names
+        check_step_space(parsed)  # the values of step__param specs (their names are checked next)
         if spec is None:
             check_family_params(algorithm, setting(state, "problem_type"), names)
         else:
@@ -175,16 +185,23 @@ def validate_settings(state: Mapping[str, Any]) -> None:
                 check_family_params(algorithm, setting(state, "problem_type"), config, what="enqueue")
             else:
                 spec.check_params(config, _problem_type_of(spec, state), what="enqueue")
+                check_step_values(config, what="enqueue")
     name = setting(state, "study_name")
     if name is not None and (not isinstance(name, str) or not name.strip()):
         raise ConfigurationError(f"study_name must be a non-empty string or None, but got {name!r}")
-    for key in ("new_study", "warm_start", "trial_cache"):
+    for key in ("new_study", "warm_start", "trial_cache", "pipeline_search"):
         if not isinstance(setting(state, key), bool):
             raise ConfigurationError(f"{key} must be True or False, but got {state.get(key)!r}")
     n_warm = setting(state, "warm_start_trials")
     if isinstance(n_warm, bool) or not isinstance(n_warm, int) or n_warm < 0:
         raise ConfigurationError(f"warm_start_trials must be an integer >= 0, but got {n_warm!r}")
     check_compare(setting(state, "compare"))
+    if check_phases(setting(state, "phases")) > 1 and families:
+        raise ConfigurationError(f"phases (narrowing) needs one model family, but got algorithm={algorithm!r}")
+    check_multi_settings(objectives=setting(state, "objectives"), problem_type=setting(state, "problem_type"),
+                         metric=setting(state, "metric"), pick_rule=setting(state, "pick_rule"),
+                         pick_tolerance=setting(state, "pick_tolerance"), sampler=sampler,
+                         compare=setting(state, "compare"), patience=setting(state, "patience"))
 
 
 def _problem_type_of(spec: Any, state: Mapping[str, Any]) -> str:

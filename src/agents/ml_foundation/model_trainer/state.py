@@ -135,6 +135,17 @@ class HPOSummary(TypedDict, total=False):
     #: "budget", ...}`` on validation (:mod:`src.mlops.compare`); ``model_evaluator`` adds
     #: ``test_random`` (the random search's best params fitted like the tuned model, scored on test).
     comparison: dict[str, Any]
+    #: with ``phases > 1``: per phase ``{"phase", "start_trial", "end_trial", "ranges", "n_trials",
+    #: "n_complete", "best_trial", "best_value", "best_params", "best_before"}`` (:mod:`src.mlops.narrowing`).
+    phases: list[dict[str, Any]]
+    #: multi-objective (``objectives``): the objectives' names, the metric first.
+    objectives: list[str]
+    #: the Pareto front: ``[{"number", "values": {objective: value}, "params", "family", "source"}]``,
+    #: best metric first (:mod:`src.mlops.multi_objective`).
+    pareto_front: list[dict[str, Any]]
+    #: the point the pick rule chose (the one trained and registered): ``{"rule", "tolerance", "number",
+    #: "values", "params", "family", "within_tolerance", "metric_threshold", "best_metric", ...}``.
+    pick: dict[str, Any]
 
 
 class ModelTrainerInput(TypedDict, total=False):
@@ -237,6 +248,23 @@ class ModelTrainerInput(TypedDict, total=False):
     #: the summary shows defaults vs random vs tuned (``hpo["comparison"]``). With a time bound the
     #: study and the baseline share the study's seconds, half each. Default ``None`` (no comparison).
     compare: str | None
+    #: adaptive narrowing (:mod:`src.mlops.narrowing`): the study's budget in this many phases; after
+    #: each, numeric ranges narrow around the best trial and widen where it sits on a bound.
+    #: Default 1 (no narrowing); one model family only.
+    phases: int
+    #: search the preprocessing steps with the model (scaler, feature selection, imputation; params
+    #: ``step__param``, :mod:`src.mlops.pipeline_steps`); default ``False``. A search space naming
+    #: ``step__param`` searches those steps without it.
+    pipeline_search: bool
+    #: multi-objective tuning: the metric first, then costs to minimize -- ``"latency"`` (ms of predict
+    #: per 1,000 validation rows) and/or ``"size"`` (bytes of the pickled model), e.g.
+    #: ``["roc_auc", "latency", "size"]``. Default ``None``: the metric alone. No pruning then.
+    objectives: list[str] | None
+    #: which point of the Pareto front is trained: ``"fastest"`` (default with latency), ``"smallest"``
+    #: (default without), ``"best_metric"``; among points within ``pick_tolerance`` of the best metric.
+    pick_rule: str | None
+    #: a fraction of the best metric, 0 <= tolerance < 1 (default 0.01 = 1 %).
+    pick_tolerance: float | None
     #: id of the run (given, or set by ``load_data``); names the run directory
     #: ``<hpo_home>/runs/<run_id>`` and the default study.
     run_id: str

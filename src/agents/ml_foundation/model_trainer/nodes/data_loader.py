@@ -36,6 +36,7 @@ from src.mlops.metrics import default_metric, get_metric
 from src.mlops.models import get_model_spec
 from src.mlops.objectives import check_metric_supported
 from src.mlops.preprocessing import as_frame
+from src.mlops.multi_objective import parse_objectives
 from src.mlops.problems import ANOMALY, normalize_problem_type
 from src.mlops.splits import save_frame_ref
 
@@ -179,7 +180,9 @@ def _load(state: Mapping[str, Any], ctx: ModelTrainerContext, run_id: str) -> di
     prepared = prepare_features(loaded.frame, loaded.target, problem_type=problem_type,
                                 time_column=setting(state, "time_column"))
     pt = prepared.problem_type
-    metric = get_metric(setting(state, "metric") or default_metric(pt), pt)
+    # multi-objective: the first objective is the metric, and it must be one of the problem type's
+    objectives = parse_objectives(setting(state, "objectives"), pt, metric=setting(state, "metric"))
+    metric = get_metric(setting(state, "metric") or (objectives.metric if objectives else None) or default_metric(pt), pt)
     algorithm = setting(state, "algorithm")
     if is_family_search(algorithm):  # "auto" or a list: each family must take the problem and the metric
         family_names(algorithm, pt, metric.name)

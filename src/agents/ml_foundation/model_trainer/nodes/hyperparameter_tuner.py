@@ -4,7 +4,9 @@
   cannot reach an objective — and refuses train/validation splits that share rows.
 * Scores trials by the evaluation scheme of ``state["scheme"]`` (default ``auto``: the rule of
   :mod:`src.mlops.schemes` picks holdout, k-fold or repeated k-fold CV over train+validation from
-  the data; time-ordered data gets time-ordered folds). The summary records the scheme and why.
+  the data; time-ordered data gets time-ordered folds). When the rule picks CV and the study is
+  bounded by time, a probe fit checks that enough CV trials fit (else the holdout; ``scheme_probe``
+  in the summary). The summary records the scheme and why.
 * With ``state["time_budget"]`` the study gets what the whole-run budget leaves after the final
   fits, evaluation and registration (:mod:`..budget`).
 * ``tuning_enabled=False``: no study; the family's defaults become ``merged_params`` (with
@@ -34,6 +36,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -50,7 +53,8 @@ from src.mlops.models import get_model_spec
 from src.mlops.optimizer import uses_budget
 from src.mlops.optuna_optimizer import run_hyperparameter_optimization
 from src.mlops.problems import CLASSIFICATION
-from src.mlops.schemes import EvaluationScheme, resolve_scheme, tuning_frames
+from src.mlops.objectives import ModelObjective
+from src.mlops.schemes import EvaluationScheme, afford_scheme, parse_scheme, resolve_scheme, tuning_frames
 from src.mlops.splits import load_frame_ref
 from src.mlops.types import (
     FAIL_REASON_ATTR,
@@ -60,6 +64,7 @@ from src.mlops.types import (
 )
 
 from ..budget import (
+    DEFAULT_FIT_RATIO,
     FIT_RATIO_KEY,
     FIXED_RESERVE_S,
     MLFLOW_RESERVE_S,
@@ -70,7 +75,7 @@ from ..budget import (
     run_deadline,
     study_timeout,
 )
-from ..context import ModelTrainerContext, get_context
+from ..context import ModelTrainerContext, get_context, run_directory
 from ..settings import setting, validate_settings
 from ..state import (
     HPOSummary,
@@ -86,6 +91,8 @@ __all__ = ["hyperparameter_tuner", "StreamProgressListener", "study_name_for", "
 NODE = "hyperparameter_tuner"
 #: The only split references this node reads.
 TUNING_SPLITS = ("train_X", "train_y", "val_X", "val_y")
+#: the scheme a run's study uses when a probe decided it, in the run's directory (kept for a resume)
+SCHEME_FILE = "scheme.json"
 
 
 def study_name_for(state: Mapping[str, Any]) -> str:
@@ -174,6 +181,37 @@ def scheme_for(state: Mapping[str, Any], y_train: pd.Series, y_val: pd.Series, n
     )
 
 
+def _automatic_scheme(state: Mapping[str, Any]) -> bool:
+    """The rule chose the scheme (the user asked for none)."""
+    return setting(state, "cv") is None and parse_scheme(setting(state, "scheme")) is None
+
+
+def _afforded_scheme(state: Mapping[str, Any], ctx: ModelTrainerContext, scheme: EvaluationScheme,
+                     data: Mapping[str, Any], family: str, metric: str,
+                     study_seconds: float | None) -> tuple[EvaluationScheme, dict[str, Any] | None]:
+    """The rule's CV scheme, or the holdout when a probe fit shows a CV trial would cost too much of
+    the study's time (:func:`~src.mlops.schemes.afford_scheme`). The decision is kept in the run's
+    directory, so a re-executed tuner (a resume) continues its study under the same scheme."""
+    if not scheme.uses_cv or study_seconds is None:
+        return scheme, None
+    path = run_directory(ctx, state["run_id"]) / SCHEME_FILE
+    try:
+        kept = json.loads(path.read_text(encoding="utf-8"))
+        return EvaluationScheme.from_dict(kept["scheme"]), kept.get("probe")
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    probe = ModelObjective(family, state["problem_type"], data["train_X"], data["train_y"], data["val_X"],
+                           data["val_y"], metric=metric, seed=setting(state, "seed"),
+                           early_stopping_rounds=ctx.early_stopping_rounds)
+    chosen, probed = afford_scheme(scheme, probe=probe, study_seconds=study_seconds,
+                                   rows_trainval=len(data["train_y"]) + len(data["val_y"]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps({"scheme": chosen.to_dict(), "probe": probed}), encoding="utf-8")
+    tmp.replace(path)
+    return chosen, probed
+
+
 def _families(result: OptimizationResult) -> dict[str, Any]:
     """The family-search keys of the summary (none for a one-family study)."""
     if not result.families:
@@ -215,7 +253,10 @@ def _summary(result: OptimizationResult, scheme: EvaluationScheme, study_seconds
         "study_timeout": None if study_seconds is None else round(study_seconds, 2),
         "n_cached": result.n_cached,
         "warm_start": result.warm_start,
+        **({"phases": result.phases} if result.phases else {}),
         **({"comparison": result.comparison} if result.comparison is not None else {}),
+        **({"objectives": result.objectives, "pareto_front": result.pareto_front, "pick": result.pick}
+           if result.pick else {}),
         "finished_at": time.time(),
         "analysis": result.analysis,
     })
@@ -227,7 +268,9 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
     try:
         validate_settings(state)
         problem_type, algorithm = state["problem_type"], setting(state, "algorithm")
-        metric = get_metric(setting(state, "metric") or default_metric(problem_type), problem_type)
+        objectives = setting(state, "objectives")
+        first = (objectives.split(",") if isinstance(objectives, str) else objectives)[0].strip() if objectives else None
+        metric = get_metric(setting(state, "metric") or first or default_metric(problem_type), problem_type)
         families = family_names(algorithm, problem_type, metric.name) if is_family_search(algorithm) else []
         spec = get_model_spec(families[0] if families else algorithm, problem_type)
         data = await asyncio.to_thread(_load_tuning_data, state["splits"])
@@ -242,7 +285,15 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
                 "mlflow_parent_run_id": await _parent_run_id(ctx),
             }
         n_trials = setting(state, "n_trials")
+        deadline = run_deadline(state, ctx.started_at)
+        upload = measured_seconds(ctx.hpo_home, "mlflow_model_upload", MLFLOW_RESERVE_S) if ctx.tracker else 0.0
+        fixed = measured_seconds(ctx.hpo_home, POST_STUDY_KEY, FIXED_RESERVE_S)
         scheme = scheme_for(state, data["train_y"], data["val_y"], data["train_X"].shape[1])
+        probed = None
+        if not families and _automatic_scheme(state):
+            scheme, probed = await asyncio.to_thread(
+                _afforded_scheme, state, ctx, scheme, data, spec.name, metric.name,
+                study_timeout(deadline, setting(state, "timeout"), fixed_reserve=fixed + upload))
         X_tr, y_tr, X_va, y_va = await asyncio.to_thread(
             tuning_frames, data["train_X"], data["train_y"], data["val_X"], data["val_y"], scheme)
         listeners: list[TrialListener] = [*ctx.listeners]
@@ -250,9 +301,6 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
             listeners.append(ctx.tracker)
         listeners.append(StreamProgressListener(runtime.stream_writer, n_trials))
         reserve = None
-        deadline = run_deadline(state, ctx.started_at)
-        upload = measured_seconds(ctx.hpo_home, "mlflow_model_upload", MLFLOW_RESERVE_S) if ctx.tracker else 0.0
-        fixed = measured_seconds(ctx.hpo_home, POST_STUDY_KEY, FIXED_RESERVE_S)
         timeout = study_timeout(deadline, setting(state, "timeout"), fixed_reserve=fixed + upload)
         compare = setting(state, "compare")
         if compare is not None and timeout is not None:
@@ -264,7 +312,7 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
                 rows_trainval=rows_trainval,
                 rows_all=rows_trainval + int(sizes.get("test", 0)) if setting(state, "refit") == "all" else None,
                 default_fit_rows=len(y_tr) * (1.0 - 1.0 / scheme.folds) if scheme.folds else len(y_tr),
-                fit_ratio=measured_seconds(ctx.hpo_home, FIT_RATIO_KEY, 1.0), patience=ctx.early_stopping_rounds)
+                fit_ratio=measured_seconds(ctx.hpo_home, FIT_RATIO_KEY, DEFAULT_FIT_RATIO), patience=ctx.early_stopping_rounds)
             listeners.append(reserve)
         result = await run_hyperparameter_optimization(
             algorithm=",".join(families) or spec.name,
@@ -303,6 +351,11 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
             warm_start_trials=setting(state, "warm_start_trials"),
             trial_cache=setting(state, "trial_cache"),
             compare=compare,
+            phases=setting(state, "phases"),
+            pipeline=setting(state, "pipeline_search"),
+            objectives=objectives,
+            pick_rule=setting(state, "pick_rule"),
+            pick_tolerance=setting(state, "pick_tolerance"),
         )
     except Exception as e:
         if is_bad_input(e):
@@ -326,6 +379,8 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
                                  "of the time budget remain"}
             _use_trial(result, *choice)
     summary = _summary(result, scheme, timeout)
+    if probed is not None:
+        summary["scheme_probe"] = jsonable(probed)
     if swapped is not None:
         summary["trial_for_time"] = jsonable(swapped)
     if selected is not None:

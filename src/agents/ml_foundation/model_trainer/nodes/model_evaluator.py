@@ -21,6 +21,7 @@ roc_auc when the test split holds a single class) is ``None`` and its reason goe
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -28,6 +29,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from src.mlops.analysis import gap_recommendations
+from src.mlops.compare import record_test_scores
 from src.mlops.metrics import get_metric, score_predictions
 from src.mlops.problems import ANOMALY, BINARY, MULTICLASS, REGRESSION
 from src.mlops.splits import load_frame_ref
@@ -40,6 +42,8 @@ from ..state import EvaluatorUpdate, ModelTrainerState, run_blocking
 __all__ = ["model_evaluator", "STANDARD_METRICS", "score_model", "NODE"]
 
 NODE = "model_evaluator"
+
+log = logging.getLogger(__name__)
 
 STANDARD_METRICS: dict[str, tuple[str, ...]] = {
     BINARY: ("roc_auc", "accuracy", "f1", "log_loss"),
@@ -83,6 +87,11 @@ def _compare_on_test(state: Mapping[str, Any], ctx: ModelTrainerContext, update:
     if errors:
         comparison["test_random_error"] = next(iter(errors.values()))
     hpo["comparison"] = comparison
+    try:  # the study keeps its comparison for `hpo report`; the run's result does not depend on it
+        record_test_scores(ctx.optuna_storage, hpo["study_name"], comparison)
+    except Exception as e:  # noqa: BLE001 - the report then shows the validation scores only
+        log.warning("study %s: the comparison's test scores were not kept in the study (%s: %s)",
+                    hpo.get("study_name"), type(e).__name__, e)
     return hpo
 
 

@@ -86,7 +86,8 @@ def artifact_metadata(state: Mapping[str, Any], kind: str, params: Mapping[str, 
         "seed": setting(state, "seed"),
         "study_name": hpo.get("study_name"),
         "hpo": {k: hpo.get(k) for k in ("enabled", "best_value", "defaults_value", "n_trials", "n_completed",
-                                         "n_pruned", "n_failed", "scheme", "chosen_family", "family_best")
+                                         "n_pruned", "n_failed", "scheme", "chosen_family", "family_best",
+                                         "objectives", "pick")
                 if k in hpo},
     }
 
