@@ -31,7 +31,8 @@ of a study's trials: the defaults trial itself), stopped once it has taken more 
 the defaults use every boosting round, the data wants more and trials are taken to cost
 :data:`ROUNDS_FACTOR` times as much. If fewer than :data:`MIN_CV_TRIALS` trials would fit in the
 study's time under the folds,
-the study uses the holdout instead, and the summary says so with the measured figures. (A first
+the study uses the holdout instead, and the summary says so with the measured figures. Tables of
+at most :data:`PROBE_MIN_ROWS` rows are not probed: their folds stay. (A first
 version probed the first portfolio configuration, up to 2,000 rounds, and a second the defaults
 asking for 20 trials: on the real-data benchmark both sent CV studies that had run 40-210 trials in
 50 s to the holdout.)
@@ -63,6 +64,7 @@ __all__ = [
     "REPEATED_CV_CELLS_PER_SECOND",
     "MIN_CV_TRIALS",
     "ROUNDS_FACTOR",
+    "PROBE_MIN_ROWS",
     "afford_scheme",
 ]
 
@@ -78,6 +80,9 @@ REPEATED_CV_CELLS_PER_SECOND = 500
 #: the study's time (the defaults' cost: pruned trials stop after a fold or two, so a CV study's average
 #: trial costs about the defaults unless the data wants many more rounds, see ROUNDS_FACTOR).
 MIN_CV_TRIALS = 10
+#: tables up to this many rows (train + validation) keep the rule's folds unprobed: their fits are cheap
+#: and a validation split of a few hundred rows is noise however many trials it scores.
+PROBE_MIN_ROWS = REPEATED_CV_MAX_ROWS
 #: a boosting probe whose defaults used every round: the study's trials are taken to cost this many times more.
 ROUNDS_FACTOR = 5.0
 #: the folds of an automatic CV scheme.
@@ -273,8 +278,9 @@ def afford_scheme(scheme: EvaluationScheme, *, probe: Any, study_seconds: float 
     ``probe``: a holdout :class:`~src.mlops.objectives.ModelObjective` on the train and validation
     splits. One fit of its family's defaults is timed, and stopped once it has taken ``study_seconds / (MIN_CV_TRIALS x fits per trial x row growth)``:
     past that, fewer than :data:`MIN_CV_TRIALS` such trials would fit. Returns the scheme and what
-    the probe measured (``None`` when nothing was probed: a holdout, or no time budget)."""
-    if not scheme.uses_cv or study_seconds is None or study_seconds <= 0:
+    the probe measured (``None`` when nothing was probed: a holdout, no time budget, or at most
+    :data:`PROBE_MIN_ROWS` rows)."""
+    if not scheme.uses_cv or study_seconds is None or study_seconds <= 0 or rows_trainval <= PROBE_MIN_ROWS:
         return scheme, None
     from .reporters import TrialCancelled
 

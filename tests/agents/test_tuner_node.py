@@ -204,6 +204,7 @@ async def test_a_cv_trial_too_costly_for_the_time_falls_back_to_a_holdout_and_a_
         context: ModelTrainerContext, monkeypatch) -> None:
     # 569 rows in 30 s: the rule picks cv=5x2. Asking for 10,000 trials leaves the probe fit 0.3 ms.
     monkeypatch.setattr("src.mlops.schemes.MIN_CV_TRIALS", 10_000)
+    monkeypatch.setattr("src.mlops.schemes.PROBE_MIN_ROWS", 0)  # breast_cancer is below the probed size
     state = await _prepared_state(context, n_trials=3, timeout=30)
     update = await hyperparameter_tuner(state, Runtime(context=context))
     assert "error" not in update, update
@@ -218,7 +219,8 @@ async def test_a_cv_trial_too_costly_for_the_time_falls_back_to_a_holdout_and_a_
 
 
 async def test_a_run_without_a_time_bound_or_with_a_requested_scheme_is_not_probed(
-        context: ModelTrainerContext) -> None:
+        context: ModelTrainerContext, monkeypatch) -> None:
+    monkeypatch.setattr("src.mlops.schemes.PROBE_MIN_ROWS", 0)
     state = await _prepared_state(context, n_trials=3)
     update = await hyperparameter_tuner(state, Runtime(context=context))
     assert update["hpo"]["scheme"] == "cv=5x2" and "scheme_probe" not in update["hpo"]

@@ -150,13 +150,19 @@ def test_repeats_need_shuffled_folds() -> None:
 
 
 # --- the probe: does a CV trial fit the study's time? ---------------------------------------------
+@pytest.fixture
+def probe_small_tables(monkeypatch):
+    """The probe skips tables of at most PROBE_MIN_ROWS rows; these tests probe 600-row tables."""
+    monkeypatch.setattr("src.mlops.schemes.PROBE_MIN_ROWS", 0)
+
+
 def _probe(n: int = 600) -> ModelObjective:
     X, y = _data(n)
     cut = int(n * 0.75)
     return ModelObjective("lightgbm", "binary", X[:cut], y[:cut], X[cut:], y[cut:], seed=0)
 
 
-def test_the_probe_keeps_cv_when_enough_trials_fit_and_records_what_it_measured() -> None:
+def test_the_probe_keeps_cv_when_enough_trials_fit_and_records_what_it_measured(probe_small_tables) -> None:
     cv = EvaluationScheme("cv", 5, reason="folds are affordable")
     kept, measured = afford_scheme(cv, probe=_probe(), study_seconds=3_600, rows_trainval=600)
     assert kept is cv
@@ -169,7 +175,7 @@ def test_the_probe_keeps_cv_when_enough_trials_fit_and_records_what_it_measured(
     assert measured["cv_trials_that_fit"] >= MIN_CV_TRIALS
 
 
-def test_the_probe_falls_back_to_a_holdout_when_a_cv_trial_would_eat_the_study() -> None:
+def test_the_probe_falls_back_to_a_holdout_when_a_cv_trial_would_eat_the_study(probe_small_tables) -> None:
     cv = EvaluationScheme("cv", 5, 2, reason="small")
     # 10 trials of 10 fits in 0.05 s: the probe's share is 0.5 ms, no fit is that fast
     chosen, measured = afford_scheme(cv, probe=_probe(), study_seconds=0.05, rows_trainval=600)
@@ -181,13 +187,16 @@ def test_the_probe_falls_back_to_a_holdout_when_a_cv_trial_would_eat_the_study()
     assert chosen.kind == "holdout" and chosen.reason.startswith("time-ordered data")
 
 
-def test_nothing_is_probed_for_a_holdout_or_without_a_time_bound() -> None:
+def test_nothing_is_probed_for_a_holdout_without_a_time_bound_or_on_a_small_table(probe_small_tables,
+                                                                                  monkeypatch) -> None:
     holdout, cv = EvaluationScheme("holdout"), EvaluationScheme("cv", 5)
     assert afford_scheme(holdout, probe=_probe(), study_seconds=0.05, rows_trainval=600) == (holdout, None)
     assert afford_scheme(cv, probe=_probe(), study_seconds=None, rows_trainval=600) == (cv, None)
+    monkeypatch.setattr("src.mlops.schemes.PROBE_MIN_ROWS", REPEATED_CV_MAX_ROWS)
+    assert afford_scheme(cv, probe=_probe(), study_seconds=0.05, rows_trainval=600) == (cv, None)
 
 
-def test_defaults_that_use_every_round_make_the_probe_expect_longer_trials() -> None:
+def test_defaults_that_use_every_round_make_the_probe_expect_longer_trials(probe_small_tables) -> None:
     rng = np.random.default_rng(0)
     X = pd.DataFrame({"a": rng.normal(size=600), "b": rng.normal(size=600)})
     y = pd.Series(3 * X["a"] + 2 * X["b"])  # linear, noiseless: trees need far more than 100 rounds
