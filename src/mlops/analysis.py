@@ -29,6 +29,7 @@ The rules, with their thresholds (module constants):
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import statistics
@@ -327,6 +328,10 @@ def _recommendations(a: StudyAnalysis, study: optuna.Study, best: FrozenTrial | 
             if name not in space:
                 continue
             spec = space[name]
+            drawn = best.distributions.get(name)
+            if spec.type != "categorical" and hasattr(drawn, "low") and hasattr(drawn, "high"):
+                # the range the trial was drawn from (adaptive narrowing moves it from the study's space)
+                spec = dataclasses.replace(spec, low=drawn.low, high=drawn.high)
             side = _at_bound(spec, value)
             if side is None:
                 continue

@@ -73,6 +73,18 @@ def test_best_value_on_an_upper_bound_is_reported():
     assert "0.3" in recs[0]["message"] and "upper bound" in recs[0]["message"]
 
 
+def test_bounds_are_those_of_the_range_the_best_trial_was_drawn_from():
+    # adaptive narrowing widened lr to [0.001, 0.6] in a later phase; the study's space says [0.001, 0.3]
+    wide = {**DISTS, "lr": optuna.distributions.FloatDistribution(0.001, 0.6, log=True)}
+    params = [{"lr": 0.4 if i == 5 else 0.01, "depth": 6} for i in range(12)]
+    values = [0.7] * 12
+    values[5] = 0.95
+    assert "range_bound" not in kinds(analyze_study(_study(values, params, dists=wide)))
+    params[5] = {"lr": 0.59, "depth": 6}
+    recs = [r for r in analyze_study(_study(values, params, dists=wide)).recommendations if r["kind"] == "range_bound"]
+    assert [(r["param"], r["side"], r["high"]) for r in recs] == [("lr", "upper", 0.6)]
+
+
 def test_best_value_inside_its_ranges_raises_no_bound_recommendation():
     params = [{"lr": 0.05, "depth": 7} for _ in range(12)]
     a = analyze_study(_study([0.7 + 0.001 * i for i in range(12)], params))
