@@ -330,8 +330,9 @@ def _recommendations(a: StudyAnalysis, study: optuna.Study, best: FrozenTrial | 
             spec = space[name]
             drawn = best.distributions.get(name)
             if spec.type != "categorical" and hasattr(drawn, "low") and hasattr(drawn, "high"):
-                # the range the trial was drawn from (adaptive narrowing moves it from the study's space)
-                spec = dataclasses.replace(spec, low=drawn.low, high=drawn.high)
+                # the widest of the study's range and the one the trial was drawn from: adaptive narrowing
+                # narrows ranges (a bound of a narrowed phase is not the study's) and widens some
+                spec = dataclasses.replace(spec, low=min(spec.low, drawn.low), high=max(spec.high, drawn.high))
             side = _at_bound(spec, value)
             if side is None:
                 continue

@@ -73,7 +73,7 @@ def test_best_value_on_an_upper_bound_is_reported():
     assert "0.3" in recs[0]["message"] and "upper bound" in recs[0]["message"]
 
 
-def test_bounds_are_those_of_the_range_the_best_trial_was_drawn_from():
+def test_bounds_are_the_widest_of_the_study_range_and_the_one_the_best_trial_was_drawn_from():
     # adaptive narrowing widened lr to [0.001, 0.6] in a later phase; the study's space says [0.001, 0.3]
     wide = {**DISTS, "lr": optuna.distributions.FloatDistribution(0.001, 0.6, log=True)}
     params = [{"lr": 0.4 if i == 5 else 0.01, "depth": 6} for i in range(12)]
@@ -83,6 +83,10 @@ def test_bounds_are_those_of_the_range_the_best_trial_was_drawn_from():
     params[5] = {"lr": 0.59, "depth": 6}
     recs = [r for r in analyze_study(_study(values, params, dists=wide)).recommendations if r["kind"] == "range_bound"]
     assert [(r["param"], r["side"], r["high"]) for r in recs] == [("lr", "upper", 0.6)]
+    # a phase narrowed lr to [0.005, 0.02]: its edge is not the study's bound
+    narrow = {**DISTS, "lr": optuna.distributions.FloatDistribution(0.005, 0.02, log=True)}
+    params[5] = {"lr": 0.0199, "depth": 6}
+    assert "range_bound" not in kinds(analyze_study(_study(values, params, dists=narrow)))
 
 
 def test_best_value_inside_its_ranges_raises_no_bound_recommendation():

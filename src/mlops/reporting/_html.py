@@ -154,20 +154,23 @@ def _phases(study: Any) -> str:
     phases = phase_summary(study)
     if not phases:
         return '<p class="note">One phase: the search space was not narrowed (narrowing: --phases N).</p>'
+    # one row per phase for its trials and best; the ranges below, one row per param (a column per
+    # phase): a column per param squeezed 17 LightGBM ranges into unreadable slivers
+    head = "".join(f"<th>{h}</th>" for h in ("phase", "trials", "complete", "best value", "best trial"))
+    rows = [f"<tr><td class=num>{p['phase']}</td><td>{p['start_trial']}&ndash;{_num(p['end_trial'])} "
+            f"({p['n_trials']})</td><td class=num>{p['n_complete']}</td><td class=num>"
+            f"{_num(p['best_value'])}</td><td class=num>{_num(p['best_trial'])}</td></tr>" for p in phases]
+    texts = [ranges_text(p["ranges"]) for p in phases]
     names = sorted({n for p in phases for n in p["ranges"]})
-    head = "".join(f"<th>{h}</th>" for h in ("phase", "trials", "complete", "best value", "best trial")) + "".join(
-        f"<th class=params>{_e(n)}</th>" for n in names)
-    rows = []
-    for p in phases:
-        text = ranges_text(p["ranges"])
-        rows.append(f"<tr><td class=num>{p['phase']}</td><td>{p['start_trial']}&ndash;{_num(p['end_trial'])} "
-                    f"({p['n_trials']})</td><td class=num>{p['n_complete']}</td><td class=num>"
-                    f"{_num(p['best_value'])}</td><td class=num>{_num(p['best_trial'])}</td>"
-                    + "".join(f"<td class=params>{_e(text.get(n, '-'))}</td>" for n in names) + "</tr>")
+    range_head = "<th>param</th>" + "".join(f"<th>phase {p['phase']}</th>" for p in phases)
+    range_rows = ["<tr><td>" + _e(n) + "</td>" + "".join(f"<td class=params>{_e(t.get(n, '-'))}</td>" for t in texts)
+                  + "</tr>" for n in names]
     note = ('<p class="note">Each phase narrows the numeric ranges around the best trial so far (and widens a '
             "side where it sat on a bound); trials numbered from the phase's first trial were sampled in its "
             "ranges.</p>")
-    return note + f'<div class="scroll"><table><tr>{head}</tr>{"".join(rows)}</table></div>'
+    return (note + f'<table><tr>{head}</tr>{"".join(rows)}</table>'
+            f'<h3>Ranges searched in each phase</h3><div class="scroll"><table><tr>{range_head}</tr>'
+            f'{"".join(range_rows)}</table></div>')
 
 
 def _comparison(study: Any) -> str:
