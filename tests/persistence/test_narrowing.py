@@ -79,6 +79,9 @@ async def test_phases_narrow_around_the_best_and_are_recorded(repo: Any, data: A
     for p in phases:
         assert f"<td class=num>{p['best_value']:.6g}</td>" in section
         assert f"{p['start_trial']}&ndash;{p['end_trial']}" in section
+    # the ranges: one row per param, a column per phase
+    assert "Ranges searched in each phase" in section and section.count("<td>num_leaves</td>") == 1
+    assert section.count("<th>phase 1</th>") == 1 and section.count("<th>phase 2</th>") == 1
 
 
 async def test_a_best_on_a_bound_widens_that_side(repo: Any, data: Any) -> None:
