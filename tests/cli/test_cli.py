@@ -118,7 +118,7 @@ def test_time_budget_bounds_the_whole_run(tmp_path, home):
     """--time-budget counts from the command's start (imports, embedded PostgreSQL, MLflow) to the
     saved model: the run ends within max(3 s, 5 %) of it, and the study uses what the rest leaves."""
     hpo(home, "db", "migrate")  # the embedded server's first initdb is a one-off, not a run's cost
-    budget = 15.0
+    budget = 25.0  # a 15 s budget left a 2 s study after 5-7 s of start-up on a busy 2-core machine
     t0 = time.monotonic()
     r = hpo(home, "train", "--dataset", "wine", "--time-budget", str(budget), "--quiet",
             "--output-json", str(tmp_path / "run.json"))
