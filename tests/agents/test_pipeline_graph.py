@@ -38,7 +38,8 @@ def _signal_and_noise_csv(path: Path, n: int = 360) -> Path:
 
 
 async def test_a_pipeline_with_every_step_trains_saves_and_predicts_raw_rows(tmp_path: Path,
-                                                                              context: ModelTrainerContext) -> None:
+                                                                              context: ModelTrainerContext,
+                                                                              monkeypatch) -> None:
     csv = _signal_and_noise_csv(tmp_path / "signal.csv")
     uri = f"sqlite:///{(tmp_path / 'mlflow.db').as_posix()}"
     context.tracker = tracker = MLflowTracker(tracking_uri=uri, experiment_name="pipelines")
@@ -73,7 +74,9 @@ async def test_a_pipeline_with_every_step_trains_saves_and_predicts_raw_rows(tmp
     np.testing.assert_array_equal(model.predict(rows), expected)
     assert set(expected) <= {"no", "yes"}
 
-    mlflow.set_tracking_uri(uri)
+    # mlflow.set_tracking_uri would also set MLFLOW_TRACKING_URI for the rest of the session (the later CLI
+    # tests' subprocesses then wrote their runs to this store): scope it to this test
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     pyfunc = mlflow.pyfunc.load_model(final["mlflow_model_uri"])
     np.testing.assert_array_equal(np.asarray(pyfunc.predict(rows)), expected)
     proba = pyfunc.predict(rows, params={"predict_method": "predict_proba"})
