@@ -22,6 +22,8 @@ or ``'.[skopt]'``.
 
 from __future__ import annotations
 
+import abc
+
 import hashlib
 import math
 from collections.abc import Mapping
@@ -87,9 +89,10 @@ class _ExternalSampler(optuna.samplers.BaseSampler):
         names = sorted(search_space)
         return self._propose({k: search_space[k] for k in names}, xs, ys, _trial_seed(self._seed, trial.number))
 
+    @abc.abstractmethod
     def _propose(self, space: dict[str, BaseDistribution], xs: list[dict[str, Any]], ys: list[float],
                  seed: int | None) -> dict[str, Any]:
-        raise NotImplementedError
+        """The backend's proposal for ``space`` given the finished trials ``xs`` and their values ``ys``."""
 
 
 def _snap(value: float, d: FloatDistribution | IntDistribution) -> float | int:
