@@ -363,11 +363,14 @@ def _recommendations(a: StudyAnalysis, study: optuna.Study, best: FrozenTrial | 
 
 
 def gap_recommendations(direction: str, *, validation: float | None = None, test: float | None = None,
-                        train: float | None = None, metric: str | None = None) -> list[dict[str, Any]]:
+                        train: float | None = None, metric: str | None = None, scheme: str | None = None,
+                        test_rows: int | None = None, defaults_selected: bool = False) -> list[dict[str, Any]]:
     """Recommendations on a validation-test or a train-validation gap (scores of one model, same metric).
 
     A gap counts when the earlier score is better by more than :data:`VAL_TEST_GAP` (validation over
-    test) or :data:`TRAIN_VAL_GAP` (train over validation) of the larger score's size."""
+    test) or :data:`TRAIN_VAL_GAP` (train over validation) of the larger score's size. The advice on a
+    validation-test gap depends on how the study scored (``scheme``: ``"holdout"`` or ``"cv=..."``),
+    on the test split's size and on whether the study kept the defaults (then selection is not the cause)."""
     if direction not in ("maximize", "minimize"):
         raise ValueError(f"direction must be 'maximize' or 'minimize', got {direction!r}")
     sign = 1.0 if direction == "maximize" else -1.0
@@ -380,10 +383,19 @@ def gap_recommendations(direction: str, *, validation: float | None = None, test
         g = sign * (a - b)
         return g if g > share * max(abs(a), abs(b), 1e-12) else None
 
+    small_test = f"the test split has only {test_rows} rows, so part of the gap is noise; " if (
+        test_rows is not None and test_rows < 200) else ""
+    if defaults_selected:
+        val_advice = (f"{small_test}the study kept the defaults, so selecting among trials did not cause it: "
+                      "the validation rows are easier than the test rows.")
+    elif scheme and scheme.startswith("cv"):
+        val_advice = (f"{small_test}the study may have fitted its CV folds. More repeats (--scheme cv=5x3) or "
+                      "fewer trials per row make its estimate less optimistic.")
+    else:
+        val_advice = (f"{small_test}the study may have fitted the validation split. Use CV (--scheme cv=5x2) or "
+                      "a larger validation split, and fewer trials per row.")
     checks = (  # (kind, earlier, later, threshold, the earlier's name, the later's name, advice)
-        ("validation_test_gap", validation, test, VAL_TEST_GAP, "validation", "test",
-         "the study may have fitted the validation split. Use CV (--scheme cv=5x2) or a larger validation "
-         "split, and fewer trials per row."),
+        ("validation_test_gap", validation, test, VAL_TEST_GAP, "validation", "test", val_advice),
         ("train_validation_gap", train, validation, TRAIN_VAL_GAP, "train", "validation",
          "the model overfits. Favour stronger regularization (smaller trees, more min samples per leaf, "
          "larger penalties)."),

@@ -129,7 +129,10 @@ def test_time_budget_bounds_the_whole_run(tmp_path, home):
     assert wall <= budget + 3.0, (wall, out["hpo"])
     hpo_summary = out["hpo"]
     assert hpo_summary["study_timeout"] is not None and hpo_summary["study_timeout"] < budget
-    assert hpo_summary["stop_reason"] == "timeout" and hpo_summary["n_completed"] >= 2
+    # the study tuned: past the defaults trial (a costly portfolio trial may still be running at the
+    # timeout on a busy machine; it is stopped, not counted as complete)
+    assert hpo_summary["stop_reason"] == "timeout" and hpo_summary["n_completed"] >= 1
+    assert hpo_summary["n_trials"] >= 2, hpo_summary
     # the budget is used, not left idle: the study ran for most of what it was given
     assert hpo_summary["duration_s"] >= 0.5 * hpo_summary["study_timeout"], hpo_summary
     assert wall >= budget * 0.6, (wall, hpo_summary)

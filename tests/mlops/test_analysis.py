@@ -161,6 +161,18 @@ def test_gap_recommendations():
         gap_recommendations("up", validation=1.0, test=1.0)
 
 
+def test_gap_advice_fits_how_the_study_scored():
+    """The advice on a validation-test gap never tells a CV study to use CV, names a small test split
+    as noise, and does not blame selection when the study kept the defaults."""
+    holdout, = gap_recommendations("minimize", validation=0.05, test=0.13, scheme="holdout", test_rows=5000)
+    assert "--scheme cv=5x2" in holdout["message"] and "noise" not in holdout["message"]
+    cv, = gap_recommendations("minimize", validation=0.05, test=0.13, scheme="cv=5x2", test_rows=36)
+    assert "--scheme cv=5x2" not in cv["message"] and "cv=5x3" in cv["message"]
+    assert "only 36 rows" in cv["message"]
+    kept, = gap_recommendations("minimize", validation=0.05, test=0.13, scheme="cv=5x2", defaults_selected=True)
+    assert "kept the defaults" in kept["message"] and "--scheme" not in kept["message"]
+
+
 def test_multi_objective_study_and_json_round_trip():
     study = optuna.create_study(directions=["maximize", "minimize"])
     for i in range(15):

@@ -167,7 +167,9 @@ def _evaluate(state: Mapping[str, Any]) -> EvaluatorUpdate:
     analysis = hpo.get("analysis")
     if hpo.get("enabled") and isinstance(analysis, dict) and "error" not in analysis:
         gaps = gap_recommendations(get_metric(primary, problem_type).direction, metric=primary,
-                                   validation=hpo.get("best_value"), test=test_metrics.get(primary))
+                                   validation=hpo.get("best_value"), test=test_metrics.get(primary),
+                                   scheme=hpo.get("scheme"), test_rows=len(y_test),
+                                   defaults_selected=hpo.get("best_trial_number") == 0)
         if gaps:
             kept = [r for r in analysis.get("recommendations") or [] if r.get("kind") != "validation_test_gap"]
             update["hpo"] = {**hpo, "analysis": {**analysis, "recommendations": gaps + kept}}  # type: ignore[typeddict-item]
