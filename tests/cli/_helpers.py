@@ -44,6 +44,48 @@ def hpo(home: Path, *args: str, timeout: float = 300, env: Mapping[str, str] | N
                           capture_output=True, text=True, timeout=timeout)
 
 
+def hpo_refused(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``hpo ARGS`` for a command that must be refused before any work (bad input): the CLI's own
+    ``main(ARGS)`` in this process, with ``HPO_HOME=home``, the working directory of :func:`hpo`,
+    and stdout/stderr captured. It saves the ~5 s a new interpreter spends importing the stack; the
+    process-wide settings ``main`` makes (environment, warning filters, logging, Optuna's verbosity)
+    are put back afterwards. A command that gets past its checks would run here for real, so use
+    :func:`hpo` for anything that is meant to start servers or fit models."""
+    import contextlib
+    import io
+    import logging
+    import warnings
+
+    import optuna
+
+    from src.cli.main import main
+
+    env_before, cwd_before = dict(os.environ), os.getcwd()
+    root = logging.getLogger()
+    loggers = [root] + [logging.getLogger(n) for n in ("mlflow", "alembic", "optuna", "asyncio", "psycopg.pool",
+                                                       "asyncpg.pool")]
+    levels = [(lg, lg.level, lg.handlers[:]) for lg in loggers]
+    verbosity = optuna.logging.get_verbosity()
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        os.environ.update(env_for(home))
+        os.chdir(ROOT)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as e:  # argparse's own errors exit 2 from inside parse_args
+                code = e.code if isinstance(e.code, int) else 1
+    finally:
+        os.chdir(cwd_before)
+        os.environ.clear()
+        os.environ.update(env_before)
+        for lg, level, handlers in levels:
+            lg.setLevel(level)
+            lg.handlers[:] = handlers
+        optuna.logging.set_verbosity(verbosity)
+    return subprocess.CompletedProcess(["hpo", *args], code, out.getvalue(), err.getvalue())
+
+
 class Running:
     """``hpo`` started in its own session (so a signal can go to its whole process group, as Ctrl-C
     in a terminal does), its stderr read line by line in the background."""

@@ -12,7 +12,7 @@ import optuna
 import psycopg
 import pytest
 
-from ._helpers import Running, embedded_dsn, hpo
+from ._helpers import Running, embedded_dsn, hpo, hpo_refused
 
 
 @pytest.mark.parametrize("case, fragment", [
@@ -36,7 +36,7 @@ def test_bad_input_exits_2_with_the_reason(tmp_path, case, fragment):
     elif case == "empty_file":
         csv.write_text("")
         args += ["--data", str(csv), "--target", "y"]
-    r = hpo(tmp_path / "home", *args)
+    r = hpo_refused(tmp_path / "home", *args)
     assert r.returncode == 2, r.stderr[-2000:]
     assert fragment.lower() in (r.stdout + r.stderr).lower(), r.stdout + r.stderr
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ._helpers import hpo
+from ._helpers import hpo, hpo_refused
 
 
 def _nothing_started(home) -> None:
@@ -27,7 +27,7 @@ def _nothing_started(home) -> None:
 ])
 def test_bad_multi_objective_settings_exit_2_before_the_work(tmp_path, command, args, fragment):
     home = tmp_path / "home"
-    r = hpo(home, command, "--dataset", "breast_cancer", "--n-trials", "3", "--quiet", *args)
+    r = hpo_refused(home, command, "--dataset", "breast_cancer", "--n-trials", "3", "--quiet", *args)
     assert r.returncode == 2, r.stderr[-2000:]
     assert fragment in r.stderr and "Traceback" not in r.stderr, r.stderr
     _nothing_started(home)
@@ -38,7 +38,7 @@ def test_an_objective_unknown_for_the_problem_type_exits_2_before_any_study(tmp_
     """roc_auc for a regression table: known to be wrong once the table is loaded, before the study."""
     home = tmp_path / "home"
     out = tmp_path / "run.json"
-    r = hpo(home, command, "--dataset", "diabetes", "--n-trials", "3", "--quiet", "--no-db", "--no-mlflow",
+    r = hpo_refused(home, command, "--dataset", "diabetes", "--n-trials", "3", "--quiet", "--no-db", "--no-mlflow",
             "--objectives", "roc_auc,latency", "--output-json", str(out))
     assert r.returncode == 2, r.stderr[-2000:]
     assert "objectives must start with a metric of regression: 'roc_auc' is not one" in r.stderr, r.stderr

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ._helpers import hpo
+from ._helpers import hpo, hpo_refused
 
 TRAIN = ["train", "--dataset", "breast_cancer", "--n-trials", "3", "--quiet"]
 
@@ -27,7 +27,7 @@ def test_output_json_that_cannot_be_written_is_refused_before_the_work(tmp_path,
     home = tmp_path / "home"
     target = {"directory": tmp_path, "under_a_file": Path(__file__) / "run.json",
               "unwritable": Path("/proc/hpo-run.json")}[where]
-    r = hpo(home, *TRAIN, "--output-json", str(target))
+    r = hpo_refused(home, *TRAIN, "--output-json", str(target))
     assert r.returncode == 2, r.stderr[-2000:]
     assert "--output-json" in r.stderr and "Traceback" not in r.stderr, r.stderr
     _nothing_started(home)
@@ -37,7 +37,7 @@ def test_output_json_that_cannot_be_written_is_refused_before_the_work(tmp_path,
 def test_seed_out_of_range_is_bad_input_naming_the_option(tmp_path, seed):
     """Before: --seed -1 ended as a run-time failure (exit 1, 'expected non-negative integer')."""
     home = tmp_path / "home"
-    r = hpo(home, *TRAIN, "--seed", seed)
+    r = hpo_refused(home, *TRAIN, "--seed", seed)
     assert r.returncode == 2, r.stderr[-2000:]
     assert "argument --seed: must be an integer between 0 and 4294967295" in r.stderr, r.stderr
     _nothing_started(home)
@@ -56,7 +56,7 @@ def test_option_errors_name_the_option_not_a_graph_node(tmp_path, args, fragment
     space = tmp_path / "space.json"
     space.write_text(json.dumps({"num_leaves": {"type": "int", "low": 50, "high": 10}}))
     home = tmp_path / "home"
-    r = hpo(home, *TRAIN, *[str(space) if a == "SPACE" else a for a in args])
+    r = hpo_refused(home, *TRAIN, *[str(space) if a == "SPACE" else a for a in args])
     assert r.returncode == 2, r.stderr[-2000:]
     assert fragment in r.stderr and "load_data" not in r.stderr + r.stdout, r.stderr
     _nothing_started(home)
@@ -73,7 +73,8 @@ def test_search_space_mistakes_are_refused_before_the_work(tmp_path, command, co
     space = tmp_path / "space.json"
     space.write_text(json.dumps(content))
     home = tmp_path / "home"
-    r = hpo(home, command, "--dataset", "breast_cancer", "--n-trials", "3", "--quiet", "--search-space", str(space))
+    r = hpo_refused(home, command, "--dataset", "breast_cancer", "--n-trials", "3", "--quiet", "--search-space",
+                    str(space))
     assert r.returncode == 2, r.stderr[-2000:]
     assert fragment in r.stderr and "Traceback" not in r.stderr, r.stderr
     if content is not None:
@@ -159,9 +160,9 @@ def test_engine_settings_are_options_of_train_and_tune(tmp_path):
     r = hpo(tmp_path / "home", "train", *common, "--output-json", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads(out.read_text())["hpo"]["stop_reason"] == "patience"
-    bad = hpo(tmp_path / "home2", "train", *common[:-2], "--max-failures", "0")
+    bad = hpo_refused(tmp_path / "home2", "train", *common[:-2], "--max-failures", "0")
     assert bad.returncode == 2 and "argument --max-failures: must be an integer >= 1" in bad.stderr
-    bad = hpo(tmp_path / "home2", "tune", "--dataset", "wine", "--pruner", "threshold", "--n-trials", "2")
+    bad = hpo_refused(tmp_path / "home2", "tune", "--dataset", "wine", "--pruner", "threshold", "--n-trials", "2")
     assert bad.returncode == 2 and "pruner 'threshold' needs option 'lower' and/or 'upper'" in bad.stderr, bad.stderr
     _nothing_started(tmp_path / "home2")
 
@@ -175,5 +176,5 @@ def test_phases_option_narrows_the_study_and_prints_its_phases(tmp_path):
     phases = json.loads(out.read_text())["hpo"]["phases"]
     assert [p["phase"] for p in phases] == [1, 2]
     assert "phase 2: trials " in r.stdout and f"(narrowed around trial {phases[1]['best_before']['trial']})" in r.stdout
-    bad = hpo(tmp_path / "home2", "tune", "--dataset", "wine", "--phases", "0")
+    bad = hpo_refused(tmp_path / "home2", "tune", "--dataset", "wine", "--phases", "0")
     assert bad.returncode == 2 and "argument --phases: must be an integer between 1 and 10" in bad.stderr

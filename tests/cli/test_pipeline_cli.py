@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ._helpers import hpo
+from ._helpers import hpo, hpo_refused
 
 
 def _nothing_started(home: Path) -> None:
@@ -31,7 +31,7 @@ def test_a_step_param_no_step_takes_is_refused_before_the_work(tmp_path, command
     path = tmp_path / "space.json"
     path.write_text(json.dumps(space))
     home = tmp_path / "home"
-    r = hpo(home, command, "--dataset", "breast_cancer", "--algorithm", algorithm, "--n-trials", "3", "--quiet",
+    r = hpo_refused(home, command, "--dataset", "breast_cancer", "--algorithm", algorithm, "--n-trials", "3", "--quiet",
             "--search-space", str(path))
     assert r.returncode == 2, r.stderr[-2000:]
     assert fragment in r.stderr and accepted in r.stderr and "Traceback" not in r.stderr, r.stderr
