@@ -52,6 +52,7 @@ def study_result(study: optuna.Study, *, started: float, stop_reason: str | None
         n_pruned=len(by_state[TrialState.PRUNED]),
         n_failed=len(by_state[TrialState.FAIL]),
         duration_s=round(time.monotonic() - started, 3),
+        ended_at=time.time(),
         stop_reason=stop_reason or "n_trials",
         best_user_attrs=best_attrs,
         pareto_front=pareto,

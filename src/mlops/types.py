@@ -64,6 +64,8 @@ class OptimizationResult:
     n_failed: int
     duration_s: float
     stop_reason: str
+    #: epoch seconds at which the trial loop ended (before the analysis and what follows it)
+    ended_at: float = 0.0
     merged_params: dict[str, Any] = field(default_factory=dict)
     default_params: dict[str, Any] = field(default_factory=dict)
     defaults_value: float | None = None

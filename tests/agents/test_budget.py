@@ -10,12 +10,14 @@ import pytest
 
 from src.agents.ml_foundation.model_trainer.budget import (
     SAFETY,
+    SWAP_SLACK_S,
     TIMINGS_FILE,
     PostStudyReserve,
     final_fit_estimate,
     measured_seconds,
     per_fit_seconds,
     record_seconds,
+    swap_slack,
 )
 from src.mlops.types import SOURCE_ATTR
 
@@ -108,6 +110,22 @@ def test_a_study_that_stopped_at_its_moving_deadline_keeps_its_best_trial() -> N
     padded = reserve()
     assert reserve.affordable(padded * 0.95) is None and reserve.affordable(padded / 1.3) is None
     assert reserve.affordable(padded / 1.3 - 1.0) is not None  # the unpadded estimate does not fit
+
+
+def test_a_best_trial_whose_fits_take_less_than_the_slack_is_kept_when_no_time_is_left() -> None:
+    """Before (bench_real at 60 s, 7 of 20 runs): the study's wrap-up used the last second, and a best
+    trial whose final fits needed 0.2-2.9 s gave way to the defaults trial: the tuning was thrown away
+    to save a second. A run may overrun its budget by max(3 s, 5 %); half of that is the slack."""
+    assert swap_slack(None) == SWAP_SLACK_S and swap_slack(60) == 1.5 and swap_slack(600) == 15.0
+    reserve = PostStudyReserve(rows_trainval=3117, rows_all=3896, default_fit_rows=2494, fit_ratio=0.7)
+    reserve._maximize = True
+    for t in (_trial(0, 0.705, fit_seconds=0.05, fit_rows=2494, source="defaults"),
+              _trial(7, 0.708, fit_seconds=0.3, fit_rows=2494)):
+        asyncio.run(reserve.on_trial_finished(None, t))  # type: ignore[arg-type]
+    assert 0.3 < reserve() < 1.0
+    assert reserve.affordable(0.0) is not None  # the old slack: the defaults replace the best
+    assert reserve.affordable(0.0, slack=swap_slack(60)) is None  # the best trial is deployed
+    assert reserve.affordable(-5.0, slack=swap_slack(60)) is not None  # far past the deadline: give way
 
 
 def test_measured_seconds_are_a_running_average_and_survive_a_bad_file(tmp_path) -> None:

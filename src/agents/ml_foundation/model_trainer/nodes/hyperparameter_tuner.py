@@ -69,11 +69,15 @@ from ..budget import (
     FIXED_RESERVE_S,
     MLFLOW_RESERVE_S,
     POST_STUDY_KEY,
+    WRAPUP_KEY,
+    WRAPUP_RESERVE_S,
     PostStudyReserve,
     measured_seconds,
     per_fit_seconds,
+    record_seconds,
     run_deadline,
     study_timeout,
+    swap_slack,
 )
 from ..context import ModelTrainerContext, get_context, run_directory
 from ..settings import setting, validate_settings
@@ -288,12 +292,13 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
         deadline = run_deadline(state, ctx.started_at)
         upload = measured_seconds(ctx.hpo_home, "mlflow_model_upload", MLFLOW_RESERVE_S) if ctx.tracker else 0.0
         fixed = measured_seconds(ctx.hpo_home, POST_STUDY_KEY, FIXED_RESERVE_S)
+        wrapup = measured_seconds(ctx.hpo_home, WRAPUP_KEY, WRAPUP_RESERVE_S)
         scheme = scheme_for(state, data["train_y"], data["val_y"], data["train_X"].shape[1])
         probed = None
         if not families and _automatic_scheme(state):
             scheme, probed = await asyncio.to_thread(
                 _afforded_scheme, state, ctx, scheme, data, spec.name, metric.name,
-                study_timeout(deadline, setting(state, "timeout"), fixed_reserve=fixed + upload))
+                study_timeout(deadline, setting(state, "timeout"), fixed_reserve=fixed + upload + wrapup))
         X_tr, y_tr, X_va, y_va = await asyncio.to_thread(
             tuning_frames, data["train_X"], data["train_y"], data["val_X"], data["val_y"], scheme)
         listeners: list[TrialListener] = [*ctx.listeners]
@@ -301,7 +306,7 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
             listeners.append(ctx.tracker)
         listeners.append(StreamProgressListener(runtime.stream_writer, n_trials))
         reserve = None
-        timeout = study_timeout(deadline, setting(state, "timeout"), fixed_reserve=fixed + upload)
+        timeout = study_timeout(deadline, setting(state, "timeout"), fixed_reserve=fixed + upload + wrapup)
         compare = setting(state, "compare")
         if compare is not None and timeout is not None:
             timeout /= 2  # the baseline gets as many seconds as the study took: the two share the time
@@ -361,6 +366,8 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
         if is_bad_input(e):
             return error_update(NODE, e)  # type: ignore[return-value]
         raise
+    if deadline is not None and result.ended_at:  # the next run's study keeps this much for its wrap-up
+        await asyncio.to_thread(record_seconds, ctx.hpo_home, WRAPUP_KEY, max(0.0, time.time() - result.ended_at))
     selected = None
     choice = result.robust_choice
     if setting(state, "selection") == "robust" and choice is not None:
@@ -372,7 +379,7 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
     if reserve is not None and deadline is not None and (selected is None or selected["used_trial"] ==
                                                          selected["best_trial"]):
         left = deadline - time.time() - (fixed + upload)
-        choice = reserve.affordable(left)
+        choice = reserve.affordable(left, slack=swap_slack(state.get("time_budget")))
         if choice is not None:
             swapped = {"best_trial": result.best_trial_number, "used_trial": choice[0],
                        "reason": f"the best trial's final fits need about {reserve():.1f} s; {max(0.0, left):.1f} s "
