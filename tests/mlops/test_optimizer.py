@@ -202,9 +202,13 @@ async def test_trial_timeout_kills_a_slow_model_fit_and_reclaims_the_worker(bina
     elapsed = time.monotonic() - t0
     assert r.n_failed == 2
     assert {t.user_attrs["fail_reason"] for t in study.trials} == {"timeout"}
-    for t in study.trials:
-        assert t.duration.total_seconds() < 2 * 1.5 + 1
-    assert elapsed < 2 * (2 * 1.5) + 10  # workers start once, each trial ends near its limit
+    # the first trial also waits for the worker process to start (imports: 6.5 s seen with the suite's
+    # two processes on 2 cores); a replacement worker after a kill starts from the warm forkserver
+    first, *rest = sorted(study.trials, key=lambda t: t.number)
+    assert first.duration.total_seconds() < 1.5 + 10, first.duration
+    for t in rest:
+        assert t.duration.total_seconds() < 2 * 1.5 + 1, t.duration
+    assert elapsed < 2 * (2 * 1.5) + 15  # workers start once, each trial ends near its limit
 
 
 async def test_trial_timeout_for_a_plain_callable_fails_the_trial():
