@@ -61,10 +61,11 @@ def hpo_refused(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     from src.cli.main import main
 
     env_before, cwd_before = dict(os.environ), os.getcwd()
-    root = logging.getLogger()
-    loggers = [root] + [logging.getLogger(n) for n in ("mlflow", "alembic", "optuna", "asyncio", "psycopg.pool",
-                                                       "asyncpg.pool")]
-    levels = [(lg, lg.level, lg.handlers[:]) for lg in loggers]
+    def loggers() -> dict[str, logging.Logger]:
+        named = logging.root.manager.loggerDict.values()
+        return {"": logging.getLogger(), **{lg.name: lg for lg in named if isinstance(lg, logging.Logger)}}
+
+    levels = {name: (lg.level, lg.handlers[:]) for name, lg in loggers().items()}
     verbosity = optuna.logging.get_verbosity()
     out, err = io.StringIO(), io.StringIO()
     try:
@@ -79,7 +80,8 @@ def hpo_refused(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
         os.chdir(cwd_before)
         os.environ.clear()
         os.environ.update(env_before)
-        for lg, level, handlers in levels:
+        for name, lg in loggers().items():  # loggers main created go back to inheriting
+            level, handlers = levels.get(name, (logging.NOTSET, []))
             lg.setLevel(level)
             lg.handlers[:] = handlers
         optuna.logging.set_verbosity(verbosity)

@@ -292,13 +292,14 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
         deadline = run_deadline(state, ctx.started_at)
         upload = measured_seconds(ctx.hpo_home, "mlflow_model_upload", MLFLOW_RESERVE_S) if ctx.tracker else 0.0
         fixed = measured_seconds(ctx.hpo_home, POST_STUDY_KEY, FIXED_RESERVE_S)
-        wrapup = measured_seconds(ctx.hpo_home, WRAPUP_KEY, WRAPUP_RESERVE_S)
+        # what the study leaves for the rest of the run, beyond the final fits (PostStudyReserve)
+        held = fixed + upload + measured_seconds(ctx.hpo_home, WRAPUP_KEY, WRAPUP_RESERVE_S)
         scheme = scheme_for(state, data["train_y"], data["val_y"], data["train_X"].shape[1])
         probed = None
         if not families and _automatic_scheme(state):
             scheme, probed = await asyncio.to_thread(
                 _afforded_scheme, state, ctx, scheme, data, spec.name, metric.name,
-                study_timeout(deadline, setting(state, "timeout"), fixed_reserve=fixed + upload + wrapup))
+                study_timeout(deadline, setting(state, "timeout"), fixed_reserve=held))
         X_tr, y_tr, X_va, y_va = await asyncio.to_thread(
             tuning_frames, data["train_X"], data["train_y"], data["val_X"], data["val_y"], scheme)
         listeners: list[TrialListener] = [*ctx.listeners]
@@ -306,7 +307,7 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
             listeners.append(ctx.tracker)
         listeners.append(StreamProgressListener(runtime.stream_writer, n_trials))
         reserve = None
-        timeout = study_timeout(deadline, setting(state, "timeout"), fixed_reserve=fixed + upload + wrapup)
+        timeout = study_timeout(deadline, setting(state, "timeout"), fixed_reserve=held)
         compare = setting(state, "compare")
         if compare is not None and timeout is not None:
             timeout /= 2  # the baseline gets as many seconds as the study took: the two share the time
