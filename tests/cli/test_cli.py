@@ -137,3 +137,19 @@ def test_time_budget_bounds_the_whole_run(tmp_path, home):
     assert hpo_summary["duration_s"] >= 0.5 * hpo_summary["study_timeout"], hpo_summary
     assert wall >= budget * 0.6, (wall, hpo_summary)
     assert "scheme cv=5x2" in r.stdout and "refit on all" in r.stdout
+    assert "over its --time-budget" not in r.stdout, r.stdout  # kept: no over-budget warning
+
+
+def test_a_run_past_its_time_budget_says_so_and_names_the_longest_step():
+    """A first run on a new machine can spend minutes starting up: the summary must not let a
+    45 s budget that took 182 s pass as kept."""
+    from src.cli.commands.train import over_budget
+
+    timings = {"startup": 175.2, "hyperparameter_tuner": 1.1, "model_trainer": 2.0, "close": 0.3, "total": 182.4}
+    note = over_budget(45.0, timings)
+    assert note is not None and "182.4 s" in note and "45 s" in note and "startup, 175.2 s" in note
+    assert "first run" in note
+    late = {"startup": 6.0, "hyperparameter_tuner": 55.0, "total": 66.0}
+    assert "hyperparameter_tuner, 55.0 s" in over_budget(60.0, late) and "first run" not in over_budget(60.0, late)
+    assert over_budget(60.0, {"startup": 6.0, "total": 62.9}) is None  # within max(3 s, 5 %)
+    assert over_budget(None, timings) is None  # no budget: nothing to keep

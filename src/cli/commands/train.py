@@ -20,7 +20,24 @@ from ..progress import Progress
 from ..resume import plan_resume
 from ..settings import check_settings, given_settings, require_one_source, with_default_budget
 
-__all__ = ["cmd_train"]
+__all__ = ["cmd_train", "over_budget"]
+
+
+def over_budget(budget: Any, timings: dict[str, float]) -> str | None:
+    """A warning when the run ended later than ``--time-budget`` allows (budget + max(3 s, 5 %)),
+    naming the step that took longest: the run still completed, but it did not keep its budget (a
+    first run on a new machine spends minutes compiling packages and creating the database)."""
+    from src.agents.ml_foundation.model_trainer.budget import overrun_tolerance
+
+    total = timings.get("total")
+    if not isinstance(budget, (int, float)) or not isinstance(total, (int, float)):
+        return None
+    if total <= budget + overrun_tolerance(budget):
+        return None
+    step, seconds = max(((k, v) for k, v in timings.items() if k != "total"), key=lambda kv: kv[1])
+    why = " (the first run on a machine compiles packages and creates the database)" if step == "startup" else ""
+    return (f"the run took {total:.1f} s, over its --time-budget of {budget:g} s; the longest step was "
+            f"{step}, {seconds:.1f} s{why}")
 
 
 async def cmd_train(args: argparse.Namespace, stopper: RunStopper, *, outage_s: float) -> dict[str, Any]:
@@ -100,5 +117,8 @@ async def cmd_train(args: argparse.Namespace, stopper: RunStopper, *, outage_s: 
     timings["close"] = services.closing_seconds
     timings["total"] = round(time.time() - started_at, 2)
     final["timings"] = timings
+    overrun = over_budget(final.get("time_budget"), timings)
+    if overrun:
+        final["warnings"] = [*(final.get("warnings") or []), overrun]
     final["thread_id"] = thread_id
     return final
