@@ -17,6 +17,7 @@ from src.agents.ml_foundation.model_trainer.budget import (
     measured_seconds,
     per_fit_seconds,
     record_seconds,
+    size_class,
     swap_slack,
 )
 from src.mlops.types import SOURCE_ATTR
@@ -138,3 +139,19 @@ def test_measured_seconds_are_a_running_average_and_survive_a_bad_file(tmp_path)
     assert measured_seconds(tmp_path, "upload", 2.0) == 2.0
     record_seconds(tmp_path, "upload", 1.0)  # a corrupt file is replaced, never fatal
     assert measured_seconds(tmp_path, "upload", 2.0) == 1.0
+
+
+def test_steps_measured_on_a_large_table_are_not_kept_for_a_small_one(tmp_path) -> None:
+    """bench_real's shared home kept Chem97's 7 s of evaluation for a 2.5k-row table and swapped a
+    tuned model for the defaults: the overhead is measured per size class (half decades of rows)."""
+    assert [size_class(n) for n in (999, 1000, 2500, 3163, 9999, 31022)] == ["3e2", "1e3", "1e3", "3e3", "3e3", "1e4"]
+    assert size_class(0) is None and size_class(None) is None
+    record_seconds(tmp_path, "post", 7.0, rows=31022)
+    assert measured_seconds(tmp_path, "post", 4.0, rows=31022) == 7.0
+    # no measurement of this size yet: any table's, then the default
+    assert measured_seconds(tmp_path, "post", 4.0, rows=2532) == 7.0
+    record_seconds(tmp_path, "post", 1.0, rows=2532)
+    assert measured_seconds(tmp_path, "post", 4.0, rows=2532) == 1.0
+    assert measured_seconds(tmp_path, "post", 4.0, rows=31022) == 7.0  # the large table's own stays
+    assert measured_seconds(tmp_path, "post", 4.0) == pytest.approx(4.0)  # any table: the running average
+    assert measured_seconds(tmp_path, "other", 4.0, rows=2532) == 4.0

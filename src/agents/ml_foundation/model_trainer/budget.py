@@ -47,6 +47,7 @@ __all__ = [
     "study_timeout",
     "measured_seconds",
     "record_seconds",
+    "size_class",
     "FIXED_RESERVE_S",
     "MLFLOW_RESERVE_S",
     "WRAPUP_RESERVE_S",
@@ -85,17 +86,38 @@ TIMINGS_FILE = "timings.json"
 _NEW_WEIGHT = 0.5
 
 
-def measured_seconds(hpo_home: Path, key: str, default: float) -> float:
-    """The running average of step ``key`` measured by earlier runs under ``hpo_home``, else ``default``."""
+def size_class(rows: int | None) -> str | None:
+    """The size class of a table of ``rows`` rows: half decades (``"1e3"``, ``"3e3"``, ``"1e4"``...).
+    Steps whose cost grows with the table (evaluation, saving, upload) are measured per class, so a
+    home shared by a 31k-row and a 2.5k-row table does not keep the large one's seconds for the small."""
+    if not isinstance(rows, int) or rows < 1:
+        return None
+    half_decades = math.floor(2 * math.log10(rows) + 1e-9)
+    return f"{1 if half_decades % 2 == 0 else 3}e{half_decades // 2}"
+
+
+def _timing_keys(key: str, rows: int | None) -> list[str]:
+    size = size_class(rows)
+    return [key] if size is None else [f"{key}@{size}", key]
+
+
+def measured_seconds(hpo_home: Path, key: str, default: float, *, rows: int | None = None) -> float:
+    """The running average of step ``key`` measured by earlier runs under ``hpo_home`` on tables of
+    ``rows``' size class, else on any table, else ``default``."""
     try:
-        value = json.loads((Path(hpo_home) / TIMINGS_FILE).read_text(encoding="utf-8")).get(key)
-    except (OSError, ValueError, AttributeError):
+        data = json.loads((Path(hpo_home) / TIMINGS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return default
-    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) and value >= 0 else default
+    for name in _timing_keys(key, rows):
+        value = data.get(name) if isinstance(data, dict) else None
+        if isinstance(value, (int, float)) and math.isfinite(value) and value >= 0:
+            return float(value)
+    return default
 
 
-def record_seconds(hpo_home: Path, key: str, seconds: float) -> None:
-    """Fold a measurement of step ``key`` into the running average (best effort: never raises)."""
+def record_seconds(hpo_home: Path, key: str, seconds: float, *, rows: int | None = None) -> None:
+    """Fold a measurement of step ``key`` into the running average, on any table and on tables of
+    ``rows``' size class (:func:`size_class`) when given (best effort: never raises)."""
     path = Path(hpo_home) / TIMINGS_FILE
     try:
         try:
@@ -103,9 +125,10 @@ def record_seconds(hpo_home: Path, key: str, seconds: float) -> None:
             data = data if isinstance(data, dict) else {}
         except (OSError, ValueError):
             data = {}
-        old = data.get(key)
-        data[key] = round(seconds if not isinstance(old, (int, float)) else
-                          _NEW_WEIGHT * seconds + (1 - _NEW_WEIGHT) * float(old), 3)
+        for name in _timing_keys(key, rows):
+            old = data.get(name)
+            data[name] = round(seconds if not isinstance(old, (int, float)) else
+                               _NEW_WEIGHT * seconds + (1 - _NEW_WEIGHT) * float(old), 3)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")

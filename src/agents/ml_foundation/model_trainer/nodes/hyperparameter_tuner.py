@@ -290,8 +290,9 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
             }
         n_trials = setting(state, "n_trials")
         deadline = run_deadline(state, ctx.started_at)
-        upload = measured_seconds(ctx.hpo_home, "mlflow_model_upload", MLFLOW_RESERVE_S) if ctx.tracker else 0.0
-        fixed = measured_seconds(ctx.hpo_home, POST_STUDY_KEY, FIXED_RESERVE_S)
+        rows = sum(int(n) for n in (state.get("split_sizes") or {}).values()) or None
+        upload = measured_seconds(ctx.hpo_home, "mlflow_model_upload", MLFLOW_RESERVE_S, rows=rows) if ctx.tracker else 0.0
+        fixed = measured_seconds(ctx.hpo_home, POST_STUDY_KEY, FIXED_RESERVE_S, rows=rows)
         # what the study leaves for the rest of the run, beyond the final fits (PostStudyReserve)
         held = fixed + upload + measured_seconds(ctx.hpo_home, WRAPUP_KEY, WRAPUP_RESERVE_S)
         scheme = scheme_for(state, data["train_y"], data["val_y"], data["train_X"].shape[1])

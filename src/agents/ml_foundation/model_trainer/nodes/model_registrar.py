@@ -74,6 +74,11 @@ def _check_and_sample(state: Mapping[str, Any], ctx: ModelTrainerContext) -> pd.
     return _raw_sample(state, ctx)
 
 
+def _rows(state: Mapping[str, Any]) -> int | None:
+    """The table's rows (all splits): the size class of the steps measured here."""
+    return sum(int(n) for n in (state.get("split_sizes") or {}).values()) or None
+
+
 def _record_post_study_overhead(state: Mapping[str, Any], ctx: ModelTrainerContext) -> None:
     """What the steps between the study and the registration took beyond their fits (saving and
     checking artifacts, evaluation, checkpoints): the next run's time budget keeps this much."""
@@ -86,7 +91,7 @@ def _record_post_study_overhead(state: Mapping[str, Any], ctx: ModelTrainerConte
         fits.append(training.get("defaults_fit_seconds"))
     elapsed = time.time() - float(finished) - sum(f for f in fits if isinstance(f, (int, float)))
     if elapsed > 0:
-        record_seconds(ctx.hpo_home, POST_STUDY_KEY, elapsed)
+        record_seconds(ctx.hpo_home, POST_STUDY_KEY, elapsed, rows=_rows(state))
 
 
 async def register_model(state: ModelTrainerState, runtime: Runtime[ModelTrainerContext]) -> RegisterUpdate:
@@ -122,7 +127,8 @@ async def register_model(state: ModelTrainerState, runtime: Runtime[ModelTrainer
     )
     ended = await tracker.end_run("FINISHED" if uri else "FAILED")
     # the next run's time budget keeps this much for the upload (see budget.py)
-    await asyncio.to_thread(record_seconds, ctx.hpo_home, "mlflow_model_upload", time.monotonic() - started)
+    await asyncio.to_thread(record_seconds, ctx.hpo_home, "mlflow_model_upload", time.monotonic() - started,
+                            rows=_rows(state))
     run_id = tracker.parent_run_id
     error = None
     if uri is None or not ended:
