@@ -70,6 +70,11 @@ def _study_lines(hpo: dict[str, Any], *, named: bool) -> list[str]:
                                                       if s.get("dropped") else "")
             lines.append(f"    {name:22s} {fmt(s.get('best_value')):>8s}  ({tried}){mark}")
     lines += _pareto_lines(hpo)
+    members = hpo.get("ensemble") or []
+    if members:
+        lines.append(f"  final model: the average of the {len(members)} best configurations, trials "
+                     + ", ".join(str(m.get("number")) for m in members)
+                     + f" (validation {hpo.get('metric')} " + ", ".join(fmt(m.get("value")) for m in members) + ")")
     swap = hpo.get("trial_for_time")
     if swap:
         lines.append(f"  final model: trial {swap.get('used_trial')} instead of the best, {swap.get('best_trial')}: "

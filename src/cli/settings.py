@@ -47,6 +47,7 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "min_improvement": ("min_improvement", "--min-improvement"),
     "max_failures": ("max_failures", "--max-failures"),
     "selection": ("selection", "--selection"),
+    "ensemble_size": ("ensemble", "--ensemble"),
     "search_space": ("search_space", "--search-space"),
     "time_budget": ("time_budget", "--time-budget"),
     "refit": ("refit", "--refit"),

@@ -1,5 +1,6 @@
 """The fitted model and its labels: :class:`TunedModel` (preprocessor + estimator, predicting in the
-original label space) and :class:`LabelCodec` (class labels <-> 0..K-1).
+original label space), :class:`AveragedModel` (several tuned models, their predictions averaged)
+and :class:`LabelCodec` (class labels <-> 0..K-1).
 
 Both are plain data once fitted, so they serialize with skops/joblib and rebuild predictions
 anywhere the libraries are installed.
@@ -18,8 +19,7 @@ from .metrics import MetricSpec
 from .preprocessing import as_frame
 from .problems import ANOMALY, BINARY, CLASSIFICATION
 
-__all__ = ["LabelCodec", "TunedModel", "anomaly_labels"]
-
+__all__ = ["AveragedModel", "LabelCodec", "TunedModel", "anomaly_labels"]
 
 
 class LabelCodec:
@@ -78,6 +78,11 @@ class TunedModel(BaseEstimator):
     def classes_(self) -> np.ndarray | None:
         return None if self.classes is None else np.asarray(self.classes, dtype=object)
 
+    @property
+    def has_proba(self) -> bool:
+        """Whether the estimator gives class probabilities of its own (not a squashed decision function)."""
+        return hasattr(self.estimator, "predict_proba")
+
     def _transform(self, X: Any) -> Any:
         X = as_frame(X)
         if self.feature_names is not None:
@@ -112,6 +117,57 @@ class TunedModel(BaseEstimator):
         if self.problem_type == ANOMALY:
             return anomaly_labels(y)
         return np.asarray(y, dtype=float)
+
+
+class AveragedModel(TunedModel):
+    """The final model of an ensemble: ``members`` (TunedModels of the same family and labels, e.g.
+    the study's best configurations, each fitted on the same rows) with their predictions averaged.
+
+    Class probabilities are the members' mean, labels the most probable class of that mean; a
+    regression predicts the members' mean. Averaging the few best configurations of a study, rather
+    than deploying the single best, spends less of the validation noise that picked the best
+    (``ensemble_size`` in the graph, ``--ensemble`` on the command line). Anomaly detection is not
+    averaged.
+    """
+
+    def __init__(self, members: list[TunedModel], problem_type: str, classes: Any = None,
+                 algorithm: str | None = None, feature_names: list[str] | None = None) -> None:
+        super().__init__(None, None, problem_type, classes=classes, algorithm=algorithm, feature_names=feature_names)
+        self.members = members
+
+    @classmethod
+    def of(cls, members: list[TunedModel]) -> AveragedModel:
+        """The average of ``members``, which must share problem type, classes and features."""
+        if not members:
+            raise ValueError("an averaged model needs at least one member")
+        first = members[0]
+        if first.problem_type == ANOMALY:
+            raise ValueError("anomaly detection models are not averaged")
+        for m in members[1:]:
+            if m.problem_type != first.problem_type or list(m.classes or []) != list(first.classes or []):
+                raise ValueError("averaged members must share the problem type and the classes")
+        return cls(list(members), first.problem_type, classes=first.classes, algorithm=first.algorithm,
+                   feature_names=first.feature_names)
+
+    @property
+    def has_proba(self) -> bool:
+        return all(m.has_proba for m in self.members)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return np.mean([m.predict_proba(X) for m in self.members], axis=0)
+
+    def predict(self, X: Any) -> np.ndarray:
+        if self.classes is None:
+            return np.mean([np.asarray(m.predict(X), dtype=float) for m in self.members], axis=0)
+        return np.asarray(self.classes, dtype=object)[np.argmax(self.predict_proba(X), axis=1)]
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        raise NotImplementedError("anomaly detection models are not averaged")
+
+    def predict_for_metric(self, X: Any, metric: MetricSpec) -> Any:
+        if self.classes is not None and metric.needs == "label":
+            return np.argmax(self.predict_proba(X), axis=1)  # encoded labels of the mean probabilities
+        return np.mean([np.asarray(m.predict_for_metric(X, metric), dtype=float) for m in self.members], axis=0)
 
 
 def _softmax(d: np.ndarray) -> np.ndarray:

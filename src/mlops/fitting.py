@@ -16,7 +16,7 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from .fitted import LabelCodec, TunedModel
+from .fitted import AveragedModel, LabelCodec, TunedModel
 from .metrics import MetricSpec
 from .models import ModelSpec
 from .pipeline_steps import split_step_params
@@ -24,7 +24,7 @@ from .preprocessing import build_preprocessor
 from .problems import ANOMALY, BINARY, MULTICLASS, REGRESSION, normalize_problem_type
 from .reporters import NullReporter, Reporter, TrialCancelled
 
-__all__ = ["FitResult", "REFIT_MODES", "fit_model", "concat_rows", "scaled_rounds", "uses_early_stopping"]
+__all__ = ["FitResult", "REFIT_MODES", "average_fits", "fit_model", "concat_rows", "scaled_rounds", "uses_early_stopping"]
 
 
 _HIGHER_BETTER_NATIVE = {"auc", "auc_mu", "average_precision", "aucpr", "map", "ndcg"}
@@ -80,6 +80,16 @@ class FitResult:
     refit: str = "train"
     #: number of rows the model was fitted on
     fit_rows: int = 0
+
+
+def average_fits(fits: list[FitResult]) -> FitResult:
+    """One :class:`FitResult` whose model averages the models of ``fits`` (fitted on the same rows;
+    :class:`~src.mlops.fitted.AveragedModel`). Round count and rows are the first (best) one's, the
+    seconds the sum of all."""
+    first = fits[0]
+    return FitResult(model=AveragedModel.of([f.model for f in fits]), best_iteration=first.best_iteration,
+                     fit_seconds=sum(f.fit_seconds for f in fits), n_rounds=first.n_rounds, refit=first.refit,
+                     fit_rows=first.fit_rows)
 
 
 #: Rows the deployed model is fitted on. ``all``: after the test split has been scored (by a model

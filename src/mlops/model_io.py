@@ -33,7 +33,7 @@ from .datasets import write_atomically
 from .errors import DataValidationError, MLOpsError
 from .feature_selection import FeatureSelector
 from .features import FeaturePreparer
-from .objectives import TunedModel
+from .objectives import AveragedModel, TunedModel
 from .preprocessing import CategoryEncoder
 
 __all__ = ["MODEL_FORMAT", "TRUSTED_TYPES", "RawRowsModel", "UntrustedModelError", "dump_model", "load_model",
@@ -56,6 +56,7 @@ def _name(cls: type) -> str:
 TRUSTED_TYPES: tuple[str, ...] = (
     # our wrapper and model-level preprocessing
     _name(TunedModel),
+    _name(AveragedModel),  # an ensemble of TunedModels (its members are TunedModels)
     _name(CategoryEncoder),
     f"{CategoryEncoder.__module__}._ToString",
     _name(FeatureSelector),  # the select step of pipeline search (a boolean mask and scores)

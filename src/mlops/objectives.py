@@ -36,10 +36,11 @@ from sklearn.model_selection import (
 
 from .data_checks import check_metric_supported, validate_training_data
 from .errors import ConfigurationError, DataValidationError
-from .fitted import LabelCodec, TunedModel, anomaly_labels
+from .fitted import AveragedModel, LabelCodec, TunedModel, anomaly_labels
 from .fitting import (
     REFIT_MODES,
     FitResult,
+    average_fits,
     concat_rows,
     fit_model,
     scaled_rounds,
@@ -72,8 +73,10 @@ __all__ = [
     "NullReporter",
     "TrialCancelled",
     "TunedModel",
+    "AveragedModel",
     "LabelCodec",
     "FitResult",
+    "average_fits",
     "REFIT_MODES",
     "concat_rows",
     "fit_model",

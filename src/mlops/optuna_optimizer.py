@@ -34,6 +34,7 @@ from .objectives import ModelObjective, TunedModel
 from .optimizer import OptunaOptimizer
 from .problems import normalize_problem_type
 from .search_space import SearchSpace, parse_search_space
+from .ensemble import top_trials
 from .selection import robust_choice
 from .study_outcome import check_search_ran
 from .study_recipe import data_fingerprint, write_recipe
@@ -293,6 +294,7 @@ async def run_hyperparameter_optimization(
         complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         if len(study.directions) == 1:
             result.robust_choice = robust_choice(complete, result.direction)
+            result.top_trials = top_trials(complete, result.direction)
         if families:  # the optimizer recorded the families (annotate); the best trial's family is the chosen one
             select_family(result, result.best_params)
         else:

@@ -101,6 +101,10 @@ class OptimizationResult:
     #: ``best_*`` fields are then the picked trial's
     objectives: list[str] = field(default_factory=list)
     pick: dict[str, Any] | None = None
+    #: a single-objective study's best COMPLETE trials, best first, one per distinct configuration
+    #: (:func:`src.mlops.ensemble.top_trials`): ``{"number", "value", "params", "user_attrs"}``, the
+    #: candidates of an averaged final model
+    top_trials: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def direction(self) -> str:

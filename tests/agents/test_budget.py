@@ -155,3 +155,36 @@ def test_steps_measured_on_a_large_table_are_not_kept_for_a_small_one(tmp_path) 
     assert measured_seconds(tmp_path, "post", 4.0, rows=31022) == 7.0  # the large table's own stays
     assert measured_seconds(tmp_path, "post", 4.0) == pytest.approx(4.0)  # any table: the running average
     assert measured_seconds(tmp_path, "other", 4.0, rows=2532) == 4.0
+
+
+def test_the_reserve_keeps_time_for_the_ensemble_members_within_their_cap() -> None:
+    """ensemble_size=3: the study keeps time for the final fits of the 2 next best configurations
+    (at least as good as the defaults, padded cost within the cap); at the end only those whose fits
+    still fit in the time left join; a slow best never gives way because of the members."""
+    def reserve_with(cap):
+        r = PostStudyReserve(rows_trainval=800, rows_all=None, default_fit_rows=800, fit_ratio=1.0, members=3,
+                             members_cap=cap)
+        r._maximize = True
+        for t in (_trial(0, 0.80, fit_seconds=1.0, fit_rows=800, source="defaults"),
+                  _trial(1, 0.90, fit_seconds=2.0, fit_rows=800),
+                  _trial(2, 0.70, fit_seconds=0.1, fit_rows=800),   # worse than the defaults: never a member
+                  _trial(3, 0.88, fit_seconds=3.0, fit_rows=800),
+                  _trial(4, 0.85, fit_seconds=5.0, fit_rows=800)):
+            asyncio.run(r.on_trial_finished(None, t))  # type: ignore[arg-type]
+        return r
+
+    alone = SAFETY * (2.0 + 1.0)  # the best and the defaults model
+    assert reserve_with(None)() == pytest.approx(SAFETY * (2.0 + 3.0 + 5.0 + 1.0))
+    assert reserve_with(SAFETY * 4.0)() == pytest.approx(SAFETY * (2.0 + 3.0 + 1.0))  # trial 4 is over the cap
+    assert reserve_with(0.0)() == pytest.approx(alone)
+    r = reserve_with(None)
+    assert r.ensemble(100.0) == [3, 4]
+    assert r.ensemble(3.0 + 3.0 + 1.0) == [3]  # trial 4's fits do not fit any more
+    assert r.ensemble(3.5) == []
+    assert r.affordable(3.0) is None  # the best alone fits: it is kept, whatever the members cost
+    # with one member (the default) nothing changes
+    one = PostStudyReserve(rows_trainval=800, rows_all=None, default_fit_rows=800, fit_ratio=1.0)
+    one._maximize = True
+    for t in (_trial(0, 0.80, fit_seconds=1.0, fit_rows=800, source="defaults"), _trial(1, 0.90, fit_seconds=2.0, fit_rows=800)):
+        asyncio.run(one.on_trial_finished(None, t))  # type: ignore[arg-type]
+    assert one() == pytest.approx(alone) and one.ensemble(100.0) == []

@@ -149,6 +149,55 @@ async def test_default_refit_deploys_a_model_fitted_on_every_row(context: ModelT
     assert seen["log_loss"] < final["test_metrics"]["log_loss"]
 
 
+async def test_an_ensemble_averages_the_best_configurations_in_the_evaluated_and_the_deployed_model(
+        context: ModelTrainerContext) -> None:
+    """ensemble_size=3: the final model is the average of the study's 3 best distinct configurations
+    (each refit like the best one); the test metrics are that average's, and the deployed model is
+    the same average refit on every row."""
+    from src.mlops.objectives import AveragedModel, TunedModel
+
+    space = {"learning_rate": {"type": "float", "low": 0.03, "high": 0.3, "log": True},
+             "num_leaves": {"type": "int", "low": 4, "high": 64}}
+    final = await build_model_trainer_graph().ainvoke({"dataset_name": "breast_cancer", "n_trials": 10,
+                                                       "search_space": space, "ensemble_size": 3}, context=context)
+    assert final["status"] == "completed", final.get("error")
+    hpo = final["hpo"]
+    members = hpo["ensemble"]
+    assert len(members) == 3 and members[0]["number"] == hpo["best_trial_number"]
+    assert members[0]["params"] == final["merged_params"]
+    assert len({json.dumps(m["params"], sort_keys=True) for m in members}) == 3
+    values = [m["value"] for m in members]
+    assert values == sorted(values, reverse=True) and values[-1] >= hpo["defaults_value"]
+    _assert_plain_json(final)
+
+    evaluated, meta = load_run_artifact(final, final["evaluated_model_path"])
+    deployed, _ = load_run_artifact(final, final["model_path"])
+    for model in (evaluated.model, deployed.model):
+        assert type(model) is AveragedModel and [type(m) for m in model.members] == [TunedModel] * 3
+        assert [m.estimator.get_params()["num_leaves"] for m in model.members] == [m["params"]["num_leaves"]
+                                                                                     for m in members]
+    assert [m.estimator.n_estimators for m in deployed.model.members] == [
+        round(m["best_iteration"] * sum(final["split_sizes"].values()) / m["fit_rows"]) for m in members]
+    assert meta["hpo"]["ensemble"] == members
+    X_test, y_test = load_frame_ref(final["splits"]["test_X"]), load_frame_ref(final["splits"]["test_y"])
+    scores, _ = score_model(evaluated.model, X_test, y_test, ["roc_auc", "log_loss"], "binary_classification")
+    assert scores == pytest.approx({k: final["test_metrics"][k] for k in scores}, abs=1e-12)
+    proba = np.mean([m.predict_proba(X_test) for m in evaluated.model.members], axis=0)
+    np.testing.assert_allclose(evaluated.model.predict_proba(X_test), proba)
+    # the raw-rows wrapper serves the average too
+    assert evaluated.predict(X_test).shape == (len(X_test),)
+
+
+async def test_an_ensemble_of_one_is_the_best_model_alone(context: ModelTrainerContext) -> None:
+    from src.mlops.objectives import AveragedModel
+
+    final = await build_model_trainer_graph().ainvoke({"dataset_name": "iris", "n_trials": 3}, context=context)
+    assert final["status"] == "completed", final.get("error")
+    assert "ensemble" not in final["hpo"]
+    model, _ = load_run_artifact(final, final["model_path"])
+    assert type(model.model) is not AveragedModel
+
+
 async def test_trial_progress_is_streamed(context: ModelTrainerContext) -> None:
     graph = build_model_trainer_graph()
     events = [

@@ -13,7 +13,8 @@ import skops.io as sio
 
 from src.mlops.model_io import TRUSTED_TYPES, UntrustedModelError, dump_model, load_model
 from src.mlops.models import MODEL_REGISTRY
-from src.mlops.objectives import LabelCodec, TunedModel, fit_model
+from src.mlops.metrics import get_metric
+from src.mlops.objectives import AveragedModel, LabelCodec, TunedModel, fit_model
 
 FAMILY_CASES = [(name, pt) for name, spec in MODEL_REGISTRY.items() for pt in spec.problem_types]
 
@@ -50,6 +51,45 @@ def test_every_family_round_trips_with_the_trusted_list(family, problem_type, mi
         np.testing.assert_allclose(loaded.predict_proba(X), fitted.predict_proba(X))
     # nothing beyond our explicit list is needed (skops' own defaults aside)
     assert set(sio.get_untrusted_types(file=path)) <= set(TRUSTED_TYPES)
+
+
+@pytest.mark.parametrize("problem_type", ["binary_classification", "multiclass_classification", "regression"])
+def test_an_averaged_model_predicts_the_mean_of_its_members_and_round_trips(problem_type, mixed_data, tmp_path):
+    spec = MODEL_REGISTRY["lightgbm"]
+    X, y = mixed_data[problem_type]
+    codec = LabelCodec(y) if problem_type.endswith("classification") else None
+    yy = codec.encode(y) if codec else y
+    members = [fit_model(spec, problem_type, {**spec.default_params(problem_type, seed=s), "n_estimators": n,
+                                              "num_leaves": leaves}, X, yy, codec=codec).model
+               for s, n, leaves in ((0, 20, 7), (1, 40, 15), (2, 10, 31))]
+    avg = AveragedModel.of(members)
+    loaded = load_model(dump_model(avg, tmp_path / "avg.skops"))
+    assert type(loaded) is AveragedModel and [type(m) for m in loaded.members] == [TunedModel] * 3
+    if codec is None:
+        mean = np.mean([m.predict(X) for m in members], axis=0)
+        np.testing.assert_allclose(loaded.predict(X), mean)
+        rmse = get_metric("rmse", problem_type)
+        np.testing.assert_allclose(loaded.predict_for_metric(X, rmse), mean)
+        return
+    proba = np.mean([m.predict_proba(X) for m in members], axis=0)
+    np.testing.assert_allclose(loaded.predict_proba(X), proba)
+    assert not np.allclose(proba, members[0].predict_proba(X))  # the members differ: a real average
+    np.testing.assert_array_equal(loaded.predict(X), codec.classes_[proba.argmax(axis=1)])
+    np.testing.assert_array_equal(loaded.predict_for_metric(X, get_metric("accuracy", problem_type)), proba.argmax(axis=1))
+    if problem_type == "binary_classification":
+        np.testing.assert_allclose(loaded.predict_for_metric(X, get_metric("roc_auc", problem_type)), proba[:, 1])
+
+
+def test_members_of_other_classes_are_not_averaged(mixed_data):
+    spec = MODEL_REGISTRY["lightgbm"]
+    X, y = mixed_data["binary_classification"]
+    a = fit_model(spec, "binary_classification", spec.default_params("binary_classification", seed=0), X,
+                  LabelCodec(y).encode(y), codec=LabelCodec(y)).model
+    yr = np.where(y == "yes", "YES", "no")
+    b = fit_model(spec, "binary_classification", spec.default_params("binary_classification", seed=0), X,
+                  LabelCodec(yr).encode(yr), codec=LabelCodec(yr)).model
+    with pytest.raises(ValueError, match="share the problem type and the classes"):
+        AveragedModel.of([a, b])
 
 
 class _Exploit:

@@ -28,7 +28,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -210,8 +210,16 @@ class PostStudyReserve:
     """
 
     def __init__(self, *, rows_trainval: int, rows_all: int | None, default_fit_rows: int,
-                 fit_ratio: float = 1.0, patience: int | None = 50) -> None:
+                 fit_ratio: float = 1.0, patience: int | None = 50, members: int = 1,
+                 members_cap: float | None = None, family_of: Callable[[Mapping[str, Any]], Any] | None = None) -> None:
         self.patience = patience
+        #: ``ensemble_size``: the final model averages the best trial and up to ``members - 1`` more
+        self.members = members
+        #: padded seconds the extra members' final fits may reserve at most (``None``: no limit)
+        self.members_cap = members_cap
+        #: the family of a trial's params (a family search averages the best one's family only)
+        self.family_of = family_of
+        self._extras: list[tuple[float, int, float, dict[str, Any], dict[str, Any]]] = []
         self.rows_trainval = rows_trainval
         self.rows_all = rows_all
         self.default_fit_rows = default_fit_rows
@@ -225,6 +233,11 @@ class PostStudyReserve:
         self._completed: list[tuple[float, int, float, dict[str, Any], dict[str, Any]]] = []
 
     def __call__(self) -> float:
+        defaults = 0.0 if self._best_is_defaults and not self._extras else self._defaults_cost
+        return SAFETY * self.fit_ratio * (self._best_cost + sum(c[2] for c in self._extras) + defaults)
+
+    def _best_alone(self) -> float:
+        """The padded estimate without the ensemble's extra members."""
         defaults = 0.0 if self._best_is_defaults else self._defaults_cost
         return SAFETY * self.fit_ratio * (self._best_cost + defaults)
 
@@ -259,6 +272,50 @@ class PostStudyReserve:
             self._best = value
             self._best_cost = trainval + everything
             self._best_is_defaults = is_defaults
+        if self.members > 1:
+            self._extras = self._extra_members()
+
+    def _ranked(self) -> list[tuple[float, int, float, dict[str, Any], dict[str, Any]]]:
+        return sorted(self._completed, key=lambda c: ((-c[0] if self._maximize else c[0]), c[1]))
+
+    def _extra_members(self) -> list[tuple[float, int, float, dict[str, Any], dict[str, Any]]]:
+        """The trials an averaged final model would add to the best one: the next best distinct
+        configurations of its family, at least as good as the defaults trial, while their padded
+        final fits stay within :attr:`members_cap`."""
+        ranked = self._ranked()
+        best = ranked[0]
+        defaults = next((c for c in ranked if c[4].get(SOURCE_ATTR) == "defaults"), None)
+        seen = {json.dumps(best[3], sort_keys=True, default=str)}
+        extras: list[tuple[float, int, float, dict[str, Any], dict[str, Any]]] = []
+        total = 0.0
+        for c in ranked[1:]:
+            if len(extras) + 1 >= self.members:
+                break
+            if defaults is not None and not self._at_least(c[0], defaults[0]):
+                break
+            key = json.dumps(c[3], sort_keys=True, default=str)
+            if key in seen or (self.family_of is not None and self.family_of(c[3]) != self.family_of(best[3])):
+                continue
+            seen.add(key)
+            if self.members_cap is not None and SAFETY * self.fit_ratio * (total + c[2]) > self.members_cap:
+                break
+            extras.append(c)
+            total += c[2]
+        return extras
+
+    def ensemble(self, seconds_left: float, *, slack: float = SWAP_SLACK_S) -> list[int]:
+        """The numbers of the trials the averaged final model may add to the best one with
+        ``seconds_left`` for the final fits (best first; each added only while all the fits, the
+        best one's included, fit in the time left plus ``slack``)."""
+        cost = self._best_alone() / SAFETY  # the unpadded estimate, as in :meth:`affordable`
+        out: list[int] = []
+        for _, number, extra, _, _ in self._extras:
+            extra_s = self.fit_ratio * extra
+            if cost + extra_s > seconds_left + slack:
+                break
+            cost += extra_s
+            out.append(number)
+        return out
 
     def affordable(self, seconds_left: float, *, slack: float = SWAP_SLACK_S
                    ) -> tuple[int, dict[str, Any], dict[str, Any]] | None:
@@ -271,9 +328,9 @@ class PostStudyReserve:
         a few tenths of a second later the padded estimate is always a little above what is left:
         only an estimate that does not fit even without its padding (plus ``slack``, :func:`swap_slack`)
         -- a costly best found when there was no time left to reserve for it -- gives way."""
-        if not self._completed or self() <= SAFETY * seconds_left + slack:
+        if not self._completed or self._best_alone() <= SAFETY * seconds_left + slack:
             return None
-        ranked = sorted(self._completed, key=lambda c: -c[0] if self._maximize else c[0])
+        ranked = self._ranked()
         defaults = next((c for c in ranked if c[4].get(SOURCE_ATTR) == "defaults"), None)
         for value, number, cost, params, attrs in ranked:
             if defaults is not None and number != defaults[1] and not self._at_least(value, defaults[0]):

@@ -15,6 +15,9 @@ from typing import Any
 from src.mlops.errors import ConfigurationError
 from src.mlops.objectives import REFIT_MODES
 
+#: the most configurations a final model averages (``ensemble_size``).
+MAX_ENSEMBLE = 10
+
 __all__ = ["DEFAULTS", "setting", "validate_settings", "model_family"]
 
 
@@ -54,6 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "min_improvement": 0.0,
     "max_failures": None,
     "selection": "best",
+    "ensemble_size": 1,
     "time_column": None,
     "problem_type": None,
     "target": None,
@@ -175,6 +179,9 @@ def validate_settings(state: Mapping[str, Any]) -> None:
         raise ConfigurationError(f"min_improvement must be a number >= 0, but got {min_improvement!r}")
     if setting(state, "selection") not in SELECTION_RULES:
         raise ConfigurationError(f"selection must be one of {list(SELECTION_RULES)}, but got {state.get('selection')!r}")
+    _positive("ensemble_size", setting(state, "ensemble_size"), integer=True, allow_none=False)
+    if setting(state, "ensemble_size") > MAX_ENSEMBLE:
+        raise ConfigurationError(f"ensemble_size must be at most {MAX_ENSEMBLE}, but got {state.get('ensemble_size')!r}")
     enqueue = setting(state, "enqueue")
     if enqueue is not None:
         if not isinstance(enqueue, (list, tuple)) or not all(isinstance(c, Mapping) and c for c in enqueue):

@@ -122,6 +122,9 @@ class HPOSummary(TypedDict, total=False):
     #: when the time budget could not afford the best trial's final fits: ``{"best_trial", "used_trial",
     #: "reason"}`` (the best trial whose fits fit in the time left is used instead).
     trial_for_time: dict[str, Any]
+    #: the final model averages these trials (``ensemble_size`` > 1; absent: the best alone), best
+    #: first: ``{"number", "value", "params"`` (merged with the defaults), ``"best_iteration", "fit_rows"}``.
+    ensemble: list[dict[str, Any]]
     #: epoch seconds at which the study ended (the time budget measures what follows).
     finished_at: float
     #: seconds the study was given (``time_budget`` minus what the rest of the run needs), if bounded by time.
@@ -205,6 +208,10 @@ class ModelTrainerInput(TypedDict, total=False):
     #: CV, the most reliable gain over the defaults on the same folds, or the defaults when no trial
     #: beats them by more than one standard error: :mod:`src.mlops.selection`).
     selection: str
+    #: the final model averages the study's best ``ensemble_size`` configurations (1: the best alone).
+    #: The others must be at least as good as the defaults trial and of the best one's family, and
+    #: under a time budget their final fits must fit in it (:mod:`src.mlops.ensemble`).
+    ensemble_size: int
     #: search space replacing the family's default (dict format of SPEC F2; JSON only).
     search_space: dict[str, Any] | None
     #: how trials are scored: "auto" (default: chosen from the data by the rule of

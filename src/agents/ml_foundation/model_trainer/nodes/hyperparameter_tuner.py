@@ -47,7 +47,8 @@ import pandas as pd
 from langgraph.runtime import Runtime
 
 from src.mlops.errors import DataValidationError
-from src.mlops.family_search import family_names, is_family_search, select_family
+from src.mlops.ensemble import ensemble_members
+from src.mlops.family_search import family_names, is_family_search, select_family, split_family_params
 from src.mlops.metrics import default_metric, get_metric
 from src.mlops.models import get_model_spec
 from src.mlops.optimizer import uses_budget
@@ -319,7 +320,10 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
                 rows_trainval=rows_trainval,
                 rows_all=rows_trainval + int(sizes.get("test", 0)) if setting(state, "refit") == "all" else None,
                 default_fit_rows=len(y_tr) * (1.0 - 1.0 / scheme.folds) if scheme.folds else len(y_tr),
-                fit_ratio=measured_seconds(ctx.hpo_home, FIT_RATIO_KEY, DEFAULT_FIT_RATIO), patience=ctx.early_stopping_rounds)
+                fit_ratio=measured_seconds(ctx.hpo_home, FIT_RATIO_KEY, DEFAULT_FIT_RATIO), patience=ctx.early_stopping_rounds,
+                members=setting(state, "ensemble_size"), family_of=_family_of(families),
+                # the extra members may take a tenth of the study's time at most (slow fits: the best alone)
+                members_cap=None if timeout is None else ENSEMBLE_SHARE * timeout)
             listeners.append(reserve)
         result = await run_hyperparameter_optimization(
             algorithm=",".join(families) or spec.name,
@@ -388,6 +392,12 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
                                  "of the time budget remain"}
             _use_trial(result, *choice)
     summary = _summary(result, scheme, timeout)
+    if swapped is None and (selected is None or selected["used_trial"] == selected["best_trial"]):
+        left = None if deadline is None else deadline - time.time() - (fixed + upload)
+        members = _ensemble(result, setting(state, "ensemble_size"), families, reserve, left,
+                            swap_slack(state.get("time_budget")))
+        if members:
+            summary["ensemble"] = jsonable(members)
     if probed is not None:
         summary["scheme_probe"] = jsonable(probed)
     if swapped is not None:
@@ -400,6 +410,36 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
         "default_params": jsonable(result.default_params),
         "mlflow_parent_run_id": await _parent_run_id(ctx),  # reopened on resume
     }
+
+
+#: the share of the study's time the extra members of an averaged final model may reserve for their fits.
+ENSEMBLE_SHARE = 0.1
+
+
+def _family_of(families: list[str]) -> Callable[[Mapping[str, Any]], str] | None:
+    return (lambda params: split_family_params(params)[0]) if families else None
+
+
+def _ensemble(result: OptimizationResult, size: int, families: list[str], reserve: PostStudyReserve | None,
+              left: float | None, slack: float) -> list[dict[str, Any]]:
+    """The trials the final model averages (``ensemble_size`` > 1), best first, with the params the
+    final fits use; ``[]`` for the best alone. Under a time budget, only those whose final fits the
+    reserve kept time for and that still fit in the ``left`` seconds."""
+    if size < 2 or result.objectives or not result.top_trials:
+        return []
+    members = ensemble_members(result.top_trials, size, direction=result.direction,
+                               defaults_value=result.defaults_value, same_family=_family_of(families))
+    if not members or members[0]["number"] != result.best_trial_number:
+        return []
+    if reserve is not None and left is not None:
+        allowed = set(reserve.ensemble(left, slack=slack))
+        members = [members[0], *(m for m in members[1:] if m["number"] in allowed)]
+    if len(members) < 2:
+        return []
+    return [{"number": m["number"], "value": m["value"],
+             "params": {**result.default_params, **(split_family_params(m["params"])[1] if families else m["params"])},
+             "best_iteration": m["user_attrs"].get("best_iteration"), "fit_rows": m["user_attrs"].get("fit_rows")}
+            for m in members]
 
 
 def _use_trial(result: OptimizationResult, number: int, params: dict[str, Any], attrs: dict[str, Any]) -> None:

@@ -105,7 +105,7 @@ def score_model(model: Any, X: Any, y: Any, metric_names: Sequence[str], problem
     errors: dict[str, str] = {}
     for name in metric_names:
         spec = get_metric(name, problem_type)
-        if spec.needs == "proba" and not hasattr(model.estimator, "predict_proba"):
+        if spec.needs == "proba" and not model.has_proba:
             scores[spec.name] = None
             errors[spec.name] = f"{model.algorithm!r} gives no class probabilities"
             continue

@@ -117,11 +117,13 @@ async def register_model(state: ModelTrainerState, runtime: Runtime[ModelTrainer
         await tracker.reopen_run(parent)  # a resumed run: same record, not a new one
     model_dir = Path(state["model_path"])
     preparer = model_dir / PREPARER_FILE
+    ensemble = (state.get("hpo") or {}).get("ensemble") or []
     started = time.monotonic()
     uri = await tracker.log_final_model(
         model_dir / MODEL_FILE, preparer_file=preparer if preparer.is_file() else None, raw_sample=raw,
         files=[model_dir / METADATA_FILE], metrics=_metrics(state),
         params={"final.algorithm": model_family(state),
+                **({"final.ensemble_trials": ",".join(str(m["number"]) for m in ensemble)} if ensemble else {}),
                 **{f"final.{k}": v for k, v in (state.get("merged_params") or {}).items()}},
         registered_model_name=ctx.registered_model_name,
     )

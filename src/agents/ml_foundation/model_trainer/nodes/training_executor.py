@@ -22,7 +22,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from src.mlops.objectives import FitResult, ModelObjective
+from src.mlops.objectives import FitResult, ModelObjective, average_fits
 from src.mlops.schemes import EvaluationScheme, parse_scheme, tuning_frames
 from src.mlops.splits import load_frame_ref
 
@@ -87,7 +87,7 @@ def artifact_metadata(state: Mapping[str, Any], kind: str, params: Mapping[str, 
         "study_name": hpo.get("study_name"),
         "hpo": {k: hpo.get(k) for k in ("enabled", "best_value", "defaults_value", "n_trials", "n_completed",
                                          "n_pruned", "n_failed", "scheme", "chosen_family", "family_best",
-                                         "objectives", "pick")
+                                         "objectives", "pick", "ensemble")
                 if k in hpo},
     }
 
@@ -114,13 +114,17 @@ def _train(state: Mapping[str, Any], ctx: ModelTrainerContext) -> TrainingUpdate
     tuned_rounds = (hpo.get("best_iteration"), hpo.get("best_fit_rows")) if hpo.get("enabled") else (None, None)
     tuned = objective.fit_final(merged, refit=refit, n_rounds=tuned_rounds[0], rounds_rows=tuned_rounds[1])
     _record_fit_ratio(ctx, hpo, tuned)
+    members = hpo.get("ensemble") or []
+    if len(members) > 1:  # the best one's fit, then the others', averaged
+        tuned = average_fits([tuned, *(objective.fit_final(m["params"], refit=refit, n_rounds=m.get("best_iteration"),
+                                                             rounds_rows=m.get("fit_rows")) for m in members[1:])])
     evaluated_dir = run_dir / ("evaluated_model" if refit == "all" else "model")
     saved = save_model_artifact(tuned.model, evaluated_dir, artifact_metadata(state, "tuned", merged, tuned),
                                 preparer=state.get("preparer_path"))
     training: dict[str, Any] = {"refit": refit, "best_iteration": tuned.best_iteration, "n_rounds": tuned.n_rounds,
                                 "fit_seconds": round(tuned.fit_seconds, 4), "fit_rows": tuned.fit_rows,
                                 "fitted_on": tuned.refit}
-    if objective.params_for(defaults) == objective.params_for(merged):
+    if objective.params_for(defaults) == objective.params_for(merged) and len(members) < 2:
         defaults_saved, baseline = saved, tuned
     else:
         defaults_rounds = (hpo.get("defaults_best_iteration"), hpo.get("defaults_fit_rows"))
