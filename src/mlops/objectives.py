@@ -180,6 +180,8 @@ class ModelObjective:
                 # Reweighting classes cannot improve a ranking (roc_auc) and it distorts the
                 # probabilities (log loss, calibration): not searched for these metrics.
                 space = space.with_overrides({"class_weight": None})
+            if self.spec.categorical_params and not any(isinstance(t, pd.CategoricalDtype) for t in Xtr.dtypes):
+                space = space.with_overrides({k: None for k in self.spec.categorical_params if k in space.names})
         if space_overrides:
             space = space.with_overrides(space_overrides)
         if fixed_params and "n_estimators" in fixed_params and "dart_rounds" in space.names:

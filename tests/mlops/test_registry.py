@@ -92,6 +92,35 @@ def test_lightgbm_default_space_matches_the_issue():
     assert s["bagging_fraction"].when == {"boosting_type": ("gbdt", "dart")}
 
 
+def test_lightgbm_searches_its_categorical_splits_only_when_the_data_has_categories():
+    """cat_smooth, cat_l2, min_data_per_group and max_cat_to_onehot act on category features only:
+    searched when there are some, left at LightGBM's defaults otherwise; trial 0 keeps the defaults."""
+    import numpy as np
+    import pandas as pd
+    from src.mlops.objectives import ModelObjective
+
+    spec = get_model_spec("lightgbm")
+    cat = ("cat_smooth", "cat_l2", "min_data_per_group", "max_cat_to_onehot")
+    assert spec.categorical_params == cat
+    lgbm_defaults = {"cat_smooth": 10.0, "cat_l2": 10.0, "min_data_per_group": 100, "max_cat_to_onehot": 4}
+    assert {k: spec.default_params("binary")[k] for k in cat} == lgbm_defaults
+    rng = np.random.default_rng(0)
+    numeric = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)})
+    with_cat = numeric.assign(c=pd.Categorical(rng.choice(["x", "y", "z"], 200)))
+    y = rng.integers(0, 2, 200)
+    def objective(X):
+        return ModelObjective("lightgbm", "binary", X[:150], y[:150], X[150:], y[150:], metric="roc_auc")
+    assert not set(cat) & set(objective(numeric).search_space.names)
+    searched = objective(with_cat)
+    assert set(cat) <= set(searched.search_space.names)
+    assert {k: searched.defaults_trial_params()[k] for k in cat} == lgbm_defaults
+    regularized = [p for p in searched.portfolio_trial_params() if p["cat_smooth"] != 10.0]
+    assert len(regularized) == 1 and regularized[0]["min_data_per_group"] == 200
+    # the estimator receives them
+    built = spec.build({**spec.default_params("binary"), "cat_smooth": 50.0}, "binary")
+    assert built.get_params()["cat_smooth"] == 50.0
+
+
 def test_lightgbm_round_counts_cap_early_stopping_and_dart_searches_its_own():
     spec = get_model_spec("lightgbm")
     s = spec.search_space("regression")
