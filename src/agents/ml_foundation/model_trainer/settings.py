@@ -57,7 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "min_improvement": 0.0,
     "max_failures": None,
     "selection": "best",
-    "ensemble_size": 1,
+    "ensemble_size": 3,
     "time_column": None,
     "problem_type": None,
     "target": None,
