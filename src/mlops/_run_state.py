@@ -1,5 +1,7 @@
-"""Book-keeping of one ``optimize`` call (:class:`RunState`) and the lease a worker holds while it
-runs trials (:func:`holding_lease`). Used by :mod:`.optimizer` only."""
+"""Book-keeping of one ``optimize`` call and the lease a worker holds while it runs trials.
+
+:class:`RunState` counts the run's trials and fires its stop rules; :func:`holding_lease` renews
+the worker's lease. Used by the optimizer loop only (:mod:`.optimizer`, :mod:`._trial_run`)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import optuna
+from optuna.trial import TrialState
 
 from .trial_cache import TrialCache
 from .trial_slots import TrialSlots
@@ -56,6 +59,27 @@ class RunState:
     def stop(self, reason: str) -> None:
         if self.stop_reason is None:
             self.stop_reason = reason
+
+    def account(self, frozen: optuna.trial.FrozenTrial) -> None:
+        """Count a finished trial of this run; fire the stop rules (``max_failures``, ``patience``)."""
+        self.n_finished += 1
+        self.has_complete = self.has_complete or frozen.state == TrialState.COMPLETE
+        if frozen.state == TrialState.FAIL:
+            self.n_failed += 1
+            if self.max_failures is not None and self.n_failed >= self.max_failures:
+                self.stop("max_failures")
+            return
+        if frozen.state != TrialState.COMPLETE or len(self.study.directions) > 1:
+            return
+        v = float(frozen.value)
+        maximize = self.study.direction.name == "MAXIMIZE"
+        improved = self.best is None or (v > self.best + self.min_improvement if maximize
+                                         else v < self.best - self.min_improvement)
+        if self.best is None or (v > self.best if maximize else v < self.best):
+            self.best = v
+        self.since_improvement = 0 if improved else self.since_improvement + 1
+        if self.patience is not None and self.since_improvement >= self.patience:
+            self.stop("patience")
 
     @property
     def deadline(self) -> float | None:

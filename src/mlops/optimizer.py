@@ -41,24 +41,18 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ._run_state import FIRST_WAIT_S, RunState, holding_lease
 from ._seeding import MODEL_OBJECTIVES, check_enqueue, enqueue_config, seed_study
+from ._storages import new_ledger, resolve_storage
 from ._study_result import optimization_history, study_result
+from ._trial_run import run_trial
 from .errors import ConfigurationError, StudyMismatchError
-from .executors import ProcessTrialRunner, TrialError, TrialTimeout, run_in_thread
+from .executors import ProcessTrialRunner
 from .factories import PrunerFactory, SamplerFactory
 from .family_search import FamilySearchObjective, is_family_search
 from .multi_objective import ParetoPick, apply_pick
-from .objectives import ModelObjective, TrialCancelled, TrialReporter
+from .objectives import ModelObjective
 from .search_space import SearchSpace, parse_search_space
 from .trial_cache import TrialCache
-from .trial_slots import (
-    InMemoryTrialSlots,
-    Reservation,
-    TrialSlots,
-    check_lease_settings,
-    new_worker_id,
-    tell_trial,
-    uses_budget,
-)
+from .trial_slots import Reservation, TrialSlots, check_lease_settings, new_worker_id, tell_trial, uses_budget
 from .types import FAIL_REASON_ATTR, OptimizationResult, StudyContext, TrialListener
 
 __all__ = ["OptunaOptimizer", "resolve_storage", "uses_budget"]
@@ -66,39 +60,8 @@ __all__ = ["OptunaOptimizer", "resolve_storage", "uses_budget"]
 log = logging.getLogger("src.mlops.optimizer")
 
 _DIRECTIONS = ("maximize", "minimize")
-#: seconds an interrupted trial gets to stop by itself (boosting fits stop at the next round)
-#: before its thread is abandoned
-_DEADLINE_GRACE_S = 2.0
 #: returned by ``_reserve`` when the budget is used but other workers' trials still run
 _WAIT = object()
-
-
-class _DeadlinePassed(Exception):
-    """The study's timeout passed while a trial ran (it is failed as "deadline", free)."""
-
-
-def _retrieve(fut: asyncio.Future) -> None:
-    """Done-callback of an abandoned trial future: consume its outcome (no 'never retrieved' noise)."""
-    if not fut.cancelled():
-        fut.exception()
-
-
-def resolve_storage(storage: Any) -> optuna.storages.BaseStorage | None:
-    """``None`` -> in memory; a URL -> PostgreSQL journal storage (``postgresql://``) or Optuna's
-    RDB storage (``sqlite://`` ...); an Optuna storage object is used as it is."""
-    if storage is None or isinstance(storage, optuna.storages.BaseStorage):
-        return storage
-    if isinstance(storage, str):
-        if storage.startswith(("postgresql://", "postgres://", "postgresql+")):
-            from .persistence import create_optuna_storage
-
-            return create_optuna_storage(storage)
-        if storage.startswith("journal:"):
-            from optuna.storages.journal import JournalFileBackend
-
-            return optuna.storages.JournalStorage(JournalFileBackend(storage.removeprefix("journal:")))
-        return optuna.storages.get_storage(storage)
-    raise ConfigurationError(f"storage must be None, a URL or an optuna storage object, got {type(storage).__name__}")
 
 
 class OptunaOptimizer:
@@ -170,16 +133,8 @@ class OptunaOptimizer:
         storage = study._storage  # noqa: SLF001 - the storage object identifies the ledger
         entry = self._slots.get(id(storage))
         if entry is None or entry[0] is not storage:
-            lease = {"heartbeat_interval": self.heartbeat_interval, "lease_duration": self.lease_duration}
-            slots: TrialSlots | None = None
-            if not isinstance(storage, optuna.storages.InMemoryStorage):
-                from .persistence import PostgresOptunaStorage
-                from .persistence.pg_trial_slots import PostgresTrialSlots
-
-                if isinstance(storage, PostgresOptunaStorage):
-                    slots = PostgresTrialSlots(storage.dsn, worker_id=self.worker_id, host=self.host_id, **lease)
-            if slots is None:
-                slots = InMemoryTrialSlots(storage, worker_id=self.worker_id, **lease)
+            slots = new_ledger(storage, worker_id=self.worker_id, host_id=self.host_id,
+                               heartbeat_interval=self.heartbeat_interval, lease_duration=self.lease_duration)
             entry = self._slots[id(storage)] = (storage, slots)
         return entry[1]
 
@@ -426,7 +381,7 @@ class OptunaOptimizer:
             cancel = threading.Event()
             run.inflight[trial.number] = (trial, cancel)
             try:
-                state, value, reason = await self._run_trial(run, trial, objective, runner, trial_timeout, cancel)
+                state, value, reason = await run_trial(run, trial, objective, runner, trial_timeout, cancel)
             except BaseException:
                 cancel.set()
                 raise
@@ -434,7 +389,7 @@ class OptunaOptimizer:
             run.inflight.pop(trial.number, None)
             if run.cache is not None:
                 await run.cache.store_trial(run.study.study_name, frozen)
-            self._account(run, frozen)
+            run.account(frozen)
             await self._notify("on_trial_finished", run.study, frozen)
             for cb in callbacks:  # in a thread, as Optuna calls them with n_jobs > 1: never on the loop
                 try:
@@ -481,111 +436,6 @@ class OptunaOptimizer:
             return None
         return reservation.trial
 
-    async def _run_trial(self, run: RunState, trial: optuna.Trial, objective: Any, runner: ProcessTrialRunner | None,
-                         trial_timeout: float | None, cancel: threading.Event) -> tuple[TrialState, Any, str | None]:
-        if run.cache is not None:
-            hit = await self._cached(run.cache, trial, objective)
-            if hit is not None:
-                return TrialState.COMPLETE, hit, None
-
-        def execute() -> Any:
-            if isinstance(objective, MODEL_OBJECTIVES):
-                params = objective.suggest(trial)
-                if runner is not None:
-                    ev = runner.run(params, trial, timeout=trial_timeout, cancel=cancel)
-                else:
-                    ev = objective.evaluate(params, TrialReporter(trial, cancel))
-                for k, v in ev.user_attrs.items():
-                    trial.set_user_attr(k, v)
-                return ev.value
-            return objective(trial)
-
-        # Starting a thread waits until it runs, which took tens of ms with busy threads holding the
-        # GIL: not on the loop.
-        fut = asyncio.wrap_future(await asyncio.to_thread(run_in_thread, execute, name=f"hpo-trial-{trial.number}"))
-        # A process runner enforces the deadline itself (kill + replace); the outer guard only
-        # catches a runner that could not (e.g. stuck in suggest). Threads rely on the guard.
-        guard = None if trial_timeout is None else (trial_timeout * 2 + 5 if runner else trial_timeout)
-        try:
-            value = await self._await_trial(run, fut, guard, cancel)
-        except asyncio.CancelledError:
-            fut.add_done_callback(_retrieve)  # the abandoned thread's outcome is moot: no "never retrieved"
-            raise
-        except _DeadlinePassed:
-            return TrialState.FAIL, None, "deadline"
-        except (TimeoutError, asyncio.TimeoutError, TrialTimeout):
-            cancel.set()
-            return TrialState.FAIL, None, "timeout"
-        except optuna.TrialPruned:
-            return TrialState.PRUNED, None, None
-        except TrialCancelled:
-            return TrialState.FAIL, None, "cancelled"
-        except TrialError as e:
-            return TrialState.FAIL, None, f"exception: {e}"
-        except Exception as e:  # noqa: BLE001 - every failure becomes a FAIL state with its reason
-            log.warning("trial %d failed: %s: %s", trial.number, type(e).__name__, e)
-            return TrialState.FAIL, None, f"exception: {type(e).__name__}: {e}"
-        values = list(value) if isinstance(value, (list, tuple)) else [value]
-        try:
-            values = [float(v) for v in values]
-        except (TypeError, ValueError):
-            return TrialState.FAIL, None, f"objective returned a non-number: {value!r}"
-        if not all(math.isfinite(v) for v in values):
-            return TrialState.FAIL, None, f"non-finite value: {value!r}"
-        if len(values) != len(trial.study.directions):
-            return TrialState.FAIL, None, (
-                f"objective returned {len(values)} value(s) for a study with {len(trial.study.directions)} direction(s)"
-            )
-        return TrialState.COMPLETE, values if len(values) > 1 else values[0], None
-
-    @staticmethod
-    async def _cached(cache: TrialCache, trial: optuna.Trial, objective: ModelObjective) -> float | None:
-        """The stored value of this trial's params, its attributes set on the trial; ``None`` on a
-        miss (or any trouble: the trial then trains; suggesting again gives the same params)."""
-        try:
-            params = await asyncio.to_thread(objective.suggest, trial)
-            hit = await cache.lookup(params)
-            if hit is None:
-                return None
-            await asyncio.to_thread(cache.apply, trial, hit)
-            return hit.value
-        except Exception as e:  # noqa: BLE001 - the cache never fails a trial
-            log.warning("trial %d: trial cache skipped (%s: %s)", trial.number, type(e).__name__, e)
-            return None
-
-    @staticmethod
-    async def _await_trial(run: RunState, fut: asyncio.Future, guard: float | None, cancel: threading.Event) -> Any:
-        """The trial's value. Raises TimeoutError past ``guard`` seconds, and :class:`_DeadlinePassed`
-        when the study's deadline passes while a COMPLETE trial exists: the trial is asked to stop
-        (``cancel``), and its thread is abandoned if it has not stopped within a short grace."""
-        start = time.monotonic()
-        while True:
-            now = time.monotonic()
-            deadline = run.deadline
-            waits = [] if guard is None else [start + guard - now]
-            if deadline is not None and run.has_complete:
-                waits.append(deadline - now)
-                if run.time_reserve is not None:
-                    waits.append(1.0)  # the reserve may grow as other trials finish: look again
-            elif deadline is not None:
-                waits.append(1.0)  # no result yet: look again for a completion elsewhere
-            timeout = max(0.0, min(waits)) if waits else None
-            done, _ = await asyncio.wait({fut}, timeout=timeout)
-            if done:
-                return fut.result()
-            now = time.monotonic()
-            if guard is not None and now >= start + guard:
-                fut.cancel()
-                raise TimeoutError
-            deadline = run.deadline
-            if deadline is not None and run.has_complete and now >= deadline:
-                cancel.set()
-                done, _ = await asyncio.wait({fut}, timeout=_DEADLINE_GRACE_S)
-                if done and not fut.cancelled() and fut.exception() is None:
-                    return fut.result()  # it finished after all: keep its result
-                fut.add_done_callback(_retrieve)
-                raise _DeadlinePassed
-
     @staticmethod
     def _tell(run: RunState, trial: optuna.Trial, state: TrialState, value: Any, reason: str | None) -> FrozenTrial:
         """Tell Optuna, then give the trial's slot its final state. A trial another worker failed as
@@ -597,26 +447,6 @@ class OptunaOptimizer:
                         frozen.user_attrs.get(FAIL_REASON_ATTR))
         run.slots.finish(run.study, trial.number, frozen)
         return frozen
-
-    def _account(self, run: RunState, frozen: FrozenTrial) -> None:
-        run.n_finished += 1
-        run.has_complete = run.has_complete or frozen.state == TrialState.COMPLETE
-        if frozen.state == TrialState.FAIL:
-            run.n_failed += 1
-            if run.max_failures is not None and run.n_failed >= run.max_failures:
-                run.stop("max_failures")
-            return
-        if frozen.state != TrialState.COMPLETE or len(run.study.directions) > 1:
-            return
-        v = float(frozen.value)
-        maximize = run.study.direction.name == "MAXIMIZE"
-        improved = run.best is None or (v > run.best + run.min_improvement if maximize
-                                        else v < run.best - run.min_improvement)
-        if run.best is None or (v > run.best if maximize else v < run.best):
-            run.best = v
-        run.since_improvement = 0 if improved else run.since_improvement + 1
-        if run.patience is not None and run.since_improvement >= run.patience:
-            run.stop("patience")
 
     def _fail_inflight(self, run: RunState, reason: str) -> None:
         """Synchronously fail every in-flight trial (used on cancellation: no awaiting here)."""

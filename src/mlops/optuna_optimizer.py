@@ -266,7 +266,8 @@ async def run_hyperparameter_optimization(
         if trial_cache is not False and len(study.directions) == 1 and not families:  # one-family studies
             store = trial_cache if not isinstance(trial_cache, bool) else (
                 history if isinstance(history, TrialCacheStore) else InMemoryTrialCacheStore())
-            cache = TrialCache.for_objective(store, objective, data_fingerprint=data_fp)
+            # reads the installed libraries' metadata (files) the first time: not on the event loop
+            cache = await asyncio.to_thread(TrialCache.for_objective, store, objective, data_fingerprint=data_fp)
         narrowing = Narrowing(objective, phases=phases, n_trials=n_trials, timeout=timeout,
                               shrink=narrow_shrink) if phases > 1 else None
         if narrowing is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from typing import Any
 
 import optuna
@@ -19,6 +20,8 @@ from src.mlops.persistence import (
     parse_dsn,
     save_to_database,
 )
+from src.mlops.persistence import recorder as recorder_module
+from src.mlops.persistence.records import TrialRecord
 from src.mlops.types import FAIL_REASON_ATTR, OptimizationResult, StudyContext, TrialListener
 
 from ._helpers import admin_sql
@@ -201,3 +204,58 @@ async def test_recorder_drops_only_what_it_must(repo: Any) -> None:
     assert recorder.pending == 3 and recorder.stats.dropped_trials == 6
     assert await recorder.flush(timeout=10)
     assert [t.number for t in await repo.get_trials("bounded")] == [6, 7, 8]
+
+
+async def test_recorder_makes_records_and_summaries_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 8.7: the hooks only queue the Optuna trial; converting it (JSON-ready params, attributes,
+    distributions) and summarizing the study run in threads, never on the loop's thread."""
+    loop_thread = threading.get_ident()
+    converted_in: list[int] = []
+    summarized_in: list[int] = []
+    convert, summarize = TrialRecord.from_frozen_trial.__func__, recorder_module.summarize_study
+
+    def recording_convert(cls, trial):
+        converted_in.append(threading.get_ident())
+        return convert(cls, trial)
+
+    def recording_summarize(*args, **kwargs):
+        summarized_in.append(threading.get_ident())
+        return summarize(*args, **kwargs)
+
+    monkeypatch.setattr(TrialRecord, "from_frozen_trial", classmethod(recording_convert))
+    monkeypatch.setattr(recorder_module, "summarize_study", recording_summarize)
+    repo = InMemoryHistoryRepository()
+    recorder = HistoryRecorder(repo, sync_on_start=False)
+    study = make_study("off-loop")
+    await recorder.on_study_start(study, context("off-loop"))
+    for t in study.trials:
+        await recorder.on_trial_finished(study, t)
+    assert await recorder.flush(timeout=10)
+    await recorder.on_study_end(study, result_for(study))
+    assert len(await repo.get_trials("off-loop")) == 9
+    assert (await repo.get_study("off-loop")).n_completed == 6  # type: ignore[union-attr]
+    assert converted_in and loop_thread not in converted_in
+    assert summarized_in and loop_thread not in summarized_in
+
+
+async def test_a_trial_that_cannot_be_recorded_is_reported_and_the_others_are_written(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    convert = TrialRecord.from_frozen_trial.__func__
+
+    def failing_on_trial_2(cls, trial):
+        if trial.number == 2:
+            raise ValueError("cannot record trial 2")
+        return convert(cls, trial)
+
+    monkeypatch.setattr(TrialRecord, "from_frozen_trial", classmethod(failing_on_trial_2))
+    repo = InMemoryHistoryRepository()
+    recorder = HistoryRecorder(repo, sync_on_start=False)
+    study = make_study("one-bad")
+    await recorder.on_study_start(study, context("one-bad"))
+    for t in study.trials[:5]:
+        await recorder.on_trial_finished(study, t)
+    assert await recorder.flush(timeout=10)
+    assert [t.number for t in await repo.get_trials("one-bad")] == [0, 1, 3, 4]
+    assert recorder.pending == 0 and recorder.stats.dropped_trials == 0
+    assert "cannot record trial 2" in (recorder.stats.last_error or "") and "cannot record trial 2" in caplog.text

@@ -2,8 +2,10 @@
 
 The recorder is a :class:`~src.mlops.types.TrialListener`. Its hooks only queue work and return at once;
 one background task per event loop writes the queue through the repository, batching whatever
-accumulated. Database trouble never reaches the study: failed writes stay queued and are retried with
-backoff (so a PostgreSQL restart loses nothing), errors are logged without secrets and counted.
+accumulated. Reading the Optuna storage, turning trials into records and summarizing a study run in
+threads, not on the event loop. Database trouble never reaches the study: failed writes stay queued
+and are retried with backoff (so a PostgreSQL restart loses nothing), errors are logged without
+secrets and counted.
 ``on_study_start`` also re-queues every finished trial already in the Optuna storage, so trials told by
 a process that was killed before its write landed are recorded when the study resumes.
 
@@ -55,7 +57,8 @@ class RecorderStats:
 class _StudyQueue:
     context: StudyContext
     need_study: bool = True
-    trials: dict[int, TrialRecord] = field(default_factory=dict)
+    #: by number: a record, or the finished Optuna trial the writer makes one of (in a thread)
+    trials: dict[int, TrialRecord | optuna.trial.FrozenTrial] = field(default_factory=dict)
     summary: StudySummary | None = None
     attempts: int = 0
     #: trials were written since the study's counters were last refreshed from them
@@ -78,6 +81,31 @@ def _records(study: optuna.Study, states: Sequence[optuna.trial.TrialState] | No
     """The study's trials as records: a blocking call (storage reads; a long study's intermediate
     values take tens of milliseconds to copy), run in a thread."""
     return [TrialRecord.from_frozen_trial(t) for t in study.get_trials(deepcopy=False, states=states)]
+
+
+def _records_and_summary(
+    study: optuna.Study, directions: Sequence[str], result: OptimizationResult | None
+) -> tuple[list[TrialRecord], StudySummary]:
+    """Every trial of ``study`` as a record, and their summary: a blocking call, run in a thread."""
+    trials = _records(study)
+    return trials, summarize_study(trials, directions, result)
+
+
+def _as_records(
+    queued: Sequence[TrialRecord | optuna.trial.FrozenTrial],
+) -> tuple[list[TrialRecord], list[tuple[int, Exception]]]:
+    """Queued trials as records (Optuna trials converted: JSON-ready params, attributes and
+    distributions), and the number and error of each trial that could not be converted. Run in a thread."""
+    records, failed = [], []
+    for item in queued:
+        if isinstance(item, TrialRecord):
+            records.append(item)
+            continue
+        try:
+            records.append(TrialRecord.from_frozen_trial(item))
+        except Exception as e:  # noqa: BLE001 - reported by the writer; the other trials are written
+            failed.append((item.number, e))
+    return records, failed
 
 
 def _derived_status(trials: Sequence[TrialRecord]) -> str:
@@ -174,8 +202,8 @@ class HistoryRecorder:
             self._report("on_study_start", study.study_name, e)
 
     async def on_trial_finished(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        try:
-            self._enqueue(self._queue(study), TrialRecord.from_frozen_trial(trial))
+        try:  # the trial is queued as it is: the writer makes its record in a thread
+            self._enqueue(self._queue(study), trial)
             self._kick()
         except Exception as e:
             self._report("on_trial_finished", study.study_name, e)
@@ -184,11 +212,11 @@ class HistoryRecorder:
         try:
             q = self._queue(study)
             q.ended = True
-            trials = await asyncio.to_thread(_records, study)
+            trials, summary = await asyncio.to_thread(_records_and_summary, study, q.context.directions, result)
             for t in trials:  # also catches trials finished by other workers or the stale reaper
                 if t.is_finished:
                     self._enqueue(q, t)
-            q.summary = summarize_study(trials, q.context.directions, result)
+            q.summary = summary
             self._kick()
             if not await self.flush(timeout=self.end_flush_timeout):
                 _log.warning(
@@ -249,7 +277,7 @@ class HistoryRecorder:
             q = self._queues[study.study_name] = _StudyQueue(context or _context_of(study))
         return q
 
-    def _enqueue(self, q: _StudyQueue, record: TrialRecord) -> None:
+    def _enqueue(self, q: _StudyQueue, record: TrialRecord | optuna.trial.FrozenTrial) -> None:
         q.trials[record.number] = record
         while len(q.trials) > self.max_pending:
             oldest = min(q.trials)
@@ -316,7 +344,18 @@ class HistoryRecorder:
                     q.need_study = False
                 if q.trials:
                     batch = dict(sorted(q.trials.items())[: self.batch_size])
-                    await self.repository.upsert_trials(name, list(batch.values()))
+                    records, failed = await asyncio.to_thread(_as_records, list(batch.values()))
+                    for number, e in failed:  # as when a hook fails: reported, not written, not retried
+                        item = batch.pop(number)
+                        if q.trials.get(number) is item:
+                            del q.trials[number]
+                        self._report("on_trial_finished", name, e)
+                    for record in records:  # converted once: a retry after a failed write sends these
+                        if q.trials.get(record.number) is batch[record.number]:
+                            q.trials[record.number] = record
+                        batch[record.number] = record
+                    if records:
+                        await self.repository.upsert_trials(name, records)
                     for number, rec in batch.items():
                         if q.trials.get(number) is rec:  # not replaced by a newer record meanwhile
                             del q.trials[number]
@@ -379,8 +418,7 @@ async def save_to_database(
         )
     if batch_size < 1:
         raise ConfigurationError(f"batch_size must be >= 1, got {batch_size!r}")
-    trials = await asyncio.to_thread(_records, study)
-    summary = summarize_study(trials, context.directions, result)
+    trials, summary = await asyncio.to_thread(_records_and_summary, study, context.directions, result)
     await repository.upsert_study(context, status=summary.status or "running")
     for i in range(0, len(trials), batch_size):
         await repository.upsert_trials(study.study_name, trials[i : i + batch_size])

@@ -23,6 +23,7 @@ scoring, and a round's cost grows less than its rows, so ``r`` is below 1), time
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -251,7 +252,9 @@ class PostStudyReserve:
 
     async def on_study_start(self, study: optuna.Study, context: StudyContext) -> None:
         self._maximize = context.direction == "maximize"
-        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        # a storage read (database I/O for a PostgreSQL study): not on the event loop
+        complete = await asyncio.to_thread(study.get_trials, deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        for t in complete:
             self._observe(t)
 
     async def on_trial_finished(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
