@@ -100,7 +100,7 @@ async def test_refit_train_val_uses_train_and_validation_rows(context: ModelTrai
     space = {"learning_rate": {"type": "float", "low": 0.03, "high": 0.3, "log": True}}  # gbdt: early stopping
     final = await build_model_trainer_graph().ainvoke({"dataset_name": "breast_cancer", "n_trials": 4,
                                                        "search_space": space, "refit": "train+val",
-                                                       "scheme": "holdout"}, context=context)
+                                                       "scheme": "holdout", "ensemble_size": 1}, context=context)
     assert final["status"] == "completed", final.get("error")
     training, hpo, sizes = final["training"], final["hpo"], final["split_sizes"]
     assert training["refit"] == "train+val" and training["fitted_on"] == "train+val"
@@ -121,7 +121,7 @@ async def test_default_refit_deploys_a_model_fitted_on_every_row(context: ModelT
     found scaled to all rows, and its metadata says whose test metrics it carries."""
     space = {"learning_rate": {"type": "float", "low": 0.03, "high": 0.3, "log": True}}  # gbdt: early stopping
     final = await build_model_trainer_graph().ainvoke({"dataset_name": "breast_cancer", "n_trials": 4,
-                                                       "search_space": space}, context=context)
+                                                       "search_space": space, "ensemble_size": 1}, context=context)
     assert final["status"] == "completed", final.get("error")
     training, hpo, sizes = final["training"], final["hpo"], final["split_sizes"]
     n_trainval, n_all = sizes["train"] + sizes["val"], sum(sizes.values())
@@ -191,7 +191,8 @@ async def test_an_ensemble_averages_the_best_configurations_in_the_evaluated_and
 async def test_an_ensemble_of_one_is_the_best_model_alone(context: ModelTrainerContext) -> None:
     from src.mlops.objectives import AveragedModel
 
-    final = await build_model_trainer_graph().ainvoke({"dataset_name": "iris", "n_trials": 3}, context=context)
+    final = await build_model_trainer_graph().ainvoke({"dataset_name": "iris", "n_trials": 6, "ensemble_size": 1},
+                                                      context=context)
     assert final["status"] == "completed", final.get("error")
     assert "ensemble" not in final["hpo"]
     model, _ = load_run_artifact(final, final["model_path"])
