@@ -49,7 +49,8 @@ async def test_a_pipeline_with_every_step_trains_saves_and_predicts_raw_rows(tmp
     try:
         final = await build_model_trainer_graph().ainvoke(
             {"data_path": str(csv), "target": "label", "algorithm": "knn", "pipeline_search": True,
-             "search_space": space, "n_trials": 5, "scheme": "holdout", "seed": 0}, context=context)
+             "search_space": space, "n_trials": 5, "scheme": "holdout", "seed": 0, "ensemble_size": 1},
+            context=context)
     finally:
         await tracker.aclose()
     assert final["status"] == "completed", final.get("error")
