@@ -56,20 +56,23 @@ def top_trials(trials: Sequence[optuna.trial.FrozenTrial], direction: str, *,
 
 def ensemble_members(candidates: Sequence[Mapping[str, Any]], size: int, *, direction: str,
                      defaults_value: float | None = None, same_family: Any = None) -> list[Mapping[str, Any]]:
-    """The first ``size`` of ``candidates`` (best first) that may join the best one: at least as good
-    as the defaults trial (a configuration worse than the defaults only adds noise), and, when
-    ``same_family`` is given (a callable of the params), of the best one's family."""
+    """The best of ``candidates`` (``{"value", "params", ...}``, best first) and up to ``size - 1`` more
+    that may join it: distinct configurations, at least as good as the defaults trial (a configuration
+    worse than the defaults only adds noise), and, when ``same_family`` is given (a callable of the
+    params), of the best one's family."""
     if not candidates or size < 1:
         return []
     best = candidates[0]
-    chosen = [best]
+    chosen, seen = [best], {_key(best["params"])}
     for c in candidates[1:]:
         if len(chosen) >= size:
             break
         if defaults_value is not None and (c["value"] < defaults_value if direction == "maximize"
                                            else c["value"] > defaults_value):
             break
-        if same_family is not None and same_family(c["params"]) != same_family(best["params"]):
+        key = _key(c["params"])
+        if key in seen or (same_family is not None and same_family(c["params"]) != same_family(best["params"])):
             continue
+        seen.add(key)
         chosen.append(c)
     return chosen

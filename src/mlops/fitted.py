@@ -162,7 +162,8 @@ class AveragedModel(TunedModel):
         return np.asarray(self.classes, dtype=object)[np.argmax(self.predict_proba(X), axis=1)]
 
     def score_samples(self, X: Any) -> np.ndarray:
-        raise NotImplementedError("anomaly detection models are not averaged")
+        # never an anomaly detector (``of`` refuses them): no anomaly score, as for any classifier
+        raise AttributeError("an AveragedModel has no score_samples: anomaly detection models are not averaged")
 
     def predict_for_metric(self, X: Any, metric: MetricSpec) -> Any:
         if self.classes is not None and metric.needs == "label":

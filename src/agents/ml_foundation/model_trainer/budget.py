@@ -35,6 +35,7 @@ from typing import Any
 
 import optuna
 
+from src.mlops.ensemble import ensemble_members
 from src.mlops.types import SOURCE_ATTR, StudyContext
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "measured_seconds",
     "record_seconds",
     "size_class",
+    "table_rows",
     "FIXED_RESERVE_S",
     "MLFLOW_RESERVE_S",
     "WRAPUP_RESERVE_S",
@@ -95,6 +97,11 @@ def size_class(rows: int | None) -> str | None:
         return None
     half_decades = math.floor(2 * math.log10(rows) + 1e-9)
     return f"{1 if half_decades % 2 == 0 else 3}e{half_decades // 2}"
+
+
+def table_rows(state: Mapping[str, Any]) -> int | None:
+    """The rows of the run's table (all splits): the size class of the steps measured per size."""
+    return sum(int(n) for n in (state.get("split_sizes") or {}).values()) or None
 
 
 def _timing_keys(key: str, rows: int | None) -> list[str]:
@@ -220,7 +227,7 @@ class PostStudyReserve:
         self.members_cap = members_cap
         #: the family of a trial's params (a family search averages the best one's family only)
         self.family_of = family_of
-        self._extras: list[tuple[float, int, float, dict[str, Any], dict[str, Any]]] = []
+        self._extras: list[dict[str, Any]] = []
         self.rows_trainval = rows_trainval
         self.rows_all = rows_all
         self.default_fit_rows = default_fit_rows
@@ -235,7 +242,7 @@ class PostStudyReserve:
 
     def __call__(self) -> float:
         defaults = 0.0 if self._best_is_defaults and not self._extras else self._defaults_cost
-        return SAFETY * self.fit_ratio * (self._best_cost + sum(c[2] for c in self._extras) + defaults)
+        return SAFETY * self.fit_ratio * (self._best_cost + sum(m["cost"] for m in self._extras) + defaults)
 
     def _best_alone(self) -> float:
         """The padded estimate without the ensemble's extra members."""
@@ -281,29 +288,22 @@ class PostStudyReserve:
     def _ranked(self) -> list[tuple[float, int, float, dict[str, Any], dict[str, Any]]]:
         return sorted(self._completed, key=lambda c: ((-c[0] if self._maximize else c[0]), c[1]))
 
-    def _extra_members(self) -> list[tuple[float, int, float, dict[str, Any], dict[str, Any]]]:
-        """The trials an averaged final model would add to the best one: the next best distinct
-        configurations of its family, at least as good as the defaults trial, while their padded
-        final fits stay within :attr:`members_cap`."""
+    def _extra_members(self) -> list[dict[str, Any]]:
+        """The trials an averaged final model would add to the best one (the members
+        :func:`~src.mlops.ensemble.ensemble_members` admits), while their padded final fits stay
+        within :attr:`members_cap`."""
         ranked = self._ranked()
-        best = ranked[0]
         defaults = next((c for c in ranked if c[4].get(SOURCE_ATTR) == "defaults"), None)
-        seen = {json.dumps(best[3], sort_keys=True, default=str)}
-        extras: list[tuple[float, int, float, dict[str, Any], dict[str, Any]]] = []
+        candidates = [{"number": n, "value": v, "params": p, "cost": cost} for v, n, cost, p, _ in ranked]
+        members = ensemble_members(candidates, self.members, direction="maximize" if self._maximize else "minimize",
+                                   defaults_value=None if defaults is None else defaults[0], same_family=self.family_of)
+        extras: list[dict[str, Any]] = []
         total = 0.0
-        for c in ranked[1:]:
-            if len(extras) + 1 >= self.members:
+        for m in members[1:]:
+            total += m["cost"]
+            if self.members_cap is not None and SAFETY * self.fit_ratio * total > self.members_cap:
                 break
-            if defaults is not None and not self._at_least(c[0], defaults[0]):
-                break
-            key = json.dumps(c[3], sort_keys=True, default=str)
-            if key in seen or (self.family_of is not None and self.family_of(c[3]) != self.family_of(best[3])):
-                continue
-            seen.add(key)
-            if self.members_cap is not None and SAFETY * self.fit_ratio * (total + c[2]) > self.members_cap:
-                break
-            extras.append(c)
-            total += c[2]
+            extras.append(m)
         return extras
 
     def ensemble(self, seconds_left: float, *, slack: float = SWAP_SLACK_S) -> list[int]:
@@ -312,12 +312,12 @@ class PostStudyReserve:
         best one's included, fit in the time left plus ``slack``)."""
         cost = self._best_alone() / SAFETY  # the unpadded estimate, as in :meth:`affordable`
         out: list[int] = []
-        for _, number, extra, _, _ in self._extras:
-            extra_s = self.fit_ratio * extra
+        for m in self._extras:
+            extra_s = self.fit_ratio * m["cost"]
             if cost + extra_s > seconds_left + slack:
                 break
             cost += extra_s
-            out.append(number)
+            out.append(m["number"])
         return out
 
     def affordable(self, seconds_left: float, *, slack: float = SWAP_SLACK_S

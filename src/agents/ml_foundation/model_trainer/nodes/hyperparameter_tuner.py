@@ -76,6 +76,7 @@ from ..budget import (
     measured_seconds,
     per_fit_seconds,
     record_seconds,
+    table_rows,
     run_deadline,
     study_timeout,
     swap_slack,
@@ -291,7 +292,7 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
             }
         n_trials = setting(state, "n_trials")
         deadline = run_deadline(state, ctx.started_at)
-        rows = sum(int(n) for n in (state.get("split_sizes") or {}).values()) or None
+        rows = table_rows(state)
         upload = measured_seconds(ctx.hpo_home, "mlflow_model_upload", MLFLOW_RESERVE_S, rows=rows) if ctx.tracker else 0.0
         fixed = measured_seconds(ctx.hpo_home, POST_STUDY_KEY, FIXED_RESERVE_S, rows=rows)
         # what the study leaves for the rest of the run, beyond the final fits (PostStudyReserve)

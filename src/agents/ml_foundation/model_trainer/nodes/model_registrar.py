@@ -36,7 +36,7 @@ from ..artifacts import (
     load_run_artifact,
     update_artifact_metadata,
 )
-from ..budget import POST_STUDY_KEY, record_seconds
+from ..budget import POST_STUDY_KEY, record_seconds, table_rows
 from ..context import ModelTrainerContext, get_context
 from ..settings import model_family
 from ..state import ModelTrainerState, RegisterUpdate, error_update, is_bad_input
@@ -74,11 +74,6 @@ def _check_and_sample(state: Mapping[str, Any], ctx: ModelTrainerContext) -> pd.
     return _raw_sample(state, ctx)
 
 
-def _rows(state: Mapping[str, Any]) -> int | None:
-    """The table's rows (all splits): the size class of the steps measured here."""
-    return sum(int(n) for n in (state.get("split_sizes") or {}).values()) or None
-
-
 def _record_post_study_overhead(state: Mapping[str, Any], ctx: ModelTrainerContext) -> None:
     """What the steps between the study and the registration took beyond their fits (saving and
     checking artifacts, evaluation, checkpoints): the next run's time budget keeps this much."""
@@ -91,7 +86,7 @@ def _record_post_study_overhead(state: Mapping[str, Any], ctx: ModelTrainerConte
         fits.append(training.get("defaults_fit_seconds"))
     elapsed = time.time() - float(finished) - sum(f for f in fits if isinstance(f, (int, float)))
     if elapsed > 0:
-        record_seconds(ctx.hpo_home, POST_STUDY_KEY, elapsed, rows=_rows(state))
+        record_seconds(ctx.hpo_home, POST_STUDY_KEY, elapsed, rows=table_rows(state))
 
 
 async def register_model(state: ModelTrainerState, runtime: Runtime[ModelTrainerContext]) -> RegisterUpdate:
@@ -130,7 +125,7 @@ async def register_model(state: ModelTrainerState, runtime: Runtime[ModelTrainer
     ended = await tracker.end_run("FINISHED" if uri else "FAILED")
     # the next run's time budget keeps this much for the upload (see budget.py)
     await asyncio.to_thread(record_seconds, ctx.hpo_home, "mlflow_model_upload", time.monotonic() - started,
-                            rows=_rows(state))
+                            rows=table_rows(state))
     run_id = tracker.parent_run_id
     error = None
     if uri is None or not ended:
