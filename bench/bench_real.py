@@ -21,6 +21,10 @@ Arms:
               (`model_path`) predicts the raw test rows; wall = the command's wall time. The defaults
               model it reports (`defaults_model_path`) is scored too: the diagnostic arm `ours_defaults`.
 * ours-auto   ours with `--algorithm auto`, only if the CLI's help mentions `auto` for --algorithm.
+* ours-warm   a second run (issue 12's warm start and trial cache): the cell runs ours' command twice in
+              its own fresh HPO_HOME (so no other cell's history reaches it), without
+              `--no-warm-start --no-cache`; the first run primes the history, the second is scored. Both
+              get the same budget; wall = the second run's. Only if the CLI has --no-warm-start.
 * ours:NAME   ours with extra CLI args, from `--variant NAME='ARGS'` (repeatable): product variants.
 * lgbm_defaults, optuna, flaml_lgbm, flaml: bench/peers.py (shared with bench_vs_flaml).
 
@@ -70,6 +74,7 @@ from real_tables import RealTable, check_tables, describe, find_tables, load_tab
 peers = load_bench_module("peers")
 PROTOCOL = 1  # bump when the split, the scoring or the cell protocol changes (invalidates the whole cache)
 OURS_AUTO = "ours-auto"
+OURS_WARM = "ours-warm"
 PRODUCT_PATHS = ("src", "database", "pyproject.toml")
 DEFAULT_CACHE = HERE / "results-real" / "cells.jsonl"
 DEFAULT_MD = HERE / "results-real" / "report.md"
@@ -177,7 +182,7 @@ class Cell:
 
 def ours_args(arm: str, t: RealTable, seed: int, budget: float, product: Product, variants: dict[str, list[str]]):
     args = ["--target", t.target, "--problem", t.problem_type, "--seed", str(seed),
-            product.budget_flag, f"{budget:g}", "--quiet", *product.cold_flags]
+            product.budget_flag, f"{budget:g}", "--quiet", *([] if arm == OURS_WARM else product.cold_flags)]
     if arm == OURS_AUTO:
         args += ["--algorithm", "auto"]
     elif arm.startswith("ours:"):
@@ -206,7 +211,8 @@ def plan_cells(tables: list[RealTable], seeds: list[int], budgets: list[float], 
                     if arm.startswith("ours"):
                         args = ours_args(arm, t, seed, budget, product, variants)
                         key.update(cli_args=args, product=product.identity())
-                        spec.update(arm_kind="ours", hpo=str(product.hpo), args=args, product=str(product.root))
+                        spec.update(arm_kind="ours", hpo=str(product.hpo), args=args, product=str(product.root),
+                                    prime=arm == OURS_WARM)
                     else:
                         key["peers_version"] = peers.PEERS_VERSION
                         spec["arm_kind"] = arm
@@ -503,8 +509,9 @@ def main() -> int:
         return 1 if check_tables(tables) else 0
     variants = dict(args.variant)
     product = probe_product(args.product)
-    all_arms = ["ours", *([OURS_AUTO] if product.auto_ok else []), *peers.PEER_ARMS, *(f"ours:{n}" for n in variants)]
-    arms = args.arms or all_arms
+    all_arms = ["ours", *([OURS_AUTO] if product.auto_ok else []), *([OURS_WARM] if product.cold_flags else []),
+                *peers.PEER_ARMS, *(f"ours:{n}" for n in variants)]
+    arms = args.arms or [a for a in all_arms if a != OURS_WARM]  # two runs per cell: only when asked
     unknown = [a for a in arms if a not in all_arms]
     if unknown:
         why = (f" ({OURS_AUTO}: `hpo train --help` does not mention --algorithm auto)" if OURS_AUTO in unknown else "")

@@ -166,6 +166,8 @@ def budget_report(cells: Cells, budget: float, tables: list[tuple[str, str]], se
     core = [a for a in ("ours", *peers) if a in arms]
     rep: dict[str, Any] = {"budget": budget, "arms": arms}
     rep["win_tie_loss"] = {a: {p: win_tie_loss(cells, budget, tables, seeds, a, p) for p in peers} for a in ours_like}
+    rep["vs_ours"] = {a: win_tie_loss(cells, budget, tables, seeds, a, "ours")
+                      for a in ours_like if a not in ("ours", "ours_defaults") and "ours" in arms}
     rep["mean_ranks"] = mean_ranks(cells, budget, tables, seeds, core)
     rep["mean_ranks_in_place_of_ours"] = {
         a: mean_ranks(cells, budget, tables, seeds, [a, *peers]) for a in ours_like if a != "ours"}
@@ -233,6 +235,10 @@ def budget_markdown(rep: dict[str, Any], pts: dict[str, str]) -> list[str]:
         out += [f"Win/tie/loss of each ours arm against each peer over the (table, seed) pairs, and the share of "
                 f"pairs where it is >= the peer(s) (issue 7's target: >= 80 %):", ""]
         out += _table(["arm", *[f"vs {p}" for p in peers], *[f">= {k}" for k in share_keys]], rows) + [""]
+    for a, c in (rep.get("vs_ours") or {}).items():
+        if c["n"]:
+            out += [f"{a} against ours on the same pairs (win/tie/loss): {c['win']}/{c['tie']}/{c['loss']}"
+                    + (f" ({c['arm_failed']} {a} cells failed)" if c["arm_failed"] else "") + ".", ""]
     mr = rep["mean_ranks"]
     if mr["n_pairs"]:
         ranks = sorted(mr["mean_rank"].items(), key=lambda kv: kv[1])

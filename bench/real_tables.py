@@ -70,6 +70,9 @@ TABLES: tuple[RealTable, ...] = (
               "7.9k subjects, 28 % deaths; dropped futime (follow-up length, ends at death) and chapter "
               "(cause of death, set only for the dead): both leak; creatinine missing for 17 %",
               drop=("futime", "chapter")),
+    RealTable("medicaldata", "indo_rct", "outcome", "binary_classification",
+              "602 patients of a trial (indomethacin vs placebo), 13 % post-ERCP pancreatitis, weak signal; id is "
+              "the patient id; 29 two- to four-level string factors; bleed missing for 96 %"),
     RealTable("DAAG", "nassCDS", "dead", "binary_classification",
               "26k car occupants, 4.5 % dead; dropped injSeverity (its level 4 is 'killed'); caseid is a "
               "9.4k-level string id; weight is the survey's sampling weight, kept as a feature",
@@ -77,6 +80,9 @@ TABLES: tuple[RealTable, ...] = (
     # ---- multiclass
     RealTable("carData", "Chile", "vote", "multiclass_classification",
               "2.5k voters (rows without a vote dropped), 4 classes (A 7 %); NaNs in income, statusquo, education"),
+    RealTable("mediation", "jobs", "educ", "multiclass_classification",
+              "899 job seekers of the JOBS II trial, 5 education levels (lt-hs 6 %) from job-search and depression "
+              "scores and 6 string factors; weak signal"),
     RealTable("psych", "bfi", "education", "multiclass_classification",
               "2.6k people (rows without education dropped), 5 levels; 25 Likert items with NaNs; rownames are "
               "participant ids, kept as id", rownames_as="id", target_as_int=True),
@@ -87,6 +93,9 @@ TABLES: tuple[RealTable, ...] = (
     RealTable("openintro", "ames", "price", "regression",
               "2.9k house sales, 80 columns (40 string factors, many NaNs: Alley, Pool.QC, Fence...); Order and "
               "PID are ids"),
+    RealTable("modeldata", "Sacramento", "price", "regression",
+              "932 house sales; city (37 levels) and zip (68 levels) strings, beds, baths, sqft, type, latitude "
+              "and longitude"),
     RealTable("carData", "SLID", "wages", "regression",
               "4.1k workers (rows without wages dropped); NaNs in education and language; only 4 features"),
     RealTable("openintro", "loans_full_schema", "interest_rate", "regression",

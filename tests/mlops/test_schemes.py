@@ -35,7 +35,7 @@ def test_medium_tables_get_cv_while_folds_are_affordable() -> None:
     assert choose_scheme(REPEATED_CV_MAX_ROWS + 1, n_features=10).label == "cv=5"
     assert choose_scheme(CV_MAX_ROWS, n_features=1).label == "cv=5"
     n = 5_000
-    cheap = choose_scheme(n, n_features=10, time_budget=60)  # 50k cells <= 2,500/s x 60 s
+    cheap = choose_scheme(n, n_features=10, time_budget=60)  # 50k cells <= CV_CELLS_PER_SECOND x 60 s
     assert cheap.label == "cv=5" and "affordable" in cheap.reason
     # the same rows with more features under a shorter budget: k fits per trial cost too much
     features = int(CV_CELLS_PER_SECOND * 30 / n) + 1
@@ -48,8 +48,9 @@ def test_medium_tables_get_cv_while_folds_are_affordable() -> None:
 
 
 def test_multiclass_fits_cost_one_tree_per_class() -> None:
-    assert choose_scheme(2_500, n_features=7, n_classes=2, time_budget=30).label == "cv=5"
-    s = choose_scheme(2_500, n_features=7, n_classes=5, time_budget=30)  # 87.5k cells > 75k
+    features = int(CV_CELLS_PER_SECOND * 30 / (2_500 * 5)) + 1  # x 5 classes: over the budget's cells
+    assert choose_scheme(2_500, n_features=features, n_classes=2, time_budget=30).label == "cv=5"
+    s = choose_scheme(2_500, n_features=features, n_classes=5, time_budget=30)
     assert s.kind == "holdout" and "5 classes" in s.reason
 
 
