@@ -232,8 +232,8 @@ def budget_markdown(rep: dict[str, Any], pts: dict[str, str]) -> list[str]:
             shares = [f"{_pct(rep['share_at_least'][a][k]['share'])} ({rep['share_at_least'][a][k]['k']}/"
                       f"{rep['share_at_least'][a][k]['n']})" for k in share_keys]
             rows.append([f"**{a}**", *cells, *shares])
-        out += [f"Win/tie/loss of each ours arm against each peer over the (table, seed) pairs, and the share of "
-                f"pairs where it is >= the peer(s) (issue 7's target: >= 80 %):", ""]
+        out += ["Win/tie/loss of each ours arm against each peer over the (table, seed) pairs, and the share of "
+                "pairs where it is >= the peer(s) (issue 7's target: >= 80 %):", ""]
         out += _table(["arm", *[f"vs {p}" for p in peers], *[f">= {k}" for k in share_keys]], rows) + [""]
     for a, c in (rep.get("vs_ours") or {}).items():
         if c["n"]:
@@ -265,7 +265,7 @@ def budget_markdown(rep: dict[str, Any], pts: dict[str, str]) -> list[str]:
                               f"{w['n_within']}/{w['n']}"])
     if wall_rows:
         tol = max(3.0, 0.05 * B)
-        out += [f"Wall time per cell (s; ours: the whole `hpo train` command; peers: their fit; killed cells left out):",
+        out += ["Wall time per cell (s; ours: the whole `hpo train` command; peers: their fit; killed cells left out):",
                 ""] + _table(["arm", "median", "max", "max over budget", f"within budget + {tol:g} s"], wall_rows) + [""]
     core = [a for a in arms if a in ("ours", *PEERS)]
     extra = [a for a in arms if a not in core]

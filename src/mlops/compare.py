@@ -91,7 +91,7 @@ def record_test_scores(storage: Any, study_name: str, comparison: dict[str, Any]
     ``hpo train`` adds (``test_defaults``, ``test_random``, ``test_tuned``). Blocking."""
     if storage is None:
         return
-    from .optimizer import resolve_storage
+    from ._storages import resolve_storage
 
     store = resolve_storage(storage)
     try:
