@@ -236,9 +236,23 @@ class PostStudyReserve:
         self._maximize = True
         self._best_is_defaults = False
         self._best_cost = 0.0
-        self._defaults_cost = 0.0
+        self._best_family: Any = None
+        #: estimated seconds of the defaults model's final fit, per family (one key, None, without a family search)
+        self._defaults_costs: dict[Any, float] = {}
         #: (value, number, final fits' estimated seconds, params, user attrs) of every COMPLETE trial
         self._completed: list[tuple[float, int, float, dict[str, Any], dict[str, Any]]] = []
+
+    def _family(self, params: Mapping[str, Any]) -> Any:
+        return None if self.family_of is None else self.family_of(params)
+
+    @property
+    def _defaults_cost(self) -> float:
+        """Seconds of the final defaults fit: the defaults of the best trial's family, the only ones a
+        family search fits at the end (the slowest family's defaults, a random forest's, would hold
+        back time the chosen booster never uses)."""
+        if self._best_family in self._defaults_costs:
+            return self._defaults_costs[self._best_family]
+        return max(self._defaults_costs.values(), default=0.0)
 
     def __call__(self) -> float:
         defaults = 0.0 if self._best_is_defaults and not self._extras else self._defaults_cost
@@ -274,7 +288,7 @@ class PostStudyReserve:
         trainval, everything = self._cost(trial)
         is_defaults = trial.user_attrs.get(SOURCE_ATTR) == "defaults"
         if is_defaults:  # a family search has one per family: the final defaults fit is its chosen family's
-            self._defaults_cost = max(self._defaults_cost, trainval)
+            self._defaults_costs[self._family(trial.params)] = trainval
         self._completed.append((float(trial.values[0]), trial.number, trainval + everything, dict(trial.params),
                                 dict(trial.user_attrs)))
         value = float(trial.values[0])
@@ -282,6 +296,7 @@ class PostStudyReserve:
             self._best = value
             self._best_cost = trainval + everything
             self._best_is_defaults = is_defaults
+            self._best_family = self._family(trial.params)
         if self.members > 1:
             self._extras = self._extra_members()
 
@@ -339,7 +354,8 @@ class PostStudyReserve:
             if defaults is not None and number != defaults[1] and not self._at_least(value, defaults[0]):
                 break  # worse than the defaults: the defaults model (fitted anyway) is the better fallback
             # the defaults model is fitted in any case; for the defaults trial that is the same fit
-            extra = 0.0 if attrs.get(SOURCE_ATTR) == "defaults" else self._defaults_cost
+            extra = 0.0 if attrs.get(SOURCE_ATTR) == "defaults" else self._defaults_costs.get(
+                self._family(params), self._defaults_cost)
             if SAFETY * self.fit_ratio * (cost + extra) <= seconds_left + slack:
                 return (number, params, {**attrs, "_value": value}) if number != ranked[0][1] else None
         if defaults is not None and defaults[1] != ranked[0][1]:
