@@ -41,3 +41,22 @@ def test_members_stop_at_the_defaults_and_keep_to_the_best_ones_family():
                       _trial(2, 0.7, {"model": "lightgbm", "x": 3.0})], "maximize")
     same = ensemble_members(fam, 3, direction="maximize", same_family=lambda p: split_family_params(p)[0])
     assert [m["number"] for m in same] == [0, 2]
+
+
+def test_only_boosters_are_averaged():
+    """A forest is already an average of trees: its best configuration is deployed alone."""
+    from src.mlops.ensemble import averages_well
+    from src.mlops.models import get_model_spec
+
+    assert averages_well(get_model_spec("lightgbm")) and averages_well(get_model_spec("xgboost"))
+    assert not averages_well(get_model_spec("extra_trees")) and not averages_well(get_model_spec("random_forest"))
+    family = lambda p: split_family_params(p)[0]  # noqa: E731
+    averaged = lambda p: averages_well(get_model_spec(family(p)))  # noqa: E731
+    forests = top_trials([_trial(0, 0.9, {"model": "random_forest", "x": 1.0}),
+                          _trial(1, 0.8, {"model": "random_forest", "x": 2.0})], "maximize")
+    assert [m["number"] for m in ensemble_members(forests, 3, direction="maximize", same_family=family,
+                                                   averaged=averaged)] == [0]
+    boosters = top_trials([_trial(0, 0.9, {"model": "lightgbm", "x": 1.0}),
+                           _trial(1, 0.8, {"model": "lightgbm", "x": 2.0})], "maximize")
+    assert [m["number"] for m in ensemble_members(boosters, 3, direction="maximize", same_family=family,
+                                                   averaged=averaged)] == [0, 1]

@@ -219,7 +219,8 @@ class PostStudyReserve:
 
     def __init__(self, *, rows_trainval: int, rows_all: int | None, default_fit_rows: int,
                  fit_ratio: float = 1.0, patience: int | None = 50, members: int = 1,
-                 members_cap: float | None = None, family_of: Callable[[Mapping[str, Any]], Any] | None = None) -> None:
+                 members_cap: float | None = None, family_of: Callable[[Mapping[str, Any]], Any] | None = None,
+                 averaged: Callable[[Mapping[str, Any]], bool] | None = None) -> None:
         self.patience = patience
         #: ``ensemble_size``: the final model averages the best trial and up to ``members - 1`` more
         self.members = members
@@ -227,6 +228,8 @@ class PostStudyReserve:
         self.members_cap = members_cap
         #: the family of a trial's params (a family search averages the best one's family only)
         self.family_of = family_of
+        #: whether the family of a trial's params is averaged (boosters; :func:`~src.mlops.ensemble.averages_well`)
+        self.averaged = averaged
         self._extras: list[dict[str, Any]] = []
         self.rows_trainval = rows_trainval
         self.rows_all = rows_all
@@ -311,7 +314,8 @@ class PostStudyReserve:
         defaults = next((c for c in ranked if c[4].get(SOURCE_ATTR) == "defaults"), None)
         candidates = [{"number": n, "value": v, "params": p, "cost": cost} for v, n, cost, p, _ in ranked]
         members = ensemble_members(candidates, self.members, direction="maximize" if self._maximize else "minimize",
-                                   defaults_value=None if defaults is None else defaults[0], same_family=self.family_of)
+                                   defaults_value=None if defaults is None else defaults[0], same_family=self.family_of,
+                                   averaged=self.averaged)
         extras: list[dict[str, Any]] = []
         total = 0.0
         for m in members[1:]:

@@ -47,10 +47,10 @@ import pandas as pd
 from langgraph.runtime import Runtime
 
 from src.mlops.errors import DataValidationError
-from src.mlops.ensemble import ensemble_members
+from src.mlops.ensemble import averages_well, ensemble_members
 from src.mlops.family_search import family_names, is_family_search, select_family, split_family_params
 from src.mlops.metrics import default_metric, get_metric
-from src.mlops.models import get_model_spec
+from src.mlops.models import ModelSpec, get_model_spec
 from src.mlops.optimizer import uses_budget
 from src.mlops.optuna_optimizer import run_hyperparameter_optimization
 from src.mlops.problems import CLASSIFICATION
@@ -323,6 +323,7 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
                 default_fit_rows=len(y_tr) * (1.0 - 1.0 / scheme.folds) if scheme.folds else len(y_tr),
                 fit_ratio=measured_seconds(ctx.hpo_home, FIT_RATIO_KEY, DEFAULT_FIT_RATIO), patience=ctx.early_stopping_rounds,
                 members=setting(state, "ensemble_size"), family_of=_family_of(families),
+                averaged=_averaged(families, spec, problem_type),
                 # the extra members may take a tenth of the study's time at most (slow fits: the best alone)
                 members_cap=None if timeout is None else ENSEMBLE_SHARE * timeout)
             listeners.append(reserve)
@@ -396,7 +397,7 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
     if swapped is None and (selected is None or selected["used_trial"] == selected["best_trial"]):
         left = None if deadline is None else deadline - time.time() - (fixed + upload)
         members = _ensemble(result, setting(state, "ensemble_size"), families, reserve, left,
-                            swap_slack(state.get("time_budget")))
+                            swap_slack(state.get("time_budget")), _averaged(families, spec, problem_type))
         if members:
             summary["ensemble"] = jsonable(members)
     if probed is not None:
@@ -421,15 +422,23 @@ def _family_of(families: list[str]) -> Callable[[Mapping[str, Any]], str] | None
     return (lambda params: split_family_params(params)[0]) if families else None
 
 
+def _averaged(families: list[str], spec: ModelSpec, problem_type: str) -> Callable[[Mapping[str, Any]], bool]:
+    """Whether the final model may average the best configurations of the family of these params."""
+    if not families:
+        return lambda params: averages_well(spec)
+    return lambda params: averages_well(get_model_spec(split_family_params(params)[0], problem_type))
+
+
 def _ensemble(result: OptimizationResult, size: int, families: list[str], reserve: PostStudyReserve | None,
-              left: float | None, slack: float) -> list[dict[str, Any]]:
+              left: float | None, slack: float, averaged: Callable[[Mapping[str, Any]], bool]) -> list[dict[str, Any]]:
     """The trials the final model averages (``ensemble_size`` > 1), best first, with the params the
     final fits use; ``[]`` for the best alone. Under a time budget, only those whose final fits the
     reserve kept time for and that still fit in the ``left`` seconds."""
     if size < 2 or result.objectives or not result.top_trials:
         return []
     members = ensemble_members(result.top_trials, size, direction=result.direction,
-                               defaults_value=result.defaults_value, same_family=_family_of(families))
+                               defaults_value=result.defaults_value, same_family=_family_of(families),
+                               averaged=averaged)
     if not members or members[0]["number"] != result.best_trial_number:
         return []
     if reserve is not None and left is not None:
