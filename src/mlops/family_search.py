@@ -41,6 +41,11 @@ so two families' params never collide, the space stays data (stored, validated, 
 Dropped-family trials use the study's ``n_trials`` budget (as any pruned trial does) but no fit time;
 under a time budget they are free in practice.
 
+3. *The folds must leave room for every family.* Under a time budget the CV scheme the rule picks is
+   probed with the first family's defaults (:func:`~src.mlops.schemes.afford_scheme`), asking room
+   for :func:`probe_trials` trials: a one-family study's 10 plus :data:`DROP_AFTER` for each other
+   family; else the study uses the holdout.
+
 ``result.family_stats`` (set by :meth:`FamilySearchObjective.annotate`) gives, per family, its
 trial counts, best and defaults scores, mean fit seconds and whether it was dropped;
 :func:`select_family` makes a trial of the study (the best, or another one the caller picks) the one
@@ -67,6 +72,8 @@ from .types import FAIL_REASON_ATTR, SOURCE_ATTR, OptimizationResult
 
 __all__ = [
     "AUTO",
+    "DROP_AFTER",
+    "probe_trials",
     "AUTO_FAMILIES",
     "COST_RANK",
     "MODEL_PARAM",
@@ -80,6 +87,18 @@ __all__ = [
     "split_family_params",
     "select_family",
 ]
+
+#: trials a family has before the drop rule may prune its later ones.
+DROP_AFTER = 3
+
+
+def probe_trials(n_families: int, min_trials: int) -> int:
+    """Trials of the first family's defaults cost that a CV scheme must leave room for in a search
+    over ``n_families`` (:func:`~src.mlops.schemes.afford_scheme`): the ``min_trials`` a one-family
+    study needs, plus the :data:`DROP_AFTER` trials every other family gets before the drop rule can
+    stop it. (Without that, an ``--algorithm auto`` study on 10k-20k rows kept ``cv=5`` and ran 4-10
+    trials in 50 s: each family's defaults and little else.)"""
+    return min_trials + DROP_AFTER * max(0, n_families - 1)
 
 AUTO = "auto"
 #: the families ``algorithm="auto"`` searches, per problem type (the first is the primary family: the
@@ -246,7 +265,7 @@ class FamilySearchObjective:
                  X_val: Any = None, y_val: Any = None, *, metric: str | None = None,
                  search_space: Mapping[str, Any] | SearchSpace | None = None,
                  space_overrides: Mapping[str, Any] | None = None, fixed_params: Mapping[str, Any] | None = None,
-                 drop_after: int = 3, drop_margin: float = 0.01, **options: Any) -> None:
+                 drop_after: int = DROP_AFTER, drop_margin: float = 0.01, **options: Any) -> None:
         if fixed_params or space_overrides:
             raise ConfigurationError(
                 "fixed_params and space_overrides name one family's params; with several families give a "

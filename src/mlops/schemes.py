@@ -275,12 +275,14 @@ class _StopAfter:
 
 
 def afford_scheme(scheme: EvaluationScheme, *, probe: Any, study_seconds: float | None,
-                  rows_trainval: int) -> tuple[EvaluationScheme, dict[str, Any] | None]:
+                  rows_trainval: int, min_trials: int = MIN_CV_TRIALS) -> tuple[EvaluationScheme, dict[str, Any] | None]:
     """``scheme``, or the holdout when a CV trial would cost too much of ``study_seconds``.
 
     ``probe``: a holdout :class:`~src.mlops.objectives.ModelObjective` on the train and validation
-    splits. One fit of its family's defaults is timed, and stopped once it has taken ``study_seconds / (MIN_CV_TRIALS x fits per trial x row growth)``:
-    past that, fewer than :data:`MIN_CV_TRIALS` such trials would fit. Returns the scheme and what
+    splits. One fit of its family's defaults is timed, and stopped once it has taken
+    ``study_seconds / (min_trials x fits per trial x row growth)``: past that, fewer than ``min_trials``
+    (default :data:`MIN_CV_TRIALS`; a family search asks for more, see
+    :func:`~src.mlops.family_search.probe_trials`) such trials would fit. Returns the scheme and what
     the probe measured (``None`` when nothing was probed: a holdout, no time budget, or at most
     :data:`PROBE_MIN_ROWS` rows)."""
     if not scheme.uses_cv or study_seconds is None or study_seconds <= 0 or rows_trainval <= PROBE_MIN_ROWS:
@@ -290,7 +292,7 @@ def afford_scheme(scheme: EvaluationScheme, *, probe: Any, study_seconds: float 
     fits = (scheme.folds or 1) * scheme.repeats
     # a fold trains on (k-1)/k of train+validation; the probe on the training split
     growth = max(1.0, rows_trainval * ((scheme.folds or 2) - 1) / (scheme.folds or 2) / max(1, len(probe.y_train)))
-    cap = study_seconds / (MIN_CV_TRIALS * fits * growth)
+    cap = study_seconds / (min_trials * fits * growth)
     params = probe.defaults_trial_params()
     if probe.spec.is_boosting:  # the first fit of a process pays for imports and warm-up: not a trial's cost
         with contextlib.suppress(Exception):
@@ -315,7 +317,7 @@ def afford_scheme(scheme: EvaluationScheme, *, probe: Any, study_seconds: float 
     measured = {"seconds": round(seconds, 3), "stopped": stopped, "rounds_exhausted": bool(exhausted),
                 "cv_trial_seconds": round(trial_s, 2), "cv_trials_that_fit": round(fit, 1),
                 "study_seconds": round(study_seconds, 1)}
-    if not stopped and fit >= MIN_CV_TRIALS:
+    if not stopped and fit >= min_trials:
         return scheme, measured
     took = f"ran over {seconds:.1f} s (stopped there)" if stopped else f"took {seconds:.1f} s"
     if exhausted:
@@ -323,5 +325,5 @@ def afford_scheme(scheme: EvaluationScheme, *, probe: Any, study_seconds: float 
     order = "time-ordered data; " if scheme.kind == "timeseries" else ""
     reason = (f"{order}{scheme.label} was affordable by size, but a probe fit of the defaults {took}: a "
               f"{scheme.label} trial would take {'over ' if stopped else 'about '}{trial_s:.0f} s, fewer than "
-              f"{MIN_CV_TRIALS} trials in the study's {study_seconds:.0f} s")
+              f"{min_trials} trials in the study's {study_seconds:.0f} s")
     return EvaluationScheme("holdout", reason=reason), measured

@@ -206,3 +206,17 @@ def test_defaults_that_use_every_round_make_the_probe_expect_longer_trials(probe
     assert measured["rounds_exhausted"] is True
     assert measured["cv_trial_seconds"] == pytest.approx(measured["seconds"] * 5 * 480 / 450 * ROUNDS_FACTOR,
                                                          rel=0.05, abs=0.02)
+
+
+def test_a_family_search_asks_the_probe_for_room_for_every_family(probe_small_tables) -> None:
+    """The same probe fit keeps CV for one family and refuses it when the trials needed are many
+    more: a search over 5 families needs its 10 trials plus 3 for each of the 4 other families."""
+    from src.mlops.family_search import DROP_AFTER, probe_trials
+
+    assert probe_trials(1, MIN_CV_TRIALS) == MIN_CV_TRIALS
+    assert probe_trials(5, MIN_CV_TRIALS) == MIN_CV_TRIALS + 4 * DROP_AFTER == 22
+    cv = EvaluationScheme("cv", 5)
+    kept, measured = afford_scheme(cv, probe=_probe(), study_seconds=60, rows_trainval=600, min_trials=1)
+    assert kept is cv and measured["cv_trials_that_fit"] >= 1
+    chosen, _ = afford_scheme(cv, probe=_probe(), study_seconds=60, rows_trainval=600, min_trials=1_000_000)
+    assert chosen.kind == "holdout" and "fewer than 1000000 trials" in chosen.reason
