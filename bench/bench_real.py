@@ -528,7 +528,8 @@ def main() -> int:
     (work / "cells").mkdir(parents=True, exist_ok=True)
     args.cache.parent.mkdir(parents=True, exist_ok=True)
     # --arms limits what runs; the report shows every arm with a cached cell (so `--arms ours` after a
-    # product change reports the new ours against the cached peers)
+    # product change reports the new ours against the cached peers), except that --report --arms ...
+    # shows only those arms
     cells = plan_cells(tables, args.seeds, args.budgets, list(dict.fromkeys([*all_arms, *arms])), product,
                        variants, work)
     runner = None
@@ -548,6 +549,8 @@ def main() -> int:
         if not args.no_report:
             selected = select(load_cache(args.cache), cells, args.ours_commit)
             shown = [a for a in all_arms if a == "ours" or any(k[3] == a for k in selected)]
+            if args.report and args.arms:  # a report of chosen arms (ours always: the peers are compared to it)
+                shown = [a for a in shown if a == "ours" or a in args.arms]
             write_report(args, selected, tables, shown, product)
     finally:
         if runner is not None:
