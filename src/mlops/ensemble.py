@@ -11,8 +11,8 @@ most where the second and third trials were poor (Chem97: 2 trials). The fitted 
 
 Only boosters are averaged (:func:`averages_well`): a random forest or extra-trees model is already
 an average of trees, so the mean of three is a bigger forest at three times the predict and save
-cost (measured: an ``--algorithm auto`` run on a 900-row table that chose extra trees spent 17 s
-predicting and saving three forests and ended 18 s past its 60 s budget).
+cost (measured: an ``--algorithm auto`` run on a 900-row table that chose extra trees spent 25 s
+fitting, predicting and saving three forests after its study and ended 18 s past its 60 s budget).
 """
 
 from __future__ import annotations
