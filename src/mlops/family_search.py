@@ -43,8 +43,8 @@ under a time budget they are free in practice.
 
 3. *The folds must leave room for every family.* Under a time budget the CV scheme the rule picks is
    probed with the first family's defaults (:func:`~src.mlops.schemes.afford_scheme`), asking room
-   for :func:`probe_trials` trials: a one-family study's 10 plus :data:`DROP_AFTER` for each other
-   family; else the study uses the holdout.
+   for a one-family study's 10 trials plus :func:`probe_extra_trials` (:data:`DROP_AFTER` for each
+   other family); else the study uses the holdout.
 
 ``result.family_stats`` (set by :meth:`FamilySearchObjective.annotate`) gives, per family, its
 trial counts, best and defaults scores, mean fit seconds and whether it was dropped;
@@ -73,7 +73,7 @@ from .types import FAIL_REASON_ATTR, SOURCE_ATTR, OptimizationResult
 __all__ = [
     "AUTO",
     "DROP_AFTER",
-    "probe_trials",
+    "probe_extra_trials",
     "AUTO_FAMILIES",
     "COST_RANK",
     "MODEL_PARAM",
@@ -92,13 +92,13 @@ __all__ = [
 DROP_AFTER = 3
 
 
-def probe_trials(n_families: int, min_trials: int) -> int:
-    """Trials of the first family's defaults cost that a CV scheme must leave room for in a search
-    over ``n_families`` (:func:`~src.mlops.schemes.afford_scheme`): the ``min_trials`` a one-family
-    study needs, plus the :data:`DROP_AFTER` trials every other family gets before the drop rule can
-    stop it. (Without that, an ``--algorithm auto`` study on 10k-20k rows kept ``cv=5`` and ran 4-10
-    trials in 50 s: each family's defaults and little else.)"""
-    return min_trials + DROP_AFTER * max(0, n_families - 1)
+def probe_extra_trials(n_families: int) -> int:
+    """Trials of the first family's defaults cost that a CV scheme must leave room for in a search over
+    ``n_families`` beyond a one-family study's :data:`~src.mlops.schemes.MIN_CV_TRIALS`
+    (:func:`~src.mlops.schemes.afford_scheme`): the :data:`DROP_AFTER` trials every other family gets
+    before the drop rule can stop it. (Without them, an ``--algorithm auto`` study on 10k-20k rows
+    kept ``cv=5`` and ran 4-10 trials in 50 s: each family's defaults and little else.)"""
+    return DROP_AFTER * max(0, n_families - 1)
 
 AUTO = "auto"
 #: the families ``algorithm="auto"`` searches, per problem type (the first is the primary family: the

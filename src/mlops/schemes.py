@@ -275,14 +275,14 @@ class _StopAfter:
 
 
 def afford_scheme(scheme: EvaluationScheme, *, probe: Any, study_seconds: float | None,
-                  rows_trainval: int, min_trials: int = MIN_CV_TRIALS) -> tuple[EvaluationScheme, dict[str, Any] | None]:
+                  rows_trainval: int, extra_trials: int = 0) -> tuple[EvaluationScheme, dict[str, Any] | None]:
     """``scheme``, or the holdout when a CV trial would cost too much of ``study_seconds``.
 
     ``probe``: a holdout :class:`~src.mlops.objectives.ModelObjective` on the train and validation
     splits. One fit of its family's defaults is timed, and stopped once it has taken
     ``study_seconds / (min_trials x fits per trial x row growth)``: past that, fewer than ``min_trials``
-    (default :data:`MIN_CV_TRIALS`; a family search asks for more, see
-    :func:`~src.mlops.family_search.probe_trials`) such trials would fit. Returns the scheme and what
+    = :data:`MIN_CV_TRIALS` + ``extra_trials`` (a family search asks for more, see
+    :func:`~src.mlops.family_search.probe_extra_trials`) such trials would fit. Returns the scheme and what
     the probe measured (``None`` when nothing was probed: a holdout, no time budget, or at most
     :data:`PROBE_MIN_ROWS` rows)."""
     if not scheme.uses_cv or study_seconds is None or study_seconds <= 0 or rows_trainval <= PROBE_MIN_ROWS:
@@ -290,6 +290,7 @@ def afford_scheme(scheme: EvaluationScheme, *, probe: Any, study_seconds: float 
     from .reporters import TrialCancelled
 
     fits = (scheme.folds or 1) * scheme.repeats
+    min_trials = MIN_CV_TRIALS + extra_trials
     # a fold trains on (k-1)/k of train+validation; the probe on the training split
     growth = max(1.0, rows_trainval * ((scheme.folds or 2) - 1) / (scheme.folds or 2) / max(1, len(probe.y_train)))
     cap = study_seconds / (min_trials * fits * growth)

@@ -211,12 +211,12 @@ def test_defaults_that_use_every_round_make_the_probe_expect_longer_trials(probe
 def test_a_family_search_asks_the_probe_for_room_for_every_family(probe_small_tables) -> None:
     """The same probe fit keeps CV for one family and refuses it when the trials needed are many
     more: a search over 5 families needs its 10 trials plus 3 for each of the 4 other families."""
-    from src.mlops.family_search import DROP_AFTER, probe_trials
+    from src.mlops.family_search import DROP_AFTER, probe_extra_trials
 
-    assert probe_trials(1, MIN_CV_TRIALS) == MIN_CV_TRIALS
-    assert probe_trials(5, MIN_CV_TRIALS) == MIN_CV_TRIALS + 4 * DROP_AFTER == 22
+    assert probe_extra_trials(1) == 0
+    assert MIN_CV_TRIALS + probe_extra_trials(5) == MIN_CV_TRIALS + 4 * DROP_AFTER == 22
     cv = EvaluationScheme("cv", 5)
-    kept, measured = afford_scheme(cv, probe=_probe(), study_seconds=60, rows_trainval=600, min_trials=1)
-    assert kept is cv and measured["cv_trials_that_fit"] >= 1
-    chosen, _ = afford_scheme(cv, probe=_probe(), study_seconds=60, rows_trainval=600, min_trials=1_000_000)
-    assert chosen.kind == "holdout" and "fewer than 1000000 trials" in chosen.reason
+    kept, measured = afford_scheme(cv, probe=_probe(), study_seconds=600, rows_trainval=600, extra_trials=0)
+    assert kept is cv and measured["cv_trials_that_fit"] >= MIN_CV_TRIALS
+    chosen, _ = afford_scheme(cv, probe=_probe(), study_seconds=600, rows_trainval=600, extra_trials=1_000_000)
+    assert chosen.kind == "holdout" and f"fewer than {MIN_CV_TRIALS + 1_000_000} trials" in chosen.reason

@@ -48,15 +48,14 @@ from langgraph.runtime import Runtime
 
 from src.mlops.errors import DataValidationError
 from src.mlops.ensemble import averages_well, ensemble_members
-from src.mlops.family_search import family_names, is_family_search, probe_trials, select_family, split_family_params
+from src.mlops.family_search import family_names, is_family_search, probe_extra_trials, select_family, split_family_params
 from src.mlops.metrics import default_metric, get_metric
 from src.mlops.models import ModelSpec, get_model_spec
 from src.mlops.optimizer import uses_budget
 from src.mlops.optuna_optimizer import run_hyperparameter_optimization
 from src.mlops.problems import CLASSIFICATION
 from src.mlops.objectives import ModelObjective
-from src.mlops.schemes import (MIN_CV_TRIALS, EvaluationScheme, afford_scheme, parse_scheme, resolve_scheme,
-                                tuning_frames)
+from src.mlops.schemes import EvaluationScheme, afford_scheme, parse_scheme, resolve_scheme, tuning_frames
 from src.mlops.splits import load_frame_ref
 from src.mlops.types import (
     FAIL_REASON_ATTR,
@@ -195,7 +194,7 @@ def _automatic_scheme(state: Mapping[str, Any]) -> bool:
 
 def _afforded_scheme(state: Mapping[str, Any], ctx: ModelTrainerContext, scheme: EvaluationScheme,
                      data: Mapping[str, Any], family: str, metric: str, study_seconds: float | None,
-                     min_trials: int) -> tuple[EvaluationScheme, dict[str, Any] | None]:
+                     extra_trials: int) -> tuple[EvaluationScheme, dict[str, Any] | None]:
     """The rule's CV scheme, or the holdout when a probe fit shows a CV trial would cost too much of
     the study's time (:func:`~src.mlops.schemes.afford_scheme`). The decision is kept in the run's
     directory, so a re-executed tuner (a resume) continues its study under the same scheme."""
@@ -211,7 +210,7 @@ def _afforded_scheme(state: Mapping[str, Any], ctx: ModelTrainerContext, scheme:
                            data["val_y"], metric=metric, seed=setting(state, "seed"),
                            early_stopping_rounds=ctx.early_stopping_rounds)
     chosen, probed = afford_scheme(scheme, probe=probe, study_seconds=study_seconds,
-                                   rows_trainval=len(data["train_y"]) + len(data["val_y"]), min_trials=min_trials)
+                                   rows_trainval=len(data["train_y"]) + len(data["val_y"]), extra_trials=extra_trials)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps({"scheme": chosen.to_dict(), "probe": probed}), encoding="utf-8")
@@ -304,7 +303,7 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
             scheme, probed = await asyncio.to_thread(
                 _afforded_scheme, state, ctx, scheme, data, spec.name, metric.name,
                 study_timeout(deadline, setting(state, "timeout"), fixed_reserve=held),
-                probe_trials(len(families), MIN_CV_TRIALS))
+                probe_extra_trials(len(families)))
         X_tr, y_tr, X_va, y_va = await asyncio.to_thread(
             tuning_frames, data["train_X"], data["train_y"], data["val_X"], data["val_y"], scheme)
         listeners: list[TrialListener] = [*ctx.listeners]
