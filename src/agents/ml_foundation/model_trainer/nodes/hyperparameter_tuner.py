@@ -279,6 +279,8 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
         metric = get_metric(setting(state, "metric") or first or default_metric(problem_type), problem_type)
         families = family_names(algorithm, problem_type, metric.name) if is_family_search(algorithm) else []
         spec = get_model_spec(families[0] if families else algorithm, problem_type)
+        # which trials an averaged final model may join: the best one's family, boosters only
+        family_of, averaged = _family_of(families), _averaged(families, spec, problem_type)
         data = await asyncio.to_thread(_load_tuning_data, state["splits"])
         seed = setting(state, "seed")
         if not setting(state, "tuning_enabled"):
@@ -323,8 +325,7 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
                 rows_all=rows_trainval + int(sizes.get("test", 0)) if setting(state, "refit") == "all" else None,
                 default_fit_rows=len(y_tr) * (1.0 - 1.0 / scheme.folds) if scheme.folds else len(y_tr),
                 fit_ratio=measured_seconds(ctx.hpo_home, FIT_RATIO_KEY, DEFAULT_FIT_RATIO), patience=ctx.early_stopping_rounds,
-                members=setting(state, "ensemble_size"), family_of=_family_of(families),
-                averaged=_averaged(families, spec, problem_type),
+                members=setting(state, "ensemble_size"), family_of=family_of, averaged=averaged,
                 # the extra members may take a tenth of the study's time at most (slow fits: the best alone)
                 members_cap=None if timeout is None else ENSEMBLE_SHARE * timeout)
             listeners.append(reserve)
@@ -398,7 +399,7 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
     if swapped is None and (selected is None or selected["used_trial"] == selected["best_trial"]):
         left = None if deadline is None else deadline - time.time() - (fixed + upload)
         members = _ensemble(result, setting(state, "ensemble_size"), families, reserve, left,
-                            swap_slack(state.get("time_budget")), _averaged(families, spec, problem_type))
+                            swap_slack(state.get("time_budget")), family_of, averaged)
         if members:
             summary["ensemble"] = jsonable(members)
     if probed is not None:
@@ -431,15 +432,15 @@ def _averaged(families: list[str], spec: ModelSpec, problem_type: str) -> Callab
 
 
 def _ensemble(result: OptimizationResult, size: int, families: list[str], reserve: PostStudyReserve | None,
-              left: float | None, slack: float, averaged: Callable[[Mapping[str, Any]], bool]) -> list[dict[str, Any]]:
+              left: float | None, slack: float, family_of: Callable[[Mapping[str, Any]], str] | None,
+              averaged: Callable[[Mapping[str, Any]], bool]) -> list[dict[str, Any]]:
     """The trials the final model averages (``ensemble_size`` > 1), best first, with the params the
     final fits use; ``[]`` for the best alone. Under a time budget, only those whose final fits the
     reserve kept time for and that still fit in the ``left`` seconds."""
     if size < 2 or result.objectives or not result.top_trials:
         return []
     members = ensemble_members(result.top_trials, size, direction=result.direction,
-                               defaults_value=result.defaults_value, same_family=_family_of(families),
-                               averaged=averaged)
+                               defaults_value=result.defaults_value, same_family=family_of, averaged=averaged)
     if not members or members[0]["number"] != result.best_trial_number:
         return []
     if reserve is not None and left is not None:
