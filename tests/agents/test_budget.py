@@ -9,13 +9,17 @@ import optuna
 import pytest
 
 from src.agents.ml_foundation.model_trainer.budget import (
+    DEFAULT_FIT_RATIO,
+    RATIO_SAMPLES,
     SAFETY,
     SWAP_SLACK_S,
     TIMINGS_FILE,
     PostStudyReserve,
     final_fit_estimate,
+    measured_fit_ratio,
     measured_seconds,
     per_fit_seconds,
+    record_fit_ratio,
     record_seconds,
     size_class,
     swap_slack,
@@ -221,3 +225,23 @@ def test_a_family_search_reserves_the_defaults_fit_of_the_best_trials_family_onl
     # the swap fallback prices each candidate with its own family's defaults: the LightGBM trial and its
     # defaults (3.9 s padded) fit in 3.5 s + the 0.5 s slack
     assert r.affordable(3.5) == (2, {"model": "lightgbm"}, {"fit_seconds": 2.0, "fit_rows": 800, "_value": 0.90})
+
+
+def test_the_fit_ratio_is_a_high_quantile_of_the_latest_runs_not_the_last_ones(tmp_path) -> None:
+    assert measured_fit_ratio(tmp_path) == DEFAULT_FIT_RATIO  # nothing measured yet
+    record_fit_ratio(tmp_path, 0.3)  # one low measurement does not lower the reserve
+    assert measured_fit_ratio(tmp_path) == DEFAULT_FIT_RATIO
+    record_fit_ratio(tmp_path, 1.2)
+    assert measured_fit_ratio(tmp_path) == pytest.approx(1.2)  # a high one raises it at once
+    for r in (0.5, 0.6, 0.7, 1.1, 0.4, 0.55, 0.45, 0.5):  # a 20k-row table's 1.1-1.2 among small ones'
+        record_fit_ratio(tmp_path, r)
+    # ten ratios, sorted: 0.3 0.4 0.45 0.5 0.5 0.55 0.6 0.7 1.1 1.2; the 80th percentile interpolates 0.7..1.1
+    assert measured_fit_ratio(tmp_path) == pytest.approx(0.7 + 0.2 * 0.4)
+    # a running average weighted to the last runs would have dropped to about 0.5 here
+    for _ in range(RATIO_SAMPLES):  # only the latest are kept
+        record_fit_ratio(tmp_path, 0.5)
+    assert measured_fit_ratio(tmp_path) == pytest.approx(0.5)
+    record_fit_ratio(tmp_path, float("nan"))  # not a measurement
+    assert measured_fit_ratio(tmp_path) == pytest.approx(0.5)
+    (tmp_path / TIMINGS_FILE).write_text("{not json", encoding="utf-8")
+    assert measured_fit_ratio(tmp_path) == DEFAULT_FIT_RATIO

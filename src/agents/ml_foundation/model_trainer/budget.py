@@ -19,6 +19,9 @@ The fit estimate: a final fit on ``N`` rows, from a trial whose fits took ``t`` 
 seconds to that estimate in earlier runs (``final_fit_ratio`` in ``timings.json``;
 :data:`DEFAULT_FIT_RATIO` until measured: a trial's fits also pay for early stopping and per-round
 scoring, and a round's cost grows less than its rows, so ``r`` is below 1), times a safety factor.
+``r`` varies with the table and the configuration (0.4-1.3 over bench_real's LightGBM runs), so the
+reserve takes a high quantile of the latest ratios (:func:`measured_fit_ratio`), not their average: an
+average that the last small table pulled down made a 20k-row table's final fits overrun by 5-13 s.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ __all__ = [
     "study_timeout",
     "measured_seconds",
     "record_seconds",
+    "measured_fit_ratio",
+    "record_fit_ratio",
     "size_class",
     "table_rows",
     "FIXED_RESERVE_S",
@@ -123,9 +128,9 @@ def measured_seconds(hpo_home: Path, key: str, default: float, *, rows: int | No
     return default
 
 
-def record_seconds(hpo_home: Path, key: str, seconds: float, *, rows: int | None = None) -> None:
-    """Fold a measurement of step ``key`` into the running average, on any table and on tables of
-    ``rows``' size class (:func:`size_class`) when given (best effort: never raises)."""
+def _update_timings(hpo_home: Path, key: str, update: Callable[[dict[str, Any]], None]) -> None:
+    """Read timings.json, apply ``update`` to its dict, write it back atomically (best effort: a
+    read-only home must not fail a run)."""
     path = Path(hpo_home) / TIMINGS_FILE
     try:
         try:
@@ -133,16 +138,77 @@ def record_seconds(hpo_home: Path, key: str, seconds: float, *, rows: int | None
             data = data if isinstance(data, dict) else {}
         except (OSError, ValueError):
             data = {}
-        for name in _timing_keys(key, rows):
-            old = data.get(name)
-            data[name] = round(seconds if not isinstance(old, (int, float)) else
-                               _NEW_WEIGHT * seconds + (1 - _NEW_WEIGHT) * float(old), 3)
+        update(data)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
         os.replace(tmp, path)
-    except OSError as e:  # a read-only home must not fail a run
-        log.warning("could not record the duration of %s in %s: %s", key, path, e)
+    except OSError as e:
+        log.warning("could not record the measurement %s in %s: %s", key, path, e)
+
+
+def record_seconds(hpo_home: Path, key: str, seconds: float, *, rows: int | None = None) -> None:
+    """Fold a measurement of step ``key`` into the running average, on any table and on tables of
+    ``rows``' size class (:func:`size_class`) when given (best effort: never raises)."""
+    def update(data: dict[str, Any]) -> None:
+        for name in _timing_keys(key, rows):
+            old = data.get(name)
+            data[name] = round(seconds if not isinstance(old, (int, float)) else
+                               _NEW_WEIGHT * seconds + (1 - _NEW_WEIGHT) * float(old), 3)
+
+    _update_timings(hpo_home, key, update)
+
+
+#: timings.json key of the latest final-fit ratios (:func:`record_fit_ratio`).
+FIT_RATIO_SAMPLES_KEY = "final_fit_ratio_samples"
+#: how many of the latest ratios are kept.
+RATIO_SAMPLES = 12
+#: the quantile of the kept ratios the reserve uses (with at least :data:`MIN_RATIO_SAMPLES` of them).
+RATIO_QUANTILE = 0.8
+#: below this many ratios, the reserve uses the largest of them and :data:`DEFAULT_FIT_RATIO`.
+MIN_RATIO_SAMPLES = 3
+
+
+def record_fit_ratio(hpo_home: Path, ratio: float) -> None:
+    """Keep ``ratio`` (a final fit's seconds over :func:`final_fit_estimate`) among the latest
+    :data:`RATIO_SAMPLES`; ``final_fit_ratio`` is then what :func:`measured_fit_ratio` returns."""
+    if not math.isfinite(ratio) or ratio <= 0:
+        return
+
+    def update(data: dict[str, Any]) -> None:
+        old = data.get(FIT_RATIO_SAMPLES_KEY)
+        samples = [float(v) for v in old if isinstance(v, (int, float)) and math.isfinite(v) and v > 0] \
+            if isinstance(old, list) else []
+        samples = [*samples, round(ratio, 3)][-RATIO_SAMPLES:]
+        data[FIT_RATIO_SAMPLES_KEY] = samples
+        data[FIT_RATIO_KEY] = round(_ratio_of(samples), 3)
+
+    _update_timings(hpo_home, FIT_RATIO_KEY, update)
+
+
+def _ratio_of(samples: list[float]) -> float:
+    if len(samples) < MIN_RATIO_SAMPLES:  # too few to trust a low one
+        return max([DEFAULT_FIT_RATIO, *samples])
+    ordered = sorted(samples)
+    position = RATIO_QUANTILE * (len(ordered) - 1)  # linear interpolation, as numpy's default
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def measured_fit_ratio(hpo_home: Path) -> float:
+    """The final-fit ratio the time reserve uses: the :data:`RATIO_QUANTILE` quantile of the latest
+    ratios measured under ``hpo_home`` (the largest of them and :data:`DEFAULT_FIT_RATIO` while
+    fewer than :data:`MIN_RATIO_SAMPLES`), else :data:`DEFAULT_FIT_RATIO`."""
+    try:
+        data = json.loads((Path(hpo_home) / TIMINGS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return DEFAULT_FIT_RATIO
+    samples = data.get(FIT_RATIO_SAMPLES_KEY) if isinstance(data, dict) else None
+    if not isinstance(samples, list):
+        return DEFAULT_FIT_RATIO
+    kept = [float(v) for v in samples if isinstance(v, (int, float)) and math.isfinite(v) and v > 0]
+    return _ratio_of(kept[-RATIO_SAMPLES:]) if kept else DEFAULT_FIT_RATIO
 
 
 def run_deadline(state: Mapping[str, Any], started_at: float) -> float | None:

@@ -65,14 +65,13 @@ from src.mlops.types import (
 )
 
 from ..budget import (
-    DEFAULT_FIT_RATIO,
-    FIT_RATIO_KEY,
     FIXED_RESERVE_S,
     MLFLOW_RESERVE_S,
     POST_STUDY_KEY,
     WRAPUP_KEY,
     WRAPUP_RESERVE_S,
     PostStudyReserve,
+    measured_fit_ratio,
     measured_seconds,
     per_fit_seconds,
     record_seconds,
@@ -324,7 +323,7 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
                 rows_trainval=rows_trainval,
                 rows_all=rows_trainval + int(sizes.get("test", 0)) if setting(state, "refit") == "all" else None,
                 default_fit_rows=len(y_tr) * (1.0 - 1.0 / scheme.folds) if scheme.folds else len(y_tr),
-                fit_ratio=measured_seconds(ctx.hpo_home, FIT_RATIO_KEY, DEFAULT_FIT_RATIO), patience=ctx.early_stopping_rounds,
+                fit_ratio=measured_fit_ratio(ctx.hpo_home), patience=ctx.early_stopping_rounds,
                 members=setting(state, "ensemble_size"), family_of=family_of, averaged=averaged,
                 # the extra members may take a tenth of the study's time at most (slow fits: the best alone)
                 members_cap=None if timeout is None else ENSEMBLE_SHARE * timeout)

@@ -27,7 +27,7 @@ from src.mlops.schemes import EvaluationScheme, parse_scheme, tuning_frames
 from src.mlops.splits import load_frame_ref
 
 from ..artifacts import save_model_artifact
-from ..budget import FIT_RATIO_KEY, final_fit_estimate, record_seconds
+from ..budget import final_fit_estimate, record_fit_ratio
 from ..context import ModelTrainerContext, get_context, run_directory
 from ..settings import model_family, setting
 from ..state import ModelTrainerState, TrainingUpdate, run_blocking
@@ -94,14 +94,14 @@ def artifact_metadata(state: Mapping[str, Any], kind: str, params: Mapping[str, 
 
 def _record_fit_ratio(ctx: ModelTrainerContext, hpo: Mapping[str, Any], fit: FitResult) -> None:
     """Measure how long the final fit took against the time budget's estimate from the best trial,
-    so that later runs reserve what this machine needs (``final_fit_ratio`` in timings.json)."""
+    so that later runs reserve what this machine needs (:func:`~..budget.record_fit_ratio`)."""
     per_fit, rows = hpo.get("best_fit_seconds"), hpo.get("best_fit_rows")
     if not hpo.get("enabled") or not per_fit or not rows or fit.fit_seconds <= 0:
         return
     estimate = final_fit_estimate({"fit_seconds": per_fit, "fit_rows": rows, "best_iteration": hpo.get("best_iteration")},
                                   fit.fit_rows, rows, patience=ctx.early_stopping_rounds)
     if estimate > 0.05:  # tiny fits measure mostly noise
-        record_seconds(ctx.hpo_home, FIT_RATIO_KEY, fit.fit_seconds / estimate)
+        record_fit_ratio(ctx.hpo_home, fit.fit_seconds / estimate)
 
 
 def _train(state: Mapping[str, Any], ctx: ModelTrainerContext) -> TrainingUpdate:
