@@ -334,3 +334,22 @@ def test_the_objective_refuses_a_misspelled_space_or_fixed_param():
     with pytest.raises(SearchSpaceError, match="fixed params: logistic_regression does not take 'C_'"):
         ModelObjective("logistic_regression", "binary", X, y, X, y, fixed_params={"C_": 1.0})
     ModelObjective("xgboost", "binary", X, y, X, y, search_space={"max_depth": {"type": "int", "low": 2, "high": 6}})
+
+
+def test_the_percentile_pruners_engine_default_prunes_only_the_worst_quarter():
+    """Before: ``tuning_defaults("percentile")`` said "keeps the top 75 %" and gave Optuna
+    ``percentile=25.0``, which keeps the top 25 %: three trials in four were pruned."""
+    options = PrunerFactory.tuning_defaults("percentile", cv=True)
+    pruner = PrunerFactory.create("percentile", **{**options, "n_startup_trials": 1, "n_warmup_steps": 0})
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    for i in range(20):  # completed trials scoring 0.00, 0.05, ... 0.95 at step 0
+        t = study.ask()
+        t.report(i / 20, 0)
+        study.tell(t, i / 20)
+    pruned = 0
+    for i in range(20):  # new trials at the same 20 levels
+        t = study.ask()
+        t.report(i / 20, 0)
+        pruned += t.should_prune()
+        study.tell(t, state=optuna.trial.TrialState.FAIL)
+    assert pruned == 5  # the worst quarter
