@@ -10,8 +10,10 @@ saved model. The study gets what remains once the rest of the run is provided fo
   (``OptunaOptimizer.optimize(time_reserve=...)``);
 * what does not depend on the model's fit time (writing and checking artifacts, the evaluation,
   checkpoints) and, with MLflow on, the model upload: both measured on this machine by earlier runs
-  (``<hpo_home>/timings.json``, running averages written by ``register_model``), else
-  :data:`FIXED_RESERVE_S` and :data:`MLFLOW_RESERVE_S`.
+  (``<hpo_home>/timings.json``, running averages written by ``register_model`` per table size class
+  and per model family), else :data:`FIXED_RESERVE_S` and :data:`MLFLOW_RESERVE_S`. A family search
+  keeps what any family took, and :class:`PostStudyReserve` adds the leading family's excess (a
+  forest's models take seconds longer to save, evaluate and upload than a booster's).
 
 The fit estimate: a final fit on ``N`` rows, from a trial whose fits took ``t`` seconds each on
 ``n`` rows, takes about ``r * t * N / n`` times the growth of the boosting rounds
@@ -109,19 +111,24 @@ def table_rows(state: Mapping[str, Any]) -> int | None:
     return sum(int(n) for n in (state.get("split_sizes") or {}).values()) or None
 
 
-def _timing_keys(key: str, rows: int | None) -> list[str]:
+def _timing_keys(key: str, rows: int | None, family: str | None = None) -> list[str]:
+    """Most specific first: the family's on this size class, the family's, any family's on this size
+    class, any family's."""
     size = size_class(rows)
-    return [key] if size is None else [f"{key}@{size}", key]
+    generic = [key] if size is None else [f"{key}@{size}", key]
+    return generic if not family else [f"{name}@{family}" for name in generic] + generic
 
 
-def measured_seconds(hpo_home: Path, key: str, default: float, *, rows: int | None = None) -> float:
+def measured_seconds(hpo_home: Path, key: str, default: float, *, rows: int | None = None,
+                     family: str | None = None) -> float:
     """The running average of step ``key`` measured by earlier runs under ``hpo_home`` on tables of
-    ``rows``' size class, else on any table, else ``default``."""
+    ``rows``' size class, else on any table, else ``default``; with ``family``, the runs whose model
+    was of that family first (a forest's saving and upload take seconds a booster's do not)."""
     try:
         data = json.loads((Path(hpo_home) / TIMINGS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return default
-    for name in _timing_keys(key, rows):
+    for name in _timing_keys(key, rows, family):
         value = data.get(name) if isinstance(data, dict) else None
         if isinstance(value, (int, float)) and math.isfinite(value) and value >= 0:
             return float(value)
@@ -147,11 +154,13 @@ def _update_timings(hpo_home: Path, key: str, update: Callable[[dict[str, Any]],
         log.warning("could not record the measurement %s in %s: %s", key, path, e)
 
 
-def record_seconds(hpo_home: Path, key: str, seconds: float, *, rows: int | None = None) -> None:
+def record_seconds(hpo_home: Path, key: str, seconds: float, *, rows: int | None = None,
+                   family: str | None = None) -> None:
     """Fold a measurement of step ``key`` into the running average, on any table and on tables of
-    ``rows``' size class (:func:`size_class`) when given (best effort: never raises)."""
+    ``rows``' size class (:func:`size_class`) when given, for any family and for ``family`` when given
+    (best effort: never raises)."""
     def update(data: dict[str, Any]) -> None:
-        for name in _timing_keys(key, rows):
+        for name in _timing_keys(key, rows, family):
             old = data.get(name)
             data[name] = round(seconds if not isinstance(old, (int, float)) else
                                _NEW_WEIGHT * seconds + (1 - _NEW_WEIGHT) * float(old), 3)
@@ -286,7 +295,8 @@ class PostStudyReserve:
     def __init__(self, *, rows_trainval: int, rows_all: int | None, default_fit_rows: int,
                  fit_ratio: float = 1.0, patience: int | None = 50, members: int = 1,
                  members_cap: float | None = None, family_of: Callable[[Mapping[str, Any]], Any] | None = None,
-                 averaged: Callable[[Mapping[str, Any]], bool] | None = None) -> None:
+                 averaged: Callable[[Mapping[str, Any]], bool] | None = None,
+                 overheads: Mapping[Any, float] | None = None) -> None:
         self.patience = patience
         #: ``ensemble_size``: the final model averages the best trial and up to ``members - 1`` more
         self.members = members
@@ -296,6 +306,9 @@ class PostStudyReserve:
         self.family_of = family_of
         #: whether the family of a trial's params is averaged (boosters; :func:`~src.mlops.ensemble.averages_well`)
         self.averaged = averaged
+        #: seconds the steps after the study (saving, evaluation, upload) take for a family beyond what
+        #: the study keeps for them anyway (a family search keeps what any family took; forests take more)
+        self.overheads = dict(overheads or {})
         self._extras: list[dict[str, Any]] = []
         self.rows_trainval = rows_trainval
         self.rows_all = rows_all
@@ -325,12 +338,15 @@ class PostStudyReserve:
 
     def __call__(self) -> float:
         defaults = 0.0 if self._best_is_defaults and not self._extras else self._defaults_cost
-        return SAFETY * self.fit_ratio * (self._best_cost + sum(m["cost"] for m in self._extras) + defaults)
+        return (SAFETY * self.fit_ratio * (self._best_cost + sum(m["cost"] for m in self._extras) + defaults)
+                + self.overheads.get(self._best_family, 0.0))
 
-    def _best_alone(self) -> float:
-        """The padded estimate without the ensemble's extra members."""
+    def _best_alone(self, *, padded: bool = True) -> float:
+        """The estimate without the ensemble's extra members (the fits padded by :data:`SAFETY`
+        unless ``padded`` is false), with the best family's overhead."""
         defaults = 0.0 if self._best_is_defaults else self._defaults_cost
-        return SAFETY * self.fit_ratio * (self._best_cost + defaults)
+        return ((SAFETY if padded else 1.0) * self.fit_ratio * (self._best_cost + defaults)
+                + self.overheads.get(self._best_family, 0.0))
 
     def _cost(self, trial: optuna.trial.FrozenTrial) -> tuple[float, float]:
         """(estimated seconds of the final fit on train+val, on all rows) for the params of ``trial``."""
@@ -395,7 +411,7 @@ class PostStudyReserve:
         """The numbers of the trials the averaged final model may add to the best one with
         ``seconds_left`` for the final fits (best first; each added only while all the fits, the
         best one's included, fit in the time left plus ``slack``)."""
-        cost = self._best_alone() / SAFETY  # the unpadded estimate, as in :meth:`affordable`
+        cost = self._best_alone(padded=False)  # as in :meth:`affordable`
         out: list[int] = []
         for m in self._extras:
             extra_s = self.fit_ratio * m["cost"]
@@ -416,7 +432,7 @@ class PostStudyReserve:
         a few tenths of a second later the padded estimate is always a little above what is left:
         only an estimate that does not fit even without its padding (plus ``slack``, :func:`swap_slack`)
         -- a costly best found when there was no time left to reserve for it -- gives way."""
-        if not self._completed or self._best_alone() <= SAFETY * seconds_left + slack:
+        if not self._completed or self._best_alone(padded=False) <= seconds_left + slack / SAFETY:
             return None
         ranked = self._ranked()
         defaults = next((c for c in ranked if c[4].get(SOURCE_ATTR) == "defaults"), None)
@@ -424,9 +440,9 @@ class PostStudyReserve:
             if defaults is not None and number != defaults[1] and not self._at_least(value, defaults[0]):
                 break  # worse than the defaults: the defaults model (fitted anyway) is the better fallback
             # the defaults model is fitted in any case; for the defaults trial that is the same fit
-            extra = 0.0 if attrs.get(SOURCE_ATTR) == "defaults" else self._defaults_costs.get(
-                self._family(params), self._defaults_cost)
-            if SAFETY * self.fit_ratio * (cost + extra) <= seconds_left + slack:
+            family = self._family(params)
+            extra = 0.0 if attrs.get(SOURCE_ATTR) == "defaults" else self._defaults_costs.get(family, self._defaults_cost)
+            if SAFETY * self.fit_ratio * (cost + extra) + self.overheads.get(family, 0.0) <= seconds_left + slack:
                 return (number, params, {**attrs, "_value": value}) if number != ranked[0][1] else None
         if defaults is not None and defaults[1] != ranked[0][1]:
             value, number, _, params, attrs = defaults

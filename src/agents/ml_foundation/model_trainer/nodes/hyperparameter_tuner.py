@@ -294,8 +294,8 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
         n_trials = setting(state, "n_trials")
         deadline = run_deadline(state, ctx.started_at)
         rows = table_rows(state)
-        upload = measured_seconds(ctx.hpo_home, "mlflow_model_upload", MLFLOW_RESERVE_S, rows=rows) if ctx.tracker else 0.0
-        fixed = measured_seconds(ctx.hpo_home, POST_STUDY_KEY, FIXED_RESERVE_S, rows=rows)
+        # a family search keeps what any family took; the chosen family's excess is in the reserve
+        fixed, upload = _after_study_seconds(ctx, rows, None if families else spec.name)
         # what the study leaves for the rest of the run, beyond the final fits (PostStudyReserve)
         held = fixed + upload + measured_seconds(ctx.hpo_home, WRAPUP_KEY, WRAPUP_RESERVE_S)
         scheme = scheme_for(state, data["train_y"], data["val_y"], data["train_X"].shape[1])
@@ -325,6 +325,7 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
                 default_fit_rows=len(y_tr) * (1.0 - 1.0 / scheme.folds) if scheme.folds else len(y_tr),
                 fit_ratio=measured_fit_ratio(ctx.hpo_home), patience=ctx.early_stopping_rounds,
                 members=setting(state, "ensemble_size"), family_of=family_of, averaged=averaged,
+                overheads={f: max(0.0, sum(_after_study_seconds(ctx, rows, f)) - fixed - upload) for f in families},
                 # the extra members may take a tenth of the study's time at most (slow fits: the best alone)
                 members_cap=None if timeout is None else ENSEMBLE_SHARE * timeout)
             listeners.append(reserve)
@@ -413,6 +414,14 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
         "default_params": jsonable(result.default_params),
         "mlflow_parent_run_id": await _parent_run_id(ctx),  # reopened on resume
     }
+
+
+def _after_study_seconds(ctx: ModelTrainerContext, rows: int | None, family: str | None) -> tuple[float, float]:
+    """(saving, checking and evaluating; the MLflow upload): seconds earlier runs took after the
+    study beyond the fits (``family``'s runs first: a forest's models are larger than a booster's)."""
+    upload = measured_seconds(ctx.hpo_home, "mlflow_model_upload", MLFLOW_RESERVE_S, rows=rows,
+                              family=family) if ctx.tracker else 0.0
+    return measured_seconds(ctx.hpo_home, POST_STUDY_KEY, FIXED_RESERVE_S, rows=rows, family=family), upload
 
 
 #: the share of the study's time the extra members of an averaged final model may reserve for their fits.

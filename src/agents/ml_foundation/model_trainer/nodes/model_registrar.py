@@ -86,7 +86,7 @@ def _record_post_study_overhead(state: Mapping[str, Any], ctx: ModelTrainerConte
         fits.append(training.get("defaults_fit_seconds"))
     elapsed = time.time() - float(finished) - sum(f for f in fits if isinstance(f, (int, float)))
     if elapsed > 0:
-        record_seconds(ctx.hpo_home, POST_STUDY_KEY, elapsed, rows=table_rows(state))
+        record_seconds(ctx.hpo_home, POST_STUDY_KEY, elapsed, rows=table_rows(state), family=model_family(state))
 
 
 async def register_model(state: ModelTrainerState, runtime: Runtime[ModelTrainerContext]) -> RegisterUpdate:
@@ -125,7 +125,7 @@ async def register_model(state: ModelTrainerState, runtime: Runtime[ModelTrainer
     ended = await tracker.end_run("FINISHED" if uri else "FAILED")
     # the next run's time budget keeps this much for the upload (see budget.py)
     await asyncio.to_thread(record_seconds, ctx.hpo_home, "mlflow_model_upload", time.monotonic() - started,
-                            rows=table_rows(state))
+                            rows=table_rows(state), family=model_family(state))
     run_id = tracker.parent_run_id
     error = None
     if uri is None or not ended:
