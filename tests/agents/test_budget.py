@@ -207,17 +207,24 @@ def _family_trial(number: int, value: float, family: str, *, fit_seconds: float,
     return t
 
 
+def _family_reserve(other: str, other_defaults_s: float, **options) -> PostStudyReserve:
+    """A family search's reserve after three trials: LightGBM's defaults (0.80, 1 s per fit), the
+    ``other`` family's defaults (0.70) and a LightGBM trial in the lead (0.90, 2 s)."""
+    r = PostStudyReserve(rows_trainval=800, rows_all=None, default_fit_rows=800, fit_ratio=1.0,
+                         family_of=lambda params: params["model"], **options)
+    r._maximize = True
+    for t in (_family_trial(0, 0.80, "lightgbm", fit_seconds=1.0, source="defaults"),
+              _family_trial(1, 0.70, other, fit_seconds=other_defaults_s, source="defaults"),
+              _family_trial(2, 0.90, "lightgbm", fit_seconds=2.0)):
+        asyncio.run(r.on_trial_finished(None, t))  # type: ignore[arg-type]
+    return r
+
+
 def test_a_family_search_reserves_the_defaults_fit_of_the_best_trials_family_only() -> None:
     """Every family has a defaults trial, but the final defaults model is the chosen family's: a slow
     random forest's defaults must not hold back time once a LightGBM trial leads (measured: an
     --algorithm auto run on a 30k-row table ended 18 s before its 60 s budget)."""
-    r = PostStudyReserve(rows_trainval=800, rows_all=None, default_fit_rows=800, fit_ratio=1.0,
-                         family_of=lambda params: params["model"])
-    r._maximize = True
-    for t in (_family_trial(0, 0.80, "lightgbm", fit_seconds=1.0, source="defaults"),
-              _family_trial(1, 0.70, "random_forest", fit_seconds=20.0, source="defaults"),
-              _family_trial(2, 0.90, "lightgbm", fit_seconds=2.0)):
-        asyncio.run(r.on_trial_finished(None, t))  # type: ignore[arg-type]
+    r = _family_reserve("random_forest", 20.0)
     assert r() == pytest.approx(SAFETY * (2.0 + 1.0))
     # a random forest trial takes the lead: its family's defaults are what the final fits will need
     asyncio.run(r.on_trial_finished(None, _family_trial(3, 0.95, "random_forest", fit_seconds=25.0)))  # type: ignore[arg-type]
@@ -259,13 +266,7 @@ def test_what_a_family_takes_after_the_study_is_measured_apart_and_reserved_when
     assert measured_seconds(tmp_path, "post", 4.0, rows=900) == pytest.approx(3.0)  # any family
     assert measured_seconds(tmp_path, "post", 4.0, rows=900, family="ridge") == pytest.approx(3.0)  # not measured yet
     assert measured_seconds(tmp_path, "post", 4.0, rows=40000, family="extra_trees") == 5.0  # any size
-    r = PostStudyReserve(rows_trainval=800, rows_all=None, default_fit_rows=800, fit_ratio=1.0,
-                         family_of=lambda params: params["model"], overheads={"extra_trees": 3.0, "lightgbm": 0.0})
-    r._maximize = True
-    for t in (_family_trial(0, 0.80, "lightgbm", fit_seconds=1.0, source="defaults"),
-              _family_trial(1, 0.70, "extra_trees", fit_seconds=0.5, source="defaults"),
-              _family_trial(2, 0.90, "lightgbm", fit_seconds=2.0)):
-        asyncio.run(r.on_trial_finished(None, t))  # type: ignore[arg-type]
+    r = _family_reserve("extra_trees", 0.5, overheads={"extra_trees": 3.0, "lightgbm": 0.0})
     assert r() == pytest.approx(SAFETY * (2.0 + 1.0))
     asyncio.run(r.on_trial_finished(None, _family_trial(3, 0.95, "extra_trees", fit_seconds=1.0)))  # type: ignore[arg-type]
     assert r() == pytest.approx(SAFETY * (1.0 + 0.5) + 3.0)
