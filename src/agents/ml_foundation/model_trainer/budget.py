@@ -18,7 +18,7 @@ saved model. The study gets what remains once the rest of the run is provided fo
 The fit estimate: a final fit on ``N`` rows, from a trial whose fits took ``t`` seconds each on
 ``n`` rows, takes about ``r * t * N / n`` times the growth of the boosting rounds
 (:func:`final_fit_estimate`), where ``r`` is measured: the ratio of the actual final fit
-seconds to that estimate in earlier runs (``final_fit_ratio`` in ``timings.json``;
+seconds to that estimate in earlier runs (``final_fit_ratio_samples`` in ``timings.json``;
 :data:`DEFAULT_FIT_RATIO` until measured: a trial's fits also pay for early stopping and per-round
 scoring, and a round's cost grows less than its rows, so ``r`` is below 1), times a safety factor.
 ``r`` varies with the table and the configuration (0.4-1.3 over bench_real's LightGBM runs), so the
@@ -38,6 +38,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 
 from src.mlops.ensemble import ensemble_members
@@ -47,7 +48,7 @@ __all__ = [
     "PostStudyReserve",
     "final_fit_estimate",
     "per_fit_seconds",
-    "FIT_RATIO_KEY",
+    "FIT_RATIO_SAMPLES_KEY",
     "DEFAULT_FIT_RATIO",
     "POST_STUDY_KEY",
     "run_deadline",
@@ -75,7 +76,7 @@ log = logging.getLogger(__name__)
 FIXED_RESERVE_S = 4.0
 #: extra seconds kept when the model is logged to MLflow.
 MLFLOW_RESERVE_S = 2.0
-#: ``final_fit_ratio`` until a run on this machine has measured it (runs of bench_real measured 0.43-0.66).
+#: the fit ratio until runs on this machine have measured it (:func:`measured_fit_ratio`; runs of bench_real measured 0.43-0.66).
 DEFAULT_FIT_RATIO = 0.7
 #: the fit estimate is multiplied by this.
 SAFETY = 1.3
@@ -119,17 +120,23 @@ def _timing_keys(key: str, rows: int | None, family: str | None = None) -> list[
     return generic if not family else [f"{name}@{family}" for name in generic] + generic
 
 
+def _read_timings(hpo_home: Path) -> dict[str, Any]:
+    """timings.json's dict (empty when missing, unreadable or not an object)."""
+    try:
+        data = json.loads((Path(hpo_home) / TIMINGS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def measured_seconds(hpo_home: Path, key: str, default: float, *, rows: int | None = None,
                      family: str | None = None) -> float:
     """The running average of step ``key`` measured by earlier runs under ``hpo_home`` on tables of
     ``rows``' size class, else on any table, else ``default``; with ``family``, the runs whose model
     was of that family first (a forest's saving and upload take seconds a booster's do not)."""
-    try:
-        data = json.loads((Path(hpo_home) / TIMINGS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return default
+    data = _read_timings(hpo_home)
     for name in _timing_keys(key, rows, family):
-        value = data.get(name) if isinstance(data, dict) else None
+        value = data.get(name)
         if isinstance(value, (int, float)) and math.isfinite(value) and value >= 0:
             return float(value)
     return default
@@ -140,11 +147,7 @@ def _update_timings(hpo_home: Path, key: str, update: Callable[[dict[str, Any]],
     read-only home must not fail a run)."""
     path = Path(hpo_home) / TIMINGS_FILE
     try:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            data = data if isinstance(data, dict) else {}
-        except (OSError, ValueError):
-            data = {}
+        data = _read_timings(hpo_home)
         update(data)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -168,7 +171,7 @@ def record_seconds(hpo_home: Path, key: str, seconds: float, *, rows: int | None
     _update_timings(hpo_home, key, update)
 
 
-#: timings.json key of the latest final-fit ratios (:func:`record_fit_ratio`).
+#: timings.json key of the latest final-fit ratios, actual seconds / :func:`final_fit_estimate` (:func:`record_fit_ratio`).
 FIT_RATIO_SAMPLES_KEY = "final_fit_ratio_samples"
 #: how many of the latest ratios are kept.
 RATIO_SAMPLES = 12
@@ -178,46 +181,34 @@ RATIO_QUANTILE = 0.8
 MIN_RATIO_SAMPLES = 3
 
 
+def _fit_ratios(data: Mapping[str, Any]) -> list[float]:
+    """The latest kept final-fit ratios in timings.json's ``data`` (anything else in the list dropped)."""
+    kept = data.get(FIT_RATIO_SAMPLES_KEY)
+    if not isinstance(kept, list):
+        return []
+    return [float(v) for v in kept if isinstance(v, (int, float)) and math.isfinite(v) and v > 0][-RATIO_SAMPLES:]
+
+
 def record_fit_ratio(hpo_home: Path, ratio: float) -> None:
     """Keep ``ratio`` (a final fit's seconds over :func:`final_fit_estimate`) among the latest
-    :data:`RATIO_SAMPLES`; ``final_fit_ratio`` is then what :func:`measured_fit_ratio` returns."""
+    :data:`RATIO_SAMPLES` (read by :func:`measured_fit_ratio`)."""
     if not math.isfinite(ratio) or ratio <= 0:
         return
 
     def update(data: dict[str, Any]) -> None:
-        old = data.get(FIT_RATIO_SAMPLES_KEY)
-        samples = [float(v) for v in old if isinstance(v, (int, float)) and math.isfinite(v) and v > 0] \
-            if isinstance(old, list) else []
-        samples = [*samples, round(ratio, 3)][-RATIO_SAMPLES:]
-        data[FIT_RATIO_SAMPLES_KEY] = samples
-        data[FIT_RATIO_KEY] = round(_ratio_of(samples), 3)
+        data[FIT_RATIO_SAMPLES_KEY] = [*_fit_ratios(data), round(ratio, 3)][-RATIO_SAMPLES:]
 
-    _update_timings(hpo_home, FIT_RATIO_KEY, update)
-
-
-def _ratio_of(samples: list[float]) -> float:
-    if len(samples) < MIN_RATIO_SAMPLES:  # too few to trust a low one
-        return max([DEFAULT_FIT_RATIO, *samples])
-    ordered = sorted(samples)
-    position = RATIO_QUANTILE * (len(ordered) - 1)  # linear interpolation, as numpy's default
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+    _update_timings(hpo_home, FIT_RATIO_SAMPLES_KEY, update)
 
 
 def measured_fit_ratio(hpo_home: Path) -> float:
     """The final-fit ratio the time reserve uses: the :data:`RATIO_QUANTILE` quantile of the latest
-    ratios measured under ``hpo_home`` (the largest of them and :data:`DEFAULT_FIT_RATIO` while
-    fewer than :data:`MIN_RATIO_SAMPLES`), else :data:`DEFAULT_FIT_RATIO`."""
-    try:
-        data = json.loads((Path(hpo_home) / TIMINGS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return DEFAULT_FIT_RATIO
-    samples = data.get(FIT_RATIO_SAMPLES_KEY) if isinstance(data, dict) else None
-    if not isinstance(samples, list):
-        return DEFAULT_FIT_RATIO
-    kept = [float(v) for v in samples if isinstance(v, (int, float)) and math.isfinite(v) and v > 0]
-    return _ratio_of(kept[-RATIO_SAMPLES:]) if kept else DEFAULT_FIT_RATIO
+    ratios measured under ``hpo_home``; while fewer than :data:`MIN_RATIO_SAMPLES`, the largest of
+    them and :data:`DEFAULT_FIT_RATIO` (too few to trust a low one)."""
+    samples = _fit_ratios(_read_timings(hpo_home))
+    if len(samples) < MIN_RATIO_SAMPLES:
+        return max([DEFAULT_FIT_RATIO, *samples])
+    return float(np.quantile(samples, RATIO_QUANTILE))
 
 
 def run_deadline(state: Mapping[str, Any], started_at: float) -> float | None:
@@ -264,7 +255,7 @@ def final_fit_estimate(user_attrs: Mapping[str, Any], n_rows: int, default_rows:
     trial that stopped early at ``best_iteration`` ran ``best_iteration + patience`` rounds; the final
     fit runs ``best_iteration * n_rows / n`` (:func:`~src.mlops.fitting.scaled_rounds`), and a round
     costs in proportion to the rows. What the trial's fits also paid for (scoring each round) is
-    left to the measured ratio :data:`FIT_RATIO_KEY`."""
+    left to the measured ratio (:func:`measured_fit_ratio`)."""
     per_fit = per_fit_seconds(user_attrs)
     if per_fit is None:
         return 0.0
@@ -278,8 +269,6 @@ def final_fit_estimate(user_attrs: Mapping[str, Any], n_rows: int, default_rows:
 
 #: timings.json key of the measured seconds between the study's end and the registration, beyond the fits.
 POST_STUDY_KEY = "post_study_overhead"
-#: timings.json key of the measured ratio: actual final fit seconds / :func:`final_fit_estimate`.
-FIT_RATIO_KEY = "final_fit_ratio"
 
 
 class PostStudyReserve:
