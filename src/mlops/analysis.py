@@ -17,8 +17,10 @@ The rules, with their thresholds (module constants):
 * **range bound** -- a numeric param of the best trial, when the sampler proposed it (not an enqueued
   defaults/portfolio configuration), within :data:`BOUND_MARGIN` of its range's width (in log space
   for log ranges) from a bound: the optimum may lie beyond it. Not for a lower bound of 0 (or of a
-  log range at most :data:`NATURAL_FLOOR`), nor for an upper bound of 1 of a float range from 0 or
-  above (a share such as ``feature_fraction``).
+  log range at most :data:`NATURAL_FLOOR`, or an integer range from 1: a count below 1 turns the step
+  off), nor for an upper bound of 1 of a float range from 0 or above (a share such as
+  ``feature_fraction``), nor for the upper bound of a round cap (:data:`ROUND_CAPS`) when the trial
+  stopped early below it (its ``best_iteration``): early stopping, not the cap, chose its rounds.
 * **mostly pruned** -- more than :data:`PRUNED_SHARE` of the finished trials pruned.
 * **failures** -- more than :data:`FAILED_SHARE` of the trials failed (the reasons are named).
 * **a family that never came close** -- with several model families in the space, a family whose
@@ -80,6 +82,8 @@ MIN_REL_IMPROVEMENT = 1e-4
 BOUND_MARGIN = 0.02
 #: a log range starting at or below this is taken as starting at zero (no lower-bound warning)
 NATURAL_FLOOR = 1e-6
+#: boosting round counts that early stopping ends before: a cap, not the rounds a trial used
+ROUND_CAPS = ("n_estimators", "max_iter", "iterations", "num_boost_round")
 PRUNED_SHARE = 0.6
 FAILED_SHARE = 0.2
 VAL_TEST_GAP = 0.03
@@ -290,11 +294,20 @@ def _at_bound(spec: ParamSpec, value: Any) -> str | None:
     if width <= 0:
         return None
     margin = max(BOUND_MARGIN * width, 0.0)
-    if v <= low + margin and not (float(spec.low) <= 0 or (spec.log and float(spec.low) <= NATURAL_FLOOR)):
-        return "lower"  # (a range from 0, or a log range from ~0, has nothing below it worth trying)
+    floor = float(spec.low) <= 0 or (spec.log and float(spec.low) <= NATURAL_FLOOR) or (
+        spec.type == "int" and float(spec.low) <= 1)
+    if v <= low + margin and not floor:
+        return "lower"  # (a range from 0 or ~0, or a count from 1, has nothing below it worth trying)
     if v >= high - margin and not (spec.type == "float" and float(spec.low) >= 0 and float(spec.high) == 1.0):
         return "upper"  # (a share in [0, 1], e.g. feature_fraction, has nothing above 1)
     return None
+
+
+def _stopped_below_cap(name: str, value: Any, trial: FrozenTrial) -> bool:
+    """Whether ``name`` is a round cap that early stopping ended the trial well below (under 90 % of
+    it: the mean over folds near the cap means some fold may have reached it)."""
+    rounds = trial.user_attrs.get("best_iteration")
+    return name in ROUND_CAPS and isinstance(rounds, (int, float)) and 0 < rounds < 0.9 * float(value)
 
 
 def _recommendations(a: StudyAnalysis, study: optuna.Study, best: FrozenTrial | None,
@@ -334,7 +347,7 @@ def _recommendations(a: StudyAnalysis, study: optuna.Study, best: FrozenTrial | 
                 # narrows ranges (a bound of a narrowed phase is not the study's) and widens some
                 spec = dataclasses.replace(spec, low=min(spec.low, drawn.low), high=max(spec.high, drawn.high))
             side = _at_bound(spec, value)
-            if side is None:
+            if side is None or (side == "upper" and _stopped_below_cap(name, value, best)):
                 continue
             bound = spec.low if side == "lower" else spec.high
             direction = "below" if side == "lower" else "above"

@@ -239,3 +239,26 @@ def test_a_share_at_its_upper_bound_of_one_is_not_a_range_to_widen():
                                 "learning_rate": {"type": "float", "low": 0.01, "high": 0.3, "log": True}})
     assert _at_bound(space["feature_fraction"], 0.9942) is None
     assert _at_bound(space["learning_rate"], 0.2999) == "upper"
+
+
+def test_a_round_cap_early_stopping_ended_below_and_a_count_from_1_raise_no_bound_recommendation():
+    # seen on psych::bfi: n_estimators = 1968 of [100, 2000] with 101 rounds used, bagging_freq = 1 of [1, 10]
+    space = {"n_estimators": {"type": "int", "low": 100, "high": 2000, "log": True},
+             "bagging_freq": {"type": "int", "low": 1, "high": 10}}
+    dists = {"n_estimators": IntDistribution(100, 2000, log=True), "bagging_freq": IntDistribution(1, 10)}
+    params = [{"n_estimators": 1968 if i == 5 else 300, "bagging_freq": 1 if i == 5 else 5} for i in range(12)]
+    values = [0.7] * 12
+    values[5] = 0.95
+
+    def bound_params(rounds):
+        study = optuna.create_study(direction="maximize")
+        study.set_user_attr("search_space", space)
+        for t in _study(values, params, space=space, dists=dists).trials:
+            if t.number == 5 and rounds is not None:
+                t.set_user_attr("best_iteration", rounds)
+            study.add_trial(t)
+        return [(r["param"], r["side"]) for r in analyze_study(study).recommendations if r["kind"] == "range_bound"]
+
+    assert bound_params(101) == []  # stopped early at 101 rounds: the cap did not bind
+    assert bound_params(1950) == [("n_estimators", "upper")]  # ran to (nearly) the cap
+    assert bound_params(None) == [("n_estimators", "upper")]  # no early stopping (a forest's tree count)
