@@ -307,7 +307,8 @@ def _stopped_below_cap(name: str, value: Any, trial: FrozenTrial) -> bool:
     """Whether ``name`` is a round cap that early stopping ended the trial well below (under 90 % of
     it: the mean over folds near the cap means some fold may have reached it)."""
     rounds = trial.user_attrs.get("best_iteration")
-    return name in ROUND_CAPS and isinstance(rounds, (int, float)) and 0 < rounds < 0.9 * float(value)
+    base = name.rsplit("__", 1)[-1]  # a family search names it lightgbm__n_estimators
+    return base in ROUND_CAPS and isinstance(rounds, (int, float)) and 0 < rounds < 0.9 * float(value)
 
 
 def _recommendations(a: StudyAnalysis, study: optuna.Study, best: FrozenTrial | None,

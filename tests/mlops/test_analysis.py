@@ -262,3 +262,9 @@ def test_a_round_cap_early_stopping_ended_below_and_a_count_from_1_raise_no_boun
     assert bound_params(101) == []  # stopped early at 101 rounds: the cap did not bind
     assert bound_params(1950) == [("n_estimators", "upper")]  # ran to (nearly) the cap
     assert bound_params(None) == [("n_estimators", "upper")]  # no early stopping (a forest's tree count)
+    # a family search prefixes the family: lightgbm__n_estimators
+    space = {f"lightgbm__{k}": v for k, v in space.items()}
+    dists = {f"lightgbm__{k}": v for k, v in dists.items()}
+    params = [{f"lightgbm__{k}": v for k, v in p.items()} for p in params]
+    assert bound_params(101) == []
+    assert bound_params(1950) == [("lightgbm__n_estimators", "upper")]
