@@ -4,6 +4,7 @@ the trial used when the best one cannot be refit in the time left."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import optuna
 import pytest
@@ -115,6 +116,35 @@ def test_a_study_that_stopped_at_its_moving_deadline_keeps_its_best_trial() -> N
     padded = reserve()
     assert reserve.affordable(padded * 0.95) is None and reserve.affordable(padded / 1.3) is None
     assert reserve.affordable(padded / 1.3 - 1.0) is not None  # the unpadded estimate does not fit
+
+
+def test_a_best_trial_out_of_reach_when_it_completes_does_not_stop_the_study() -> None:
+    """Before (bench_real at 30 s, dplyr::storms): a 2,000-round portfolio trial became the best 5 s
+    into a 21 s study; its final fits needed 22.6 s, the reserve followed it, the study stopped at once
+    and the defaults were deployed with 16 s of the budget unused."""
+    trials = (_trial(0, 5.43, fit_seconds=0.5, fit_rows=9377, source="defaults"),
+              _trial(1, 4.50, fit_seconds=4.0, fit_rows=9377, best_iteration=1950),   # best, out of reach
+              _trial(2, 4.90, fit_seconds=0.6, fit_rows=9377, best_iteration=300))   # better than the defaults
+    kwargs = dict(rows_trainval=12503, rows_all=15629, default_fit_rows=9377, fit_ratio=0.7)
+
+    def reserve_after(study_end):
+        r = PostStudyReserve(**kwargs, study_end=study_end)
+        r._maximize = False
+        seen = []
+        for t in trials:
+            asyncio.run(r.on_trial_finished(None, t))  # type: ignore[arg-type]
+            seen.append(r())
+        return r, seen
+
+    old, old_seen = reserve_after(None)  # no study end known: the reserve follows the best trial
+    assert old_seen[1] == pytest.approx(old.best_seconds()) and old_seen[1] > 10.0
+    r, seen = reserve_after(time.time() + 10.0)
+    assert seen[1] == pytest.approx(seen[0])  # trial 1 needs more than the 10 s left: not followed
+    assert seen[0] < seen[2] < 10.0  # trial 2 can be deployed: the study keeps time for it
+    assert r.best_seconds() > 10.0  # the best trial is still the best; its cost is reported
+    number, _, attrs = r.affordable(seen[2])  # the study stopped for trial 2: it is the one used
+    assert number == 2 and attrs["_value"] == 4.90
+    assert r.affordable(0.1)[0] == 0  # far past: the defaults, as before
 
 
 def test_a_best_trial_whose_fits_take_less_than_the_slack_is_kept_when_no_time_is_left() -> None:
