@@ -1,7 +1,5 @@
 """``python -m src.cli ...`` runs ``hpo``."""
 
-import sys
+from .main import run
 
-from .main import main
-
-sys.exit(main())
+run()
