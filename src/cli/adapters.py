@@ -65,7 +65,22 @@ def home_directory() -> Path:
 
 def process_start() -> float:
     """Epoch seconds at which this process started (a whole-run time budget counts from there,
-    imports included); the current time when the platform cannot say."""
+    imports included); the current time when the platform cannot say.
+
+    On Linux: now minus the process's age, from its start in clock ticks since boot
+    (``/proc/self/stat``) and the uptime (``/proc/uptime``), both to 10 ms. psutil adds the start to
+    the boot time, which Linux gives in whole seconds: the start came out up to 1 s early (0.36 s
+    measured), and the study lost that much of its budget."""
+    try:
+        with open("/proc/self/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        age = uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22 of stat: starttime
+        if 0.0 <= age < 365 * 86400:
+            return time.time() - age
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         import psutil
 

@@ -1,4 +1,5 @@
-"""How ``hpo`` ends: once the command is done the process exits at once (no interpreter teardown),
+"""When ``hpo``'s clock starts and how it ends: the time budget counts from the process's start, to the
+hundredth of a second; once the command is done the process exits at once (no interpreter teardown),
 but it still does what the interpreter's exit does that matters."""
 
 from __future__ import annotations
@@ -6,7 +7,10 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,3 +51,16 @@ def test_the_console_script_and_python_m_both_end_through_the_quick_exit():
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert 'hpo = "src.cli.main:run"' in pyproject
     assert "run()" in (ROOT / "src" / "cli" / "__main__.py").read_text()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="the precise start is read from Linux's /proc")
+def test_the_budget_clock_starts_when_the_process_started_not_up_to_a_second_before():
+    # psutil's create_time adds the start to a boot time given in whole seconds: up to 1 s early
+    for _ in range(3):
+        before = time.time()
+        r = subprocess.run([sys.executable, "-c", "from src.cli.adapters import process_start; print(repr(process_start()))"],
+                           cwd=str(ROOT), capture_output=True, text=True, timeout=60)
+        after = time.time()
+        started = float(r.stdout)
+        assert before - 0.05 <= started <= after, (before, started, after)
+        assert started - before < 0.5  # the interpreter started at once; the imports came after
