@@ -384,8 +384,10 @@ def stop_embedded_postgres(product: Product, home: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------- report
-def select(records: list[dict[str, Any]], cells: list[Cell], ours_commit: str | None) -> real_report.Cells:
-    """The newest record per planned cell: same key; for ours arms with --ours-commit, that commit (clean)."""
+def select(records: list[dict[str, Any]], cells: list[Cell], ours_commit: list[str] | None) -> real_report.Cells:
+    """The newest record per planned cell: same key; for ours arms with --ours-commit, that commit (clean),
+    or the first of several that has the cell (behaviour-equal products, e.g. ours and ours-auto run
+    apart, before and after a refactoring)."""
     by_key: dict[str, dict[str, Any]] = {}
     by_commit: dict[tuple[str, int, float, str, str], dict[str, Any]] = {}
     for r in records:  # the file is in time order: later records win
@@ -398,9 +400,9 @@ def select(records: list[dict[str, Any]], cells: list[Cell], ours_commit: str | 
     for c in cells:
         rec = by_key.get(c.key_id)
         if ours_commit and c.arm.startswith("ours"):
-            rec = next((r for (t, s, b, a, commit), r in by_commit.items() if (t, s, b, a) ==
-                        (c.table.name, c.seed, c.budget, c.arm) and (commit.startswith(ours_commit)
-                                                           or commit.startswith(f"tree:{ours_commit}"))), None)
+            rec = next((r for want in ours_commit for (t, s, b, a, commit), r in by_commit.items()
+                        if (t, s, b, a) == (c.table.name, c.seed, c.budget, c.arm)
+                        and (commit.startswith(want) or commit.startswith(f"tree:{want}"))), None)
         if rec is not None:
             out[(c.budget, c.table.name, c.seed, c.arm)] = rec
             if c.arm == "ours":
@@ -496,9 +498,9 @@ def main() -> int:
     ap.add_argument("--note", default="", help="a paragraph put at the top of the report")
     ap.add_argument("--product", type=Path, default=HERE.parent, help="checkout whose .venv/bin/hpo is ours "
                                                                         "(default: this one)")
-    ap.add_argument("--ours-commit", help="report the ours arms of this clean product commit or product tree "
+    ap.add_argument("--ours-commit", nargs="+", help="report the ours arms of this clean product commit or product tree "
                                           "(a prefix of either, as the report prints them) instead of the "
-                                          "current state")
+                                          "current state; several: per cell, the first that has it")
     ap.add_argument("--workdir", type=Path, help="splits, HPO_HOME and cell logs (default: a new temp dir, removed "
                                                  "at the end unless --keep-workdir)")
     ap.add_argument("--keep-workdir", action="store_true")
