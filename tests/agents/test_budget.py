@@ -145,6 +145,13 @@ def test_a_best_trial_out_of_reach_when_it_completes_does_not_stop_the_study() -
     number, _, attrs = r.affordable(seen[2])  # the study stopped for trial 2: it is the one used
     assert number == 2 and attrs["_value"] == 4.90
     assert r.affordable(0.1)[0] == 0  # far past: the defaults, as before
+    # the same test as at the study's end: a trial the end would keep is followed (storms, seed 2 at 60 s:
+    # its padded fits needed 27.3 s with 23 s left, unpadded 21 s; refused, trial 1 was deployed)
+    padded = old.best_seconds()
+    unpadded = padded / SAFETY  # no family overheads here
+    r, seen = reserve_after(time.time() + (padded + unpadded) / 2)
+    assert seen[1] == pytest.approx(padded)  # followed: the study stops at once and keeps it
+    assert r.affordable((padded + unpadded) / 2 - 0.2) is None
 
 
 def test_a_best_trial_whose_fits_take_less_than_the_slack_is_kept_when_no_time_is_left() -> None:

@@ -281,10 +281,10 @@ class PostStudyReserve:
     the defaults model on train+val unless the defaults are the best so far.
 
     ``study_end``: epoch seconds at which the study's time runs out if nothing is kept for the final
-    fits (the run's deadline minus what the rest of the run keeps). A trial whose padded final fits
-    already need more than the time left when it completes can never be deployed: the reserve does
-    not follow it, and the study searches on for a trial it can deploy (without ``study_end`` every
-    trial is followed). Before (bench_real at 30 s, dplyr::storms, 15.6k rows): a portfolio trial of
+    fits (the run's deadline minus what the rest of the run keeps). A trial that :meth:`affordable`
+    would already refuse when it completes (its unpadded final fits need more than the time left plus
+    ``slack / SAFETY``) can never be deployed: the reserve does not follow it, and the study searches
+    on for a trial it can deploy (without ``study_end`` every trial is followed). Before (bench_real at 30 s, dplyr::storms, 15.6k rows): a portfolio trial of
     2,000 rounds became the best 5 s into a 21 s study; its final fits needed 22.6 s, so the study
     stopped at once, the defaults were deployed and the run ended 16 s early.
     """
@@ -293,9 +293,12 @@ class PostStudyReserve:
                  fit_ratio: float = 1.0, patience: int | None = 50, members: int = 1,
                  members_cap: float | None = None, family_of: Callable[[Mapping[str, Any]], Any] | None = None,
                  averaged: Callable[[Mapping[str, Any]], bool] | None = None,
-                 overheads: Mapping[Any, float] | None = None, study_end: float | None = None) -> None:
+                 overheads: Mapping[Any, float] | None = None, study_end: float | None = None,
+                 slack: float = SWAP_SLACK_S) -> None:
         self.patience = patience
         self.study_end = study_end
+        #: the ``slack`` :meth:`affordable` will be called with (:func:`swap_slack`)
+        self.slack = slack
         #: the numbers of the trials whose final fits did not fit in the time left when they completed
         self._out_of_reach: set[int] = set()
         #: ``ensemble_size``: the final model averages the best trial and up to ``members - 1`` more
@@ -378,9 +381,12 @@ class PostStudyReserve:
         self._completed.append((float(trial.values[0]), trial.number, trainval + everything, dict(trial.params),
                                 dict(trial.user_attrs)))
         value = float(trial.values[0])
+        # the test :meth:`affordable` applies to the best trial when the study ends: were it to end now,
+        # would this trial be kept? If not, it never will be: the study searches on for one that would
         if not is_defaults and self.study_end is not None and (
-                self._padded(trainval + everything, trial.params, is_defaults) > self.study_end - time.time()):
-            self._out_of_reach.add(trial.number)  # never deployable: the study searches on for one that is
+                self._padded(trainval + everything, trial.params, is_defaults, padded=False)
+                > self.study_end - time.time() + self.slack / SAFETY):
+            self._out_of_reach.add(trial.number)
             return
         if self._best is None or (value > self._best if self._maximize else value < self._best):
             self._best = value
@@ -394,12 +400,13 @@ class PostStudyReserve:
     def _ranked(self) -> list[tuple[float, int, float, dict[str, Any], dict[str, Any]]]:
         return sorted(self._completed, key=lambda c: ((-c[0] if self._maximize else c[0]), c[1]))
 
-    def _padded(self, cost: float, params: Mapping[str, Any], is_defaults: bool) -> float:
-        """Seconds the final fits of a trial of estimated ``cost`` need, padded, with the defaults model's
-        fit (fitted in any case; for the defaults trial the same fit) and its family's overhead."""
+    def _padded(self, cost: float, params: Mapping[str, Any], is_defaults: bool, *, padded: bool = True) -> float:
+        """Seconds the final fits of a trial of estimated ``cost`` need (padded by :data:`SAFETY` unless
+        ``padded`` is false), with the defaults model's fit (fitted in any case; for the defaults trial the
+        same fit) and its family's overhead."""
         family = self._family(params)
         extra = 0.0 if is_defaults else self._defaults_costs.get(family, self._defaults_cost)
-        return SAFETY * self.fit_ratio * (cost + extra) + self.overheads.get(family, 0.0)
+        return (SAFETY if padded else 1.0) * self.fit_ratio * (cost + extra) + self.overheads.get(family, 0.0)
 
     def best_seconds(self) -> float:
         """The padded seconds the best trial's final fits need (deployable or not)."""
