@@ -41,6 +41,15 @@ def test_bad_input_exits_2_with_the_reason(tmp_path, case, fragment):
     assert fragment.lower() in (r.stdout + r.stderr).lower(), r.stdout + r.stderr
 
 
+def test_a_thread_id_unknown_in_this_home_is_named_not_taken_for_a_new_run_without_data(home):
+    """Before: a resume from the wrong directory (another HPO_HOME) said only "give exactly one of
+    --data FILE or --dataset NAME"."""
+    r = hpo(home, "train", "--thread-id", "no-such-run", "--no-mlflow")
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "--thread-id no-such-run: no run with that thread id in" in r.stderr and str(home) in r.stderr
+    assert "HPO_HOME" in r.stderr
+
+
 @pytest.mark.slow
 def test_train_killed_mid_tuning_resumes_with_its_thread_id(tmp_path, home):
     """kill -9 during tuning, then the same command with --thread-id: the study continues."""

@@ -84,6 +84,10 @@ async def cmd_train(args: argparse.Namespace, stopper: RunStopper, *, outage_s: 
                 stream_input = None
             n_trials, timeout = merged.get("n_trials"), merged.get("timeout")
         else:
+            if args.thread_id and "data_path" not in settings and "dataset_name" not in settings:
+                raise BadInput(f"--thread-id {thread_id}: no run with that thread id in {home} (a run is "
+                               "resumed from the home it ran in: set HPO_HOME, or run from its directory); "
+                               "to start a new run under that id, give --data FILE or --dataset NAME")
             require_one_source(settings)
             stream_input = with_default_budget(settings)
             check_settings(stream_input)
