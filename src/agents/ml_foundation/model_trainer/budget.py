@@ -297,7 +297,8 @@ class PostStudyReserve:
                  slack: float = SWAP_SLACK_S) -> None:
         self.patience = patience
         self.study_end = study_end
-        #: the ``slack`` :meth:`affordable` will be called with (:func:`swap_slack`)
+        #: seconds the final fits may run past the time left (:func:`swap_slack`): :meth:`affordable`'s
+        #: and :meth:`ensemble`'s default, and the reach of a trial as it completes
         self.slack = slack
         #: the numbers of the trials whose final fits did not fit in the time left when they completed
         self._out_of_reach: set[int] = set()
@@ -346,11 +347,8 @@ class PostStudyReserve:
                 + self.overheads.get(self._best_family, 0.0))
 
     def _best_alone(self, *, padded: bool = True) -> float:
-        """The estimate without the ensemble's extra members (the fits padded by :data:`SAFETY`
-        unless ``padded`` is false), with the best family's overhead."""
-        defaults = 0.0 if self._best_is_defaults else self._defaults_cost
-        return ((SAFETY if padded else 1.0) * self.fit_ratio * (self._best_cost + defaults)
-                + self.overheads.get(self._best_family, 0.0))
+        """The estimate without the ensemble's extra members (:meth:`_padded` of the best trial)."""
+        return self._padded(self._best_cost, self._best_family, self._best_is_defaults, padded=padded)
 
     def _cost(self, trial: optuna.trial.FrozenTrial) -> tuple[float, float]:
         """(estimated seconds of the final fit on train+val, on all rows) for the params of ``trial``."""
@@ -384,7 +382,7 @@ class PostStudyReserve:
         # the test :meth:`affordable` applies to the best trial when the study ends: were it to end now,
         # would this trial be kept? If not, it never will be: the study searches on for one that would
         if not is_defaults and self.study_end is not None and (
-                self._padded(trainval + everything, trial.params, is_defaults, padded=False)
+                self._padded(trainval + everything, self._family(trial.params), is_defaults, padded=False)
                 > self.study_end - time.time() + self.slack / SAFETY):
             self._out_of_reach.add(trial.number)
             return
@@ -400,11 +398,10 @@ class PostStudyReserve:
     def _ranked(self) -> list[tuple[float, int, float, dict[str, Any], dict[str, Any]]]:
         return sorted(self._completed, key=lambda c: ((-c[0] if self._maximize else c[0]), c[1]))
 
-    def _padded(self, cost: float, params: Mapping[str, Any], is_defaults: bool, *, padded: bool = True) -> float:
-        """Seconds the final fits of a trial of estimated ``cost`` need (padded by :data:`SAFETY` unless
-        ``padded`` is false), with the defaults model's fit (fitted in any case; for the defaults trial the
-        same fit) and its family's overhead."""
-        family = self._family(params)
+    def _padded(self, cost: float, family: Any, is_defaults: bool, *, padded: bool = True) -> float:
+        """Seconds the final fits of a trial of ``family`` and estimated ``cost`` need (padded by
+        :data:`SAFETY` unless ``padded`` is false), with the defaults model's fit (fitted in any case; for
+        the defaults trial the same fit) and the family's overhead."""
         extra = 0.0 if is_defaults else self._defaults_costs.get(family, self._defaults_cost)
         return (SAFETY if padded else 1.0) * self.fit_ratio * (cost + extra) + self.overheads.get(family, 0.0)
 
@@ -414,7 +411,7 @@ class PostStudyReserve:
         if not ranked:
             return 0.0
         _, _, cost, params, attrs = ranked[0]
-        return self._padded(cost, params, attrs.get(SOURCE_ATTR) == "defaults")
+        return self._padded(cost, self._family(params), attrs.get(SOURCE_ATTR) == "defaults")
 
     def _extra_members(self) -> list[dict[str, Any]]:
         """The trials an averaged final model would add to the best one (the members
@@ -435,10 +432,11 @@ class PostStudyReserve:
             extras.append(m)
         return extras
 
-    def ensemble(self, seconds_left: float, *, slack: float = SWAP_SLACK_S) -> list[int]:
+    def ensemble(self, seconds_left: float, *, slack: float | None = None) -> list[int]:
         """The numbers of the trials the averaged final model may add to the best one with
         ``seconds_left`` for the final fits (best first; each added only while all the fits, the
         best one's included, fit in the time left plus ``slack``)."""
+        slack = self.slack if slack is None else slack
         cost = self._best_alone(padded=False)  # as in :meth:`affordable`
         out: list[int] = []
         for m in self._extras:
@@ -449,7 +447,7 @@ class PostStudyReserve:
             out.append(m["number"])
         return out
 
-    def affordable(self, seconds_left: float, *, slack: float = SWAP_SLACK_S
+    def affordable(self, seconds_left: float, *, slack: float | None = None
                    ) -> tuple[int, dict[str, Any], dict[str, Any]] | None:
         """When the best trial's final fits would not fit in ``seconds_left``: the best trial whose
         fits would, as ``(number, params, user_attrs)``, among those at least as good as the defaults
@@ -462,6 +460,7 @@ class PostStudyReserve:
         -- a costly best found when there was no time left to reserve for it -- gives way."""
         if not self._completed:
             return None
+        slack = self.slack if slack is None else slack
         ranked = self._ranked()
         if self._best_alone(padded=False) <= seconds_left + slack / SAFETY:
             if ranked[0][1] not in self._out_of_reach:
@@ -473,7 +472,7 @@ class PostStudyReserve:
         for value, number, cost, params, attrs in ranked:
             if defaults is not None and number != defaults[1] and not self._at_least(value, defaults[0]):
                 break  # worse than the defaults: the defaults model (fitted anyway) is the better fallback
-            if self._padded(cost, params, attrs.get(SOURCE_ATTR) == "defaults") <= seconds_left + slack:
+            if self._padded(cost, self._family(params), attrs.get(SOURCE_ATTR) == "defaults") <= seconds_left + slack:
                 return (number, params, {**attrs, "_value": value}) if number != ranked[0][1] else None
         if defaults is not None and defaults[1] != ranked[0][1]:
             value, number, _, params, attrs = defaults

@@ -390,7 +390,7 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
     if reserve is not None and deadline is not None and (selected is None or selected["used_trial"] ==
                                                          selected["best_trial"]):
         left = deadline - time.time() - (fixed + upload)
-        choice = reserve.affordable(left, slack=swap_slack(state.get("time_budget")))
+        choice = reserve.affordable(left)
         if choice is not None:
             swapped = {"best_trial": result.best_trial_number, "used_trial": choice[0],
                        "reason": f"the best trial's final fits need about {reserve.best_seconds():.1f} s; "
@@ -400,8 +400,7 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
     summary = _summary(result, scheme, timeout)
     if swapped is None and (selected is None or selected["used_trial"] == selected["best_trial"]):
         left = None if deadline is None else deadline - time.time() - (fixed + upload)
-        members = _ensemble(result, setting(state, "ensemble_size"), families, reserve, left,
-                            swap_slack(state.get("time_budget")), family_of, averaged)
+        members = _ensemble(result, setting(state, "ensemble_size"), families, reserve, left, family_of, averaged)
         if members:
             summary["ensemble"] = jsonable(members)
     if probed is not None:
@@ -442,7 +441,7 @@ def _averaged(families: list[str], spec: ModelSpec, problem_type: str) -> Callab
 
 
 def _ensemble(result: OptimizationResult, size: int, families: list[str], reserve: PostStudyReserve | None,
-              left: float | None, slack: float, family_of: Callable[[Mapping[str, Any]], str] | None,
+              left: float | None, family_of: Callable[[Mapping[str, Any]], str] | None,
               averaged: Callable[[Mapping[str, Any]], bool]) -> list[dict[str, Any]]:
     """The trials the final model averages (``ensemble_size`` > 1), best first, with the params the
     final fits use; ``[]`` for the best alone. Under a time budget, only those whose final fits the
@@ -454,7 +453,7 @@ def _ensemble(result: OptimizationResult, size: int, families: list[str], reserv
     if not members or members[0]["number"] != result.best_trial_number:
         return []
     if reserve is not None and left is not None:
-        allowed = set(reserve.ensemble(left, slack=slack))
+        allowed = set(reserve.ensemble(left))
         members = [members[0], *(m for m in members[1:] if m["number"] in allowed)]
     if len(members) < 2:
         return []
