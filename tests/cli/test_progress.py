@@ -52,3 +52,16 @@ def test_quiet_prints_nothing():
     stream = _Stream(tty=True)
     _feed(Progress(n_trials=5, timeout=None, enabled=False, stream=stream), 5, 5)
     assert stream.getvalue() == ""
+
+
+def test_a_failed_trial_names_its_reason_so_a_deadline_cut_does_not_read_as_a_broken_config():
+    stream = _Stream(tty=True)
+    progress = Progress(n_trials=3, timeout=None, enabled=True, stream=stream)
+    progress.update({"event": "study_start", "n_trials": 3, "n_done": 0, "best_value": None})
+    progress.update({"event": "trial", "n_done": 1, "state": "COMPLETE", "best_value": 0.9})
+    progress.update({"event": "trial", "n_done": 2, "state": "FAIL", "best_value": 0.9,
+                     "fail_reason": "exception: ValueError: bad input"})
+    assert "last=FAIL(exception)" in stream.getvalue()
+    progress.update({"event": "trial", "n_done": 3, "state": "FAIL", "best_value": 0.9, "fail_reason": "deadline"})
+    progress.close()
+    assert "last=FAIL(deadline)" in stream.getvalue()

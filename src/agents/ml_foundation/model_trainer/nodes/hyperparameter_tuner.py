@@ -65,8 +65,6 @@ from src.mlops.types import (
 )
 
 from ..budget import (
-    FIXED_RESERVE_S,
-    MLFLOW_RESERVE_S,
     POST_STUDY_KEY,
     WRAPUP_KEY,
     WRAPUP_RESERVE_S,
@@ -79,6 +77,7 @@ from ..budget import (
     run_deadline,
     study_timeout,
     swap_slack,
+    unmeasured_after_study,
 )
 from ..context import ModelTrainerContext, get_context, run_directory
 from ..settings import setting, validate_settings
@@ -420,9 +419,10 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
 def _after_study_seconds(ctx: ModelTrainerContext, rows: int | None, family: str | None) -> tuple[float, float]:
     """(saving, checking and evaluating; the MLflow upload): seconds earlier runs took after the
     study beyond the fits (``family``'s runs first: a forest's models are larger than a booster's)."""
-    upload = measured_seconds(ctx.hpo_home, "mlflow_model_upload", MLFLOW_RESERVE_S, rows=rows,
+    fixed, upload = unmeasured_after_study(rows)
+    upload = measured_seconds(ctx.hpo_home, "mlflow_model_upload", upload, rows=rows,
                               family=family) if ctx.tracker else 0.0
-    return measured_seconds(ctx.hpo_home, POST_STUDY_KEY, FIXED_RESERVE_S, rows=rows, family=family), upload
+    return measured_seconds(ctx.hpo_home, POST_STUDY_KEY, fixed, rows=rows, family=family), upload
 
 
 #: the share of the study's time the extra members of an averaged final model may reserve for their fits.
