@@ -25,6 +25,9 @@ Arms:
               its own fresh HPO_HOME (so no other cell's history reaches it), without
               `--no-warm-start --no-cache`; the first run primes the history, the second is scored. Both
               get the same budget; wall = the second run's. Only if the CLI has --no-warm-start.
+* ours-first  ours as a first run on a new machine: the cell's own fresh HPO_HOME (the embedded
+              PostgreSQL is created, no step's seconds are measured yet, so the time budget runs on
+              the product's unmeasured estimates). Same command as ours.
 * ours:NAME   ours with extra CLI args, from `--variant NAME='ARGS'` (repeatable): product variants.
 * lgbm_defaults, optuna, flaml_lgbm, flaml: bench/peers.py (shared with bench_vs_flaml).
 
@@ -74,6 +77,7 @@ from real_tables import RealTable, check_tables, describe, find_tables, load_tab
 peers = load_bench_module("peers")
 PROTOCOL = 1  # bump when the split, the scoring or the cell protocol changes (invalidates the whole cache)
 OURS_AUTO = "ours-auto"
+OURS_FIRST = "ours-first"
 OURS_WARM = "ours-warm"
 PRODUCT_PATHS = ("src", "database", "pyproject.toml")
 DEFAULT_CACHE = HERE / "results-real" / "cells.jsonl"
@@ -212,7 +216,7 @@ def plan_cells(tables: list[RealTable], seeds: list[int], budgets: list[float], 
                         args = ours_args(arm, t, seed, budget, product, variants)
                         key.update(cli_args=args, product=product.identity())
                         spec.update(arm_kind="ours", hpo=str(product.hpo), args=args, product=str(product.root),
-                                    prime=arm == OURS_WARM)
+                                    prime=arm == OURS_WARM, own_home=arm in (OURS_WARM, OURS_FIRST))
                     else:
                         key["peers_version"] = peers.PEERS_VERSION
                         spec["arm_kind"] = arm
@@ -482,7 +486,7 @@ def main() -> int:
     ap.add_argument("--budgets", type=float, nargs="+", default=[30.0, 60.0], help="seconds per arm (default 30 60)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="outer seeds (default 0 1 2)")
     ap.add_argument("--tables", nargs="+", help="package::item or item (default: all of bench/real_tables.py)")
-    ap.add_argument("--arms", nargs="+", help="ours ours-auto lgbm_defaults optuna flaml_lgbm flaml ours:NAME "
+    ap.add_argument("--arms", nargs="+", help="ours ours-auto ours-first lgbm_defaults optuna flaml_lgbm flaml ours:NAME "
                                               "(default: all, with every --variant)")
     ap.add_argument("--variant", action="append", default=[], type=parse_variant, metavar="NAME='ARGS'",
                     help="an extra arm ours:NAME running `hpo train` with ARGS added (repeatable)")
@@ -511,9 +515,9 @@ def main() -> int:
         return 1 if check_tables(tables) else 0
     variants = dict(args.variant)
     product = probe_product(args.product)
-    all_arms = ["ours", *([OURS_AUTO] if product.auto_ok else []), *([OURS_WARM] if product.cold_flags else []),
+    all_arms = ["ours", *([OURS_AUTO] if product.auto_ok else []), *([OURS_WARM] if product.cold_flags else []), OURS_FIRST,
                 *peers.PEER_ARMS, *(f"ours:{n}" for n in variants)]
-    arms = args.arms or [a for a in all_arms if a != OURS_WARM]  # two runs per cell: only when asked
+    arms = args.arms or [a for a in all_arms if a not in (OURS_WARM, OURS_FIRST)]  # only when asked
     unknown = [a for a in arms if a not in all_arms]
     if unknown:
         why = (f" ({OURS_AUTO}: `hpo train --help` does not mention --algorithm auto)" if OURS_AUTO in unknown else "")

@@ -118,14 +118,16 @@ def _run_hpo(spec: dict[str, Any], run_dir: Path, env: dict[str, str] | None) ->
 
 def run_ours(spec: dict[str, Any], peers: ModuleType) -> dict[str, Any]:
     """The product through its CLI, as a user runs it; its saved artifact scored on the raw test rows.
-    With ``spec["prime"]`` (the ours-warm arm) the command runs twice in the cell's own HPO_HOME and the
-    second run is the one scored: the first one's record is kept under ``prime``."""
+    With ``spec["own_home"]`` (ours-first, ours-warm) it runs in the cell's own new HPO_HOME; with
+    ``spec["prime"]`` (ours-warm) the command runs twice there and the second run is the one scored:
+    the first one's record is kept under ``prime``."""
     cell = Path(spec["cell_dir"])
     cell.mkdir(parents=True, exist_ok=True)
     env = None
     prime: dict[str, Any] | None = None
-    if spec.get("prime"):
+    if spec.get("own_home"):
         env = {**os.environ, "HPO_HOME": str(cell / "hpo-home")}
+    if spec.get("prime"):
         prime, code, prime_json = _run_hpo(spec, cell / "prime", env)
         prime["exit_code"] = code
         if prime_json.exists():
