@@ -436,7 +436,7 @@ class ModelObjective:
                 ev = self.evaluate(params)  # early stopping on the objective's own validation data
                 best_iteration, rounds_rows = ev.user_attrs["best_iteration"], ev.user_attrs["fit_rows"]
             found_on = rounds_rows or len(self.X_train)
-            params["n_estimators"] = scaled_rounds(int(best_iteration), int(found_on), len(X))
+            params["n_estimators"] = scaled_rounds(int(best_iteration), int(found_on), len(X), self.problem_type)
         fitted = fit_model(self.spec, self.problem_type, params, X, y, n_threads=threads_per_trial(1, len(X)),
                            codec=self.codec)
         rounds = int(fitted.model.estimator.get_params()["n_estimators"]) if self.spec.is_boosting else None

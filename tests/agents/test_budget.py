@@ -55,6 +55,9 @@ def test_a_fit_costs_its_share_of_the_trial_and_grows_with_rows_and_rounds() -> 
     assert final_fit_estimate(attrs, 2000, 1000, patience=50) == pytest.approx(1.5 * 2 * 200 / 150)
     # without fit_rows, the default rows stand in
     assert final_fit_estimate({"fit_seconds": 1.0}, 300, 100) == pytest.approx(3.0)
+    # a classifier's final fit runs sqrt(growth) x the rounds (src.mlops.fitting.rounds_growth)
+    assert final_fit_estimate(attrs, 2000, 1000, patience=50, problem_type="binary_classification") == \
+        pytest.approx(1.5 * 2 * 100 * 2 ** 0.5 / 150)
 
 
 def test_the_reserve_follows_the_best_trial_and_counts_the_defaults_model_apart() -> None:

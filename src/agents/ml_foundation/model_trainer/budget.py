@@ -42,6 +42,7 @@ import numpy as np
 import optuna
 
 from src.mlops.ensemble import ensemble_members
+from src.mlops.fitting import rounds_growth
 from src.mlops.types import SOURCE_ATTR, StudyContext
 
 __all__ = [
@@ -268,11 +269,12 @@ def per_fit_seconds(user_attrs: Mapping[str, Any]) -> float | None:
 
 
 def final_fit_estimate(user_attrs: Mapping[str, Any], n_rows: int, default_rows: int, *,
-                       patience: int | None = 50) -> float:
+                       patience: int | None = 50, problem_type: str | None = None) -> float:
     """Unscaled seconds of a final fit on ``n_rows`` rows of the params of a trial whose fits took
     ``t`` seconds on ``n`` rows: ``t * (n_rows / n) * (final rounds / trial rounds)``. A boosting
     trial that stopped early at ``best_iteration`` ran ``best_iteration + patience`` rounds; the final
-    fit runs ``best_iteration * n_rows / n`` (:func:`~src.mlops.fitting.scaled_rounds`), and a round
+    fit runs ``best_iteration`` times :func:`~src.mlops.fitting.rounds_growth` of the rows (for
+    ``problem_type``: proportional for regression, the square root for classification), and a round
     costs in proportion to the rows. What the trial's fits also paid for (scoring each round) is
     left to the measured ratio (:func:`measured_fit_ratio`)."""
     per_fit = per_fit_seconds(user_attrs)
@@ -282,7 +284,7 @@ def final_fit_estimate(user_attrs: Mapping[str, Any], n_rows: int, default_rows:
     best = user_attrs.get("best_iteration")
     rounds = 1.0
     if isinstance(best, (int, float)) and best >= 1:
-        rounds = best * max(1.0, growth) / (best + (patience or 0))
+        rounds = best * rounds_growth(1.0, growth, problem_type) / (best + (patience or 0))
     return per_fit * growth * rounds
 
 
@@ -313,8 +315,10 @@ class PostStudyReserve:
                  members_cap: float | None = None, family_of: Callable[[Mapping[str, Any]], Any] | None = None,
                  averaged: Callable[[Mapping[str, Any]], bool] | None = None,
                  overheads: Mapping[Any, float] | None = None, study_end: float | None = None,
-                 slack: float = SWAP_SLACK_S) -> None:
+                 slack: float = SWAP_SLACK_S, problem_type: str | None = None) -> None:
         self.patience = patience
+        #: the run's problem type: how the final fits' rounds grow with the rows (:func:`final_fit_estimate`)
+        self.problem_type = problem_type
         self.study_end = study_end
         #: seconds the final fits may run past the time left (:func:`swap_slack`): :meth:`affordable`'s
         #: and :meth:`ensemble`'s default, and the reach of a trial as it completes
@@ -372,9 +376,9 @@ class PostStudyReserve:
     def _cost(self, trial: optuna.trial.FrozenTrial) -> tuple[float, float]:
         """(estimated seconds of the final fit on train+val, on all rows) for the params of ``trial``."""
         attrs = trial.user_attrs
-        trainval = final_fit_estimate(attrs, self.rows_trainval, self.default_fit_rows, patience=self.patience)
-        everything = 0.0 if self.rows_all is None else final_fit_estimate(attrs, self.rows_all, self.default_fit_rows,
-                                                                          patience=self.patience)
+        kw = {"patience": self.patience, "problem_type": self.problem_type}
+        trainval = final_fit_estimate(attrs, self.rows_trainval, self.default_fit_rows, **kw)
+        everything = 0.0 if self.rows_all is None else final_fit_estimate(attrs, self.rows_all, self.default_fit_rows, **kw)
         return trainval, everything
 
     async def on_study_start(self, study: optuna.Study, context: StudyContext) -> None:

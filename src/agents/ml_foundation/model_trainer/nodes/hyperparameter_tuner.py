@@ -323,7 +323,7 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
                 rows_all=rows_trainval + int(sizes.get("test", 0)) if setting(state, "refit") == "all" else None,
                 default_fit_rows=len(y_tr) * (1.0 - 1.0 / scheme.folds) if scheme.folds else len(y_tr),
                 fit_ratio=measured_fit_ratio(ctx.hpo_home), patience=ctx.early_stopping_rounds,
-                study_end=deadline - held, slack=swap_slack(state.get("time_budget")),
+                study_end=deadline - held, slack=swap_slack(state.get("time_budget")), problem_type=problem_type,
                 members=setting(state, "ensemble_size"), family_of=family_of, averaged=averaged,
                 overheads={f: max(0.0, sum(_after_study_seconds(ctx, rows, f)) - fixed - upload) for f in families},
                 # the extra members may take a tenth of the study's time at most (slow fits: the best alone)

@@ -92,14 +92,14 @@ def artifact_metadata(state: Mapping[str, Any], kind: str, params: Mapping[str, 
     }
 
 
-def _record_fit_ratio(ctx: ModelTrainerContext, hpo: Mapping[str, Any], fit: FitResult) -> None:
+def _record_fit_ratio(ctx: ModelTrainerContext, hpo: Mapping[str, Any], fit: FitResult, problem_type: str) -> None:
     """Measure how long the final fit took against the time budget's estimate from the best trial,
     so that later runs reserve what this machine needs (:func:`~..budget.record_fit_ratio`)."""
     per_fit, rows = hpo.get("best_fit_seconds"), hpo.get("best_fit_rows")
     if not hpo.get("enabled") or not per_fit or not rows or fit.fit_seconds <= 0:
         return
     estimate = final_fit_estimate({"fit_seconds": per_fit, "fit_rows": rows, "best_iteration": hpo.get("best_iteration")},
-                                  fit.fit_rows, rows, patience=ctx.early_stopping_rounds)
+                                  fit.fit_rows, rows, patience=ctx.early_stopping_rounds, problem_type=problem_type)
     if estimate > 0.05:  # tiny fits measure mostly noise
         record_fit_ratio(ctx.hpo_home, fit.fit_seconds / estimate)
 
@@ -113,7 +113,7 @@ def _train(state: Mapping[str, Any], ctx: ModelTrainerContext) -> TrainingUpdate
     hpo = state.get("hpo") or {}
     tuned_rounds = (hpo.get("best_iteration"), hpo.get("best_fit_rows")) if hpo.get("enabled") else (None, None)
     tuned = objective.fit_final(merged, refit=refit, n_rounds=tuned_rounds[0], rounds_rows=tuned_rounds[1])
-    _record_fit_ratio(ctx, hpo, tuned)
+    _record_fit_ratio(ctx, hpo, tuned, objective.problem_type)
     members = hpo.get("ensemble") or []
     if len(members) > 1:  # the best one's fit, then the others', averaged
         tuned = average_fits([tuned, *(objective.fit_final(m["params"], refit=refit, n_rounds=m.get("best_iteration"),
