@@ -280,12 +280,12 @@ def final_fit_estimate(user_attrs: Mapping[str, Any], n_rows: int, default_rows:
     per_fit = per_fit_seconds(user_attrs)
     if per_fit is None:
         return 0.0
-    growth = n_rows / max(1.0, float(user_attrs.get("fit_rows") or default_rows))
+    trial_rows = max(1.0, float(user_attrs.get("fit_rows") or default_rows))
     best = user_attrs.get("best_iteration")
     rounds = 1.0
     if isinstance(best, (int, float)) and best >= 1:
-        rounds = best * rounds_growth(1.0, growth, problem_type) / (best + (patience or 0))
-    return per_fit * growth * rounds
+        rounds = best * rounds_growth(trial_rows, n_rows, problem_type) / (best + (patience or 0))
+    return per_fit * (n_rows / trial_rows) * rounds
 
 
 #: timings.json key of the measured seconds between the study's end and the registration, beyond the fits.

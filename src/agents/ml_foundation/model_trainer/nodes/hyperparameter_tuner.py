@@ -419,10 +419,10 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
 def _after_study_seconds(ctx: ModelTrainerContext, rows: int | None, family: str | None) -> tuple[float, float]:
     """(saving, checking and evaluating; the MLflow upload): seconds earlier runs took after the
     study beyond the fits (``family``'s runs first: a forest's models are larger than a booster's)."""
-    fixed, upload = unmeasured_after_study(rows)
-    upload = measured_seconds(ctx.hpo_home, "mlflow_model_upload", upload, rows=rows,
-                              family=family) if ctx.tracker else 0.0
-    return measured_seconds(ctx.hpo_home, POST_STUDY_KEY, fixed, rows=rows, family=family), upload
+    fixed, upload = unmeasured_after_study(rows)  # until measured in this home
+    measured_upload = measured_seconds(ctx.hpo_home, "mlflow_model_upload", upload, rows=rows,
+                                       family=family) if ctx.tracker else 0.0
+    return measured_seconds(ctx.hpo_home, POST_STUDY_KEY, fixed, rows=rows, family=family), measured_upload
 
 
 #: the share of the study's time the extra members of an averaged final model may reserve for their fits.
