@@ -88,3 +88,50 @@ async def test_a_bad_family_list_fails_before_any_study(tmp_path: Path, context:
         {"data_path": str(csv), "target": "target", "n_trials": 2, "algorithm": "auto",
          "search_space": {"num_leaves": ("int", 8, 64)}}, context=context)
     assert final["status"] == "failed" and "lightgbm__" in final["error"]["message"]
+
+
+async def test_the_tuner_deploys_the_preferred_familys_best_trial_when_the_lead_is_within_the_noise() -> None:
+    """A family search deploys its first family's best trial when the best trial (another family's)
+    leads it by no more than FAMILY_K standard errors on the same folds (selection.family_choice); the
+    deployed trial's family, defaults and ensemble follow, and a time budget too short for its final
+    fits keeps the best trial. Real folds and fits."""
+    import optuna
+    from sklearn.datasets import make_classification
+
+    from src.agents.ml_foundation.model_trainer.budget import PostStudyReserve
+    from src.agents.ml_foundation.model_trainer.nodes.hyperparameter_tuner import _family_of, _prefer_family
+    from src.mlops.optuna_optimizer import run_hyperparameter_optimization
+    from src.mlops.family_search import split_family_params
+    from src.mlops.selection import family_choice
+
+    X, y = make_classification(n_samples=300, n_features=8, n_informative=4, random_state=0)
+    X = pd.DataFrame(X, columns=[f"f{i}" for i in range(8)])
+    storage = optuna.storages.InMemoryStorage()
+    result = await run_hyperparameter_optimization("lightgbm,logistic_regression", "binary", X, y, cv=5,
+                                                   n_trials=10, seed=0, storage=storage, study_name="families")
+    trials = optuna.load_study(study_name="families", storage=storage).get_trials(
+        states=(optuna.trial.TrialState.COMPLETE,))
+    # the optimizer applies the rule for the first family: its choice, if any, is a LightGBM trial
+    assert result.family_choice == family_choice(trials, "maximize", "lightgbm")
+    assert result.family_choice is None or result.family_choice.params[MODEL_PARAM] == "lightgbm"
+    # prefer the family that did not win, with every lead "within the noise" (k huge)
+    loser = next(f for f in result.families if f != result.algorithm)
+    choice = family_choice(trials, "maximize", loser, k=1e9)
+    assert choice is not None and choice.params[MODEL_PARAM] == loser and choice.best_number == result.best_trial_number
+    result.family_choice = choice
+    family_of = _family_of(result.families)
+    # a time budget with no time left for the loser's final fits keeps the best trial
+    reserve = PostStudyReserve(rows_trainval=300, rows_all=None, default_fit_rows=240, family_of=family_of)
+    reserve._maximize = True
+    for t in trials:
+        reserve._observe(t)
+    assert reserve.seconds_for(choice.number) > 0
+    assert _prefer_family(result, reserve, 0.0 - reserve.slack - 1.0, family_of) is None
+    assert result.algorithm != loser
+    # with time (or no budget) it is deployed: number, value, family, its defaults, its params
+    assert _prefer_family(result, reserve, 1e6, family_of) == choice.number
+    assert (result.best_trial_number, result.best_value, result.algorithm) == (choice.number, choice.value, loser)
+    assert result.default_params == get_model_spec(loser).default_params("binary_classification", seed=0)
+    assert result.merged_params == {**result.default_params, **split_family_params(choice.params)[1]}
+    assert result.defaults_value == result.family_stats[loser]["defaults_value"]
+    assert result.top_trials and {family_of(t["params"]) for t in result.top_trials} == {loser}
