@@ -129,6 +129,9 @@ def print_summary(out: dict[str, Any], *, command: str) -> None:
         print(f"  study {out.get('study_name', '-')}: {out.get('status')}")
     for note in out.get("warnings") or []:
         print(f"  warning: {note}")
+    for col, why in (out.get("leak_suspects") or {}).items():
+        print(f"  warning: column {col!r} alone predicts the target ({why}); if it is derived from the target or "
+              f"known only after the outcome, it leaks: leave it out with --drop-columns {col}")
     if out.get("dropped_columns"):
         print(f"  dropped columns: {', '.join(f'{k} ({shorten(v)})' for k, v in out['dropped_columns'].items())}")
     if out.get("split_sizes"):

@@ -72,6 +72,14 @@ def fraction(text: str) -> float:
     return value
 
 
+def column_list(text: str) -> list[str]:
+    """``"a,b"`` -> ``["a", "b"]`` (names stripped; an empty name is refused)."""
+    names = [c.strip() for c in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"must be comma-separated column names, got {text!r}")
+    return names
+
+
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     src = p.add_argument_group("data (one of; a resume keeps the run's data)")
     src.add_argument("--data", help="CSV or Parquet file")
@@ -79,6 +87,8 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", help="target column (required with --data unless a 'target'/'label' column exists)")
     p.add_argument("--problem", help="binary_classification | multiclass_classification | regression (inferred)")
     p.add_argument("--time-column", help="split by time: oldest rows train, newest test")
+    p.add_argument("--drop-columns", type=column_list, metavar="A,B",
+                   help="columns to leave out of the features (e.g. one the run warns leaks the target)")
 
 
 def _add_tuning_args(p: argparse.ArgumentParser) -> None:

@@ -38,7 +38,8 @@ HONOURED: dict[str, str] = {
 #: state key -> option: what defines the run; a resume refuses a different value.
 FIXED: dict[str, str] = {
     "data_path": "--data", "dataset_name": "--dataset", "target": "--target", "problem_type": "--problem",
-    "time_column": "--time-column", "algorithm": "--algorithm", "metric": "--metric", "scheme": "--scheme",
+    "time_column": "--time-column", "drop_columns": "--drop-columns", "algorithm": "--algorithm", "metric": "--metric",
+    "scheme": "--scheme",
     "cv": "--cv", "sampler": "--sampler", "pruner": "--pruner", "seed": "--seed", "study_name": "--study-name",
     "search_space": "--search-space", "test_size": "--test-size", "val_size": "--val-size", "refit": "--refit",
     "tuning_enabled": "--no-tuning", "pruner_options": "--pruner-options", "enqueue": "--enqueue",

@@ -28,6 +28,7 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "target": ("target", "--target"),
     "problem_type": ("problem", "--problem"),
     "time_column": ("time_column", "--time-column"),
+    "drop_columns": ("drop_columns", "--drop-columns"),
     "algorithm": ("algorithm", "--algorithm"),
     "metric": ("metric", "--metric"),
     "n_trials": ("n_trials", "--n-trials"),

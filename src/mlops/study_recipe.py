@@ -77,6 +77,8 @@ class TuningData:
     problem_type: str | None = None
     time_column: str | None = None
     dropped_columns: dict[str, str] = field(default_factory=dict)
+    #: column -> why it alone predicts the target exactly (:mod:`.features._leaks`; a likely leak)
+    leak_suspects: dict[str, str] = field(default_factory=dict)
 
 
 def data_fingerprint(X_train: Any, y_train: Any, X_val: Any = None, y_val: Any = None) -> str:
@@ -244,12 +246,14 @@ def load_data_source(source: Mapping[str, Any]) -> TuningData:
         loaded = load_dataset(source["path"] if source["kind"] == "file" else source["name"],
                               target=source.get("target"))
         prepared = prepare_features(loaded.frame, loaded.target, problem_type=source.get("problem_type"),
-                                    time_column=source.get("time_column"))
+                                    time_column=source.get("time_column"),
+                                    drop_columns=source.get("drop_columns") or ())
         splits = split_dataset(prepared.X, prepared.y, problem_type=prepared.problem_type,
                                time_column=prepared.time_column, **dict(source.get("split") or {}))
         data = TuningData(splits.X_train, splits.y_train, splits.X_val, splits.y_val,
                           problem_type=prepared.problem_type, time_column=prepared.time_column,
-                          dropped_columns=dict(prepared.dropped_columns))
+                          dropped_columns=dict(prepared.dropped_columns),
+                          leak_suspects=dict(prepared.leak_suspects))
     if source.get("scheme") is not None:
         scheme = EvaluationScheme.from_dict(source["scheme"])
         data.X_train, data.y_train, data.X_val, data.y_val = tuning_frames(

@@ -291,6 +291,8 @@ def _csv(tmp_path: Path, frame: pd.DataFrame | None, name: str = "data.csv") -> 
         ("empty_file", ["empty"]),
         ("bad_search_space", ["num_leaves", "low"]),
         ("metric_for_other_problem", ["rmse", "binary_classification"]),
+        ("drop_columns_not_a_list", ["drop_columns must be a list of column names", "'x1'"]),
+        ("drop_columns_unknown", ["drop_columns: 'x3' is not a column of the data", "'x1', 'x2', 'target'"]),
     ],
 )
 async def test_bad_input_fails_with_clear_error(tmp_path: Path, context: ModelTrainerContext, case: str,
@@ -309,6 +311,10 @@ async def test_bad_input_fails_with_clear_error(tmp_path: Path, context: ModelTr
         state["search_space"] = {"num_leaves": {"type": "int", "low": 50, "high": 10}}
     elif case == "metric_for_other_problem":
         state["metric"] = "rmse"
+    elif case == "drop_columns_not_a_list":
+        state["drop_columns"] = "x1"
+    elif case == "drop_columns_unknown":
+        state["drop_columns"] = ["x3"]
     final = await build_model_trainer_graph().ainvoke(state, context=context)
     assert final["status"] == "failed"
     error = final["error"]

@@ -178,3 +178,33 @@ def test_phases_option_narrows_the_study_and_prints_its_phases(tmp_path):
     assert "phase 2: trials " in r.stdout and f"(narrowed around trial {phases[1]['best_before']['trial']})" in r.stdout
     bad = hpo_refused(tmp_path / "home2", "tune", "--dataset", "wine", "--phases", "0")
     assert bad.returncode == 2 and "argument --phases: must be an integer between 1 and 10" in bad.stderr
+
+
+def test_a_column_that_gives_the_target_away_is_warned_about_and_drop_columns_leaves_it_out(tmp_path):
+    """A column the target was cut from scores perfectly on every split: the run says so (state,
+    JSON, a warning line naming the option that removes it); --drop-columns removes it, and a name
+    that is not a column is refused naming the columns."""
+    rng = np.random.default_rng(2)
+    n = 400
+    score = rng.normal(50, 10, size=n).round(1)
+    frame = pd.DataFrame({"hours": score / 10 + rng.normal(size=n), "noise": rng.normal(size=n), "score": score,
+                          "passed": np.where(score >= 50, "yes", "no")})
+    csv = tmp_path / "exam.csv"
+    frame.to_csv(csv, index=False)
+    base = ["train", "--data", str(csv), "--target", "passed", "--n-trials", "2", "--no-db", "--no-mlflow"]
+    r = hpo(tmp_path / "home", *base, "--output-json", str(tmp_path / "a.json"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads((tmp_path / "a.json").read_text())
+    assert out["leak_suspects"] == {"score": "a threshold on it separates the classes exactly"}
+    assert ("warning: column 'score' alone predicts the target (a threshold on it separates the classes exactly); "
+            "if it is derived from the target or known only after the outcome, it leaks: leave it out with "
+            "--drop-columns score") in r.stdout, r.stdout
+    assert out["test_metrics"]["roc_auc"] == 1.0  # what the leak does
+    r = hpo(tmp_path / "home", *base, "--drop-columns", "score", "--output-json", str(tmp_path / "b.json"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads((tmp_path / "b.json").read_text())
+    assert out["leak_suspects"] == {} and out["dropped_columns"] == {"score": "dropped by request"}
+    assert "alone predicts" not in r.stdout and out["test_metrics"]["roc_auc"] < 1.0
+    assert "dropped columns: score (dropped by request)" in r.stdout
+    r = hpo(tmp_path / "home", *base, "--drop-columns", "scor,noise")
+    assert r.returncode == 2 and "drop_columns: 'scor' is not a column of the data; its columns: 'hours', " in r.stderr

@@ -40,7 +40,7 @@ def _prepare(args: argparse.Namespace, settings: dict[str, Any]) -> dict[str, An
 
     source: dict[str, Any] = {
         "kind": "file" if args.data else "dataset", "target": args.target, "problem_type": args.problem,
-        "time_column": args.time_column, "split": {"seed": setting(settings, "seed"), "rare_classes": "train"},
+        "time_column": args.time_column, "drop_columns": args.drop_columns, "split": {"seed": setting(settings, "seed"), "rare_classes": "train"},
         **({"path": str(Path(args.data).resolve())} if args.data else {"name": args.dataset})}
     splits = load_data_source(source)
     try:
@@ -104,6 +104,7 @@ async def cmd_tune(args: argparse.Namespace, stopper: RunStopper, *, outage_s: f
     out["scheme"] = scheme.label
     out["scheme_reason"] = scheme.reason
     out["dropped_columns"] = splits.dropped_columns
+    out["leak_suspects"] = splits.leak_suspects
     out["hpo"] = {k: out.get(k) for k in ("study_name", "best_value", "defaults_value", "n_completed", "n_pruned",
                                           "n_failed", "duration_s", "metric", "failure_reasons", "scheme",
                                           "scheme_reason", "n_cached", "warm_start", "comparison", "analysis",

@@ -17,7 +17,8 @@ broke and what to do instead.
 Layout: ``_text.py`` reads values out of text (numbers, money, percentages, booleans, dates);
 ``_rules.py`` holds the column rules (identifiers, constants, free text, the target and its problem
 type); ``_convert.py`` converts one raw column (the same code for fit and transform); ``preparer.py``
-is the :class:`FeaturePreparer`; ``prepare.py`` is :func:`prepare_features`, which orchestrates them.
+is the :class:`FeaturePreparer`; ``_leaks.py`` names columns that alone predict the target (likely
+leaks, warned about, never dropped); ``prepare.py`` is :func:`prepare_features`, which orchestrates them.
 Loading lives in :mod:`src.mlops.datasets`; splitting in :mod:`src.mlops.splits`.
 """
 

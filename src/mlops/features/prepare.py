@@ -13,6 +13,7 @@ import pandas as pd
 from ..datasets import _clean_column_names, _resolve_target
 from ..errors import DataValidationError
 from ..problems import ANOMALY, CLASSIFICATION
+from ._leaks import leak_suspects
 from ._rules import finalize_labels, prepare_target, sorted_labels
 from .preparer import FeaturePreparer, check_time_column
 
@@ -47,6 +48,8 @@ class PreparedData:
     time_column: str | None = None
     #: the fitted cleaning, to turn new raw rows into features like ``X`` (JSON-serializable).
     preparer: FeaturePreparer | None = None
+    #: column -> why it alone predicts the target exactly (a likely leak; kept, see :mod:`._leaks`).
+    leak_suspects: dict[str, str] = field(default_factory=dict)
 
     def describe(self) -> list[str]:
         """Human-readable lines summarising the cleaning (for a CLI or a log)."""
@@ -68,6 +71,8 @@ class PreparedData:
             lines.append(f"column {col!r}: {what}")
         for old, new in self.renamed_columns.items():
             lines.append(f"renamed column {old!r} -> {new!r}")
+        for col, why in self.leak_suspects.items():
+            lines.append(f"column {col!r} alone predicts the target: {why}")
         return lines
 
 
@@ -104,6 +109,8 @@ def prepare_features(
       The ``time_column`` is additionally kept as seconds since the epoch (float) under its own name,
       for :func:`split_dataset` (which removes it from the features by default). It is never dropped
       as an identifier or constant.
+    * leaks: a kept column that alone predicts the target exactly is named in ``leak_suspects``
+      (:mod:`._leaks`); nothing is dropped for it.
     * names: characters rejected by LightGBM/XGBoost (``[]{}<>",:``) are replaced by ``_``; every
       rename is listed in ``renamed_columns``.
 
@@ -114,7 +121,8 @@ def prepare_features(
     Raises:
         DataValidationError: target missing from the frame, no non-missing target, a single class,
             non-numeric regression target, more than two classes for ``binary_classification``,
-            ``time_column`` missing or unparseable, or no usable feature left.
+            ``time_column`` missing or unparseable, a ``drop_columns`` name that is not a column (or is
+            the target or the time column), or no usable feature left.
         ConfigurationError: unknown ``problem_type``.
     """
     if not isinstance(frame, pd.DataFrame):
@@ -123,6 +131,7 @@ def prepare_features(
     if target not in frame.columns:
         target = _resolve_target(frame, target, "the frame")
     check_time_column(frame, time_column, target)
+    drop_columns = _check_drop_columns(frame, drop_columns, target, time_column)
 
     y, problem_type, keep = prepare_target(frame[target], target, problem_type)
     data = frame.loc[keep.to_numpy()]
@@ -150,4 +159,25 @@ def prepare_features(
         target=str(target),
         time_column=report.time_feature,
         preparer=preparer,
+        leak_suspects=leak_suspects(X, y, problem_type),
     )
+
+
+def _check_drop_columns(frame: pd.DataFrame, drop_columns: Iterable[str], target: str,
+                        time_column: str | None) -> list[str]:
+    """The requested drops as column names of ``frame``; a name that is not a column, or names the
+    target or the time column, is refused (a typo must not silently keep a leaking column)."""
+    names = [str(c) for c in drop_columns]
+    columns = {str(c) for c in frame.columns}
+    missing = [c for c in names if c.strip() not in columns]
+    if missing:
+        shown = ", ".join(repr(c) for c in list(frame.columns)[:20])
+        more = f", ... ({len(frame.columns) - 20} more)" if len(frame.columns) > 20 else ""
+        raise DataValidationError(f"drop_columns: {', '.join(repr(c) for c in missing)} "
+                                  f"{'is not a column' if len(missing) == 1 else 'are not columns'} of the data; "
+                                  f"its columns: {shown}{more}")
+    for c in names:
+        if c.strip() in (str(target), str(time_column)):
+            kind = "target" if c.strip() == str(target) else "time column"
+            raise DataValidationError(f"drop_columns: {c!r} is the {kind}; only feature columns can be dropped")
+    return [c.strip() for c in names]

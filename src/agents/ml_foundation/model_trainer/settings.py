@@ -59,6 +59,7 @@ DEFAULTS: dict[str, Any] = {
     "selection": "best",
     "ensemble_size": 3,
     "time_column": None,
+    "drop_columns": None,
     "problem_type": None,
     "target": None,
 }
@@ -132,6 +133,10 @@ def validate_settings(state: Mapping[str, Any]) -> None:
         raise ConfigurationError(
             f"give cv={cv} or scheme={state.get('scheme')!r}, not both (cv=K is shorthand for scheme='cv=K')"
         )
+    drop = setting(state, "drop_columns")
+    if drop is not None and (isinstance(drop, str) or not isinstance(drop, (list, tuple))
+                             or not all(isinstance(c, str) and c.strip() for c in drop)):
+        raise ConfigurationError(f"drop_columns must be a list of column names, but got {drop!r}")
     test_size, val_size = setting(state, "test_size"), setting(state, "val_size")
     for label, value in (("test_size", test_size), ("val_size", val_size)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:

@@ -172,6 +172,9 @@ class ModelTrainerInput(TypedDict, total=False):
     #: a date/time (or numeric order) column: the split becomes time-ordered (oldest rows train,
     #: newest rows test) and the column is removed from the features.
     time_column: str | None
+    #: columns of the data to leave out of the features (e.g. one named in ``leak_suspects``); each
+    #: must exist, and is recorded in ``dropped_columns`` as "dropped by request".
+    drop_columns: list[str] | None
 
     # ------------------------------------------------------------------ inputs: model and tuning
     #: model family (registry name or alias, case-insensitive); default "lightgbm". ``"auto"`` or several
@@ -296,6 +299,9 @@ class ModelTrainerState(ModelTrainerInput, total=False):
     dropped_columns: dict[str, str]
     #: human-readable cleaning and split notes (load_data, split_data).
     data_notes: list[str]
+    #: column -> why it alone predicts the target exactly: a likely leak, kept (load_data;
+    #: :mod:`src.mlops.features._leaks`). The CLI prints each as a warning.
+    leak_suspects: dict[str, str]
     #: references to the six split files (split_data).
     splits: SplitRefs
     #: ``{"train": n, "val": n, "test": n}`` (split_data).
@@ -366,6 +372,7 @@ class LoadDataUpdate(TypedDict, total=False):
     dataset_info: dict[str, Any]
     dropped_columns: dict[str, str]
     data_notes: list[str]
+    leak_suspects: dict[str, str]
     splits: SplitRefs | None
     split_sizes: dict[str, int] | None
     split_strategy: str | None

@@ -178,7 +178,8 @@ def _load(state: Mapping[str, Any], ctx: ModelTrainerContext, run_id: str) -> di
     requested = setting(state, "problem_type")
     problem_type = normalize_problem_type(requested) if requested is not None else None
     prepared = prepare_features(loaded.frame, loaded.target, problem_type=problem_type,
-                                time_column=setting(state, "time_column"))
+                                time_column=setting(state, "time_column"),
+                                drop_columns=setting(state, "drop_columns") or ())
     pt = prepared.problem_type
     # multi-objective: the first objective is the metric, and it must be one of the problem type's
     objectives = parse_objectives(setting(state, "objectives"), pt, metric=setting(state, "metric"))
@@ -226,4 +227,5 @@ def _load(state: Mapping[str, Any], ctx: ModelTrainerContext, run_id: str) -> di
         "dataset_info": jsonable(info),
         "dropped_columns": {str(k): str(v) for k, v in prepared.dropped_columns.items()},
         "data_notes": [str(n) for n in notes],
+        "leak_suspects": {str(k): str(v) for k, v in prepared.leak_suspects.items()},
     }
