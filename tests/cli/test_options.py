@@ -200,6 +200,8 @@ def test_a_column_that_gives_the_target_away_is_warned_about_and_drop_columns_le
             "if it is derived from the target or known only after the outcome, it leaks: leave it out with "
             "--drop-columns score") in r.stdout, r.stdout
     assert out["test_metrics"]["roc_auc"] == 1.0  # what the leak does
+    from src.agents.ml_foundation.model_trainer import read_artifact_metadata
+    assert read_artifact_metadata(out["model_path"])["leak_suspects"] == out["leak_suspects"]  # the model says so
     r = hpo(tmp_path / "home", *base, "--drop-columns", "score", "--output-json", str(tmp_path / "b.json"))
     assert r.returncode == 0, r.stderr[-2000:]
     out = json.loads((tmp_path / "b.json").read_text())

@@ -82,6 +82,8 @@ def artifact_metadata(state: Mapping[str, Any], kind: str, params: Mapping[str, 
         "feature_names": list(model.feature_names or []),
         "classes": model.classes,
         "dataset_fingerprint": state.get("dataset_fingerprint"),
+        # columns that alone predicted the target when it was trained (likely leaks: load_data)
+        "leak_suspects": dict(state.get("leak_suspects") or {}),
         "split_sizes": state.get("split_sizes"),
         "seed": setting(state, "seed"),
         "study_name": hpo.get("study_name"),
