@@ -486,10 +486,6 @@ def _prefer_family(result: OptimizationResult, reserve: PostStudyReserve | None,
     _use_trial(result, fam.number, fam.params, {**fam.user_attrs, "_value": fam.value})
     if family_of is not None:  # an averaged final model joins the deployed trial's family
         result.top_trials = [t for t in result.top_trials if family_of(t["params"]) == family_of(fam.params)]
-    recs = (result.analysis or {}).get("recommendations")
-    if recs:  # "drop the family" would contradict deploying it: the rule says why it is kept
-        result.analysis["recommendations"] = [r for r in recs if not (
-            r.get("kind") == "family_never_close" and r.get("family") == result.algorithm)]
     return fam.number
 
 
