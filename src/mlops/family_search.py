@@ -68,7 +68,7 @@ from .models import get_model_spec
 from .objectives import Evaluation, FitResult, ModelObjective, Reporter
 from .problems import ANOMALY, BINARY, MULTICLASS, REGRESSION, normalize_problem_type
 from .search_space import SearchSpace, parse_search_space
-from .types import FAIL_REASON_ATTR, FAMILY_ATTR, SOURCE_ATTR, OptimizationResult
+from .types import FAIL_REASON_ATTR, SOURCE_ATTR, OptimizationResult
 
 __all__ = [
     "AUTO",
@@ -351,7 +351,7 @@ class FamilySearchObjective:
     def evaluate(self, sampled: Mapping[str, Any], reporter: Reporter | None = None) -> Evaluation:
         family, params = split_family_params(sampled)
         ev = self._objective(family).evaluate(params, reporter)
-        ev.user_attrs[FAMILY_ATTR] = family
+        ev.user_attrs["family"] = family
         return ev
 
     def __call__(self, trial: optuna.Trial) -> float:

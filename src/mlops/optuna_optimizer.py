@@ -35,7 +35,7 @@ from .optimizer import OptunaOptimizer
 from .problems import normalize_problem_type
 from .search_space import SearchSpace, parse_search_space
 from .ensemble import top_trials
-from .selection import family_choice, robust_choice
+from .selection import robust_choice
 from .study_outcome import check_search_ran
 from .study_recipe import data_fingerprint, write_recipe
 from .trial_cache import InMemoryTrialCacheStore, TrialCache, TrialCacheStore
@@ -140,8 +140,6 @@ async def run_hyperparameter_optimization(
     leader are dropped). The result's ``algorithm`` is then the chosen family, ``merged_params`` its
     defaults updated by the best trial's unprefixed params, ``families`` / ``family_stats`` /
     ``family_best`` the per-family record; ``best_params`` are the study's (``model``, ``<family>__<param>``).
-    ``family_choice`` (:func:`~src.mlops.selection.family_choice`) names the first family's best trial
-    when the best trial, another family's, leads it by no more than the fold noise (the graph deploys it).
 
     A named study that exists must be the same study: other data (fingerprint), family, problem type,
     metric, direction or evaluation scheme raise :class:`StudyMismatchError` naming both values, unless
@@ -298,8 +296,6 @@ async def run_hyperparameter_optimization(
         if len(study.directions) == 1:
             result.robust_choice = robust_choice(complete, result.direction)
             result.top_trials = top_trials(complete, result.direction)
-            if families:
-                result.family_choice = family_choice(complete, result.direction, families[0])
         if families:  # the optimizer recorded the families (annotate); the best trial's family is the chosen one
             select_family(result, result.best_params)
         else:

@@ -10,13 +10,6 @@ remove the variance the folds share) and keeps the trial whose gain has the high
 ``mean(gain) - k * se(gain)`` (``k`` = 1 by default: the one-standard-error rule); when no trial's
 bound is above zero, no trial is reliably better than the defaults, and the defaults are chosen.
 Nothing changes for studies without fold scores (holdout) or without a COMPLETE defaults trial.
-
-:func:`family_choice` applies the same paired comparison to a family search (``--algorithm auto`` or
-a list): the first family (auto: LightGBM) is preferred, and the best trial of another family is
-deployed only when its lead over the preferred family's best trial is more than ``k`` (2) standard
-errors on the same folds. A search over five families picks among five winners' curses: on the
-real-data benchmark a random forest, a logistic regression or an XGBoost model led LightGBM's best by
-less than that noise in 10 of 48 studies and scored below LightGBM-only on the test rows in 7 of them.
 """
 
 from __future__ import annotations
@@ -28,16 +21,14 @@ from typing import Any
 
 import optuna
 
-from .types import FAMILY_ATTR, SOURCE_ATTR
+from .types import SOURCE_ATTR
 
-__all__ = ["FAMILY_K", "RobustChoice", "SELECTION_RULES", "family_choice", "robust_choice"]
+__all__ = ["RobustChoice", "SELECTION_RULES", "robust_choice"]
 
 #: ``"best"``: the trial with the best mean validation score; ``"robust"``: :func:`robust_choice`.
 SELECTION_RULES = ("best", "robust")
 
 FOLD_SCORES_ATTR = "fold_scores"
-#: standard errors by which another family must lead the preferred one (:func:`family_choice`)
-FAMILY_K = 2.0
 
 
 @dataclass(frozen=True)
@@ -101,31 +92,3 @@ def robust_choice(trials: Sequence[optuna.trial.FrozenTrial], direction: str, *,
               f"bound; the best by mean, trial {best.number}, gains {best_gain:+.4g} ± {best_se:.2g}")
     return RobustChoice(number=chosen.number, params=dict(chosen.params), value=float(chosen.value),
                         user_attrs=dict(chosen.user_attrs), gain=gain, gain_se=se, reason=reason, **common)
-
-
-def family_choice(trials: Sequence[optuna.trial.FrozenTrial], direction: str, preferred: str, *,
-                  k: float = FAMILY_K) -> RobustChoice | None:
-    """The best COMPLETE trial of the ``preferred`` family when the best trial overall (of another
-    family) leads it by no more than ``k`` standard errors of their paired fold differences; ``None``
-    when the best trial is kept (it is the preferred family's, its lead is beyond the noise, or there
-    are no fold scores to judge by)."""
-    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None]
-    sign = 1.0 if direction == "maximize" else -1.0
-    best = max(complete, key=lambda t: (sign * t.value, -t.number), default=None)
-    if best is None or best.user_attrs.get(FAMILY_ATTR) in (None, preferred):
-        return None
-    own = max((t for t in complete if t.user_attrs.get(FAMILY_ATTR) == preferred),
-              key=lambda t: (sign * t.value, -t.number), default=None)
-    base = None if own is None else own.user_attrs.get(FOLD_SCORES_ATTR)
-    if own is None or not isinstance(base, list) or len(base) < 2:
-        return None
-    lead = _gain(best, base, sign)
-    if lead is None or lead[0] - k * lead[1] > 0.0:
-        return None
-    family = best.user_attrs[FAMILY_ATTR]
-    return RobustChoice(
-        number=own.number, params=dict(own.params), value=float(own.value), user_attrs=dict(own.user_attrs),
-        gain=-lead[0], gain_se=lead[1], best_number=best.number, best_gain=lead[0], best_gain_se=lead[1],
-        reason=(f"the best trial, {family} trial {best.number}, leads {preferred}'s best (trial {own.number}) by "
-                f"{lead[0]:+.4g} ± {lead[1]:.2g} on the same folds, within {k:g} standard errors: {preferred}, "
-                "the preferred family, is kept"))

@@ -7,7 +7,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import optuna
 
-__all__ = ["StudyContext", "OptimizationResult", "TrialListener", "FAIL_REASON_ATTR", "WORKER_ATTR", "SOURCE_ATTR", "FAMILY_ATTR"]
+__all__ = ["StudyContext", "OptimizationResult", "TrialListener", "FAIL_REASON_ATTR", "WORKER_ATTR", "SOURCE_ATTR"]
 
 #: user attribute of a FAIL trial holding its reason ("timeout", "stale", "cancelled", "exception: ...").
 FAIL_REASON_ATTR = "fail_reason"
@@ -20,8 +20,6 @@ WORKER_ATTR = "worker_id"
 #: stale trial's params tried again; a retried defaults trial stays "defaults"). Absent: the sampler
 #: proposed them (reports show "sampler").
 SOURCE_ATTR = "source"
-#: user attribute naming a family search's trial's family (:mod:`.family_search`)
-FAMILY_ATTR = "family"
 
 
 @dataclass(frozen=True)
@@ -82,9 +80,6 @@ class OptimizationResult:
     #: the trial with the most reliable gain over the defaults on the same CV folds
     #: (:func:`src.mlops.selection.robust_choice`; ``None`` without fold scores)
     robust_choice: Any = None
-    #: a family search's preferred family's best trial, when the best trial (another family's) leads it
-    #: by no more than the fold noise (:func:`src.mlops.selection.family_choice`; ``None``: keep the best)
-    family_choice: Any = None
     #: COMPLETE trials served from the trial cache (their objective was not called; :mod:`.trial_cache`)
     n_cached: int = 0
     #: the warm start from history: ``{"n_configs", "matched_by", "sources", "dropped"}`` (None: off)

@@ -313,27 +313,3 @@ def test_what_a_family_takes_after_the_study_is_measured_apart_and_reserved_when
     # at the end, 3.5 s left: the leading extra trees need 1.5 s of fits + 3 s, the LightGBM trial 3.9 s padded
     assert r.affordable(3.5, slack=0.5) == (2, {"model": "lightgbm"}, {"fit_seconds": 2.0, "fit_rows": 800, "_value": 0.90})
     assert r.affordable(4.6, slack=0.5) is None  # with time for the extra trees' 4.5 s, they stay
-
-
-def test_the_reserve_prices_a_trial_deployed_instead_of_the_best_and_its_own_ensemble() -> None:
-    """When a family search deploys the preferred family's best trial rather than the best one (another
-    family's, within the fold noise: selection.family_choice), the reserve prices that trial's final
-    fits, and the averaged final model joins trials of its family ranked below it."""
-    r = PostStudyReserve(rows_trainval=800, rows_all=None, default_fit_rows=800, fit_ratio=1.0, members=3,
-                         family_of=lambda params: params["model"])
-    r._maximize = True
-    for t in (_family_trial(0, 0.80, "lightgbm", fit_seconds=1.0, source="defaults"),
-              _family_trial(1, 0.70, "random_forest", fit_seconds=20.0, source="defaults"),
-              _family_trial(2, 0.90, "lightgbm", fit_seconds=2.0),
-              _family_trial(3, 0.89, "lightgbm", fit_seconds=3.0),
-              _family_trial(4, 0.95, "random_forest", fit_seconds=25.0),
-              _family_trial(5, 0.94, "random_forest", fit_seconds=25.0)):
-        t.params["n"] = t.number  # distinct configurations (an ensemble joins each once)
-        asyncio.run(r.on_trial_finished(None, t))  # type: ignore[arg-type]
-    assert r.seconds_for(2) == pytest.approx(SAFETY * (2.0 + 1.0))  # with its family's defaults model
-    assert r.seconds_for(4) == pytest.approx(SAFETY * (25.0 + 20.0))
-    assert r.seconds_for(99) is None
-    assert r.ensemble(1000.0) == [5]  # the best's: the other random forest
-    assert r.ensemble(1000.0, anchor=2) == [3, 0]  # LightGBM's (its defaults too): the trials above trial 2 are left out
-    assert r.ensemble(2.0 + 1.0 + 3.0 - 0.6, anchor=2) == []  # trial 3's fit does not fit in the time left
-    assert r.ensemble(1000.0, anchor=99) == []

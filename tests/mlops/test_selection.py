@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from src.mlops.selection import FAMILY_K, family_choice, robust_choice
+from src.mlops.selection import robust_choice
 
 
 def _trial(number: int, folds: list[float], source: str | None = None, **params: float) -> optuna.trial.FrozenTrial:
@@ -53,42 +53,3 @@ def test_the_rule_does_not_apply_without_fold_scores_or_defaults():
     assert robust_choice(holdout, "maximize") is None  # one score: no spread to judge by
     no_defaults = _numbered([_trial(0, [0.8, 0.7]), _trial(1, [0.9, 0.8])])
     assert robust_choice(no_defaults, "maximize") is None
-
-
-def _family(number: int, family: str, folds: list[float]) -> optuna.trial.FrozenTrial:
-    t = _trial(number, folds)
-    t.user_attrs["family"] = family
-    return t
-
-
-def test_a_family_search_keeps_the_preferred_family_unless_another_leads_beyond_the_fold_noise():
-    """family_choice: another family's best trial is deployed only when it leads the preferred
-    family's best by more than FAMILY_K standard errors of their paired fold differences."""
-    assert FAMILY_K == 2.0
-    lgbm = [0.80, 0.82, 0.78, 0.81, 0.79]
-    noisy = _numbered([_family(0, "lightgbm", lgbm),
-                       _family(1, "random_forest", [0.86, 0.79, 0.75, 0.85, 0.78]),  # +0.006, up and down
-                       _family(2, "lightgbm", [0.70, 0.70, 0.70, 0.70, 0.70])])
-    choice = family_choice(noisy, "maximize", "lightgbm")
-    assert choice is not None and choice.number == 0 and choice.best_number == 1
-    assert choice.best_gain == pytest.approx(0.006) and choice.best_gain_se > 0.006 / 2
-    assert "random_forest trial 1" in choice.reason and "lightgbm, the preferred family, is kept" in choice.reason
-    # a steady lead on every fold: the other family is deployed
-    steady = _numbered([_family(0, "lightgbm", lgbm), _family(1, "xgboost", [v + 0.01 for v in lgbm])])
-    assert family_choice(steady, "maximize", "lightgbm") is None
-    # minimizing: the same rule mirrored
-    low = _numbered([_family(0, "lightgbm", [1 - v for v in lgbm]),
-                     _family(1, "random_forest", [1 - v for v in [0.86, 0.79, 0.75, 0.85, 0.78]])])
-    assert family_choice(low, "minimize", "lightgbm").number == 0
-    # the preferred family leads: nothing to choose
-    assert family_choice(_numbered([_family(0, "lightgbm", lgbm), _family(1, "ridge", [0.5] * 5)]),
-                         "maximize", "lightgbm") is None
-
-
-def test_the_family_rule_does_not_apply_without_fold_scores_or_a_preferred_trial():
-    holdout = _numbered([_family(0, "lightgbm", [0.80]), _family(1, "xgboost", [0.81])])
-    assert family_choice(holdout, "maximize", "lightgbm") is None  # one score: no spread to judge by
-    absent = _numbered([_family(0, "xgboost", [0.8, 0.7]), _family(1, "ridge", [0.7, 0.6])])
-    assert family_choice(absent, "maximize", "lightgbm") is None
-    one_family = _numbered([_trial(0, [0.8, 0.7]), _trial(1, [0.9, 0.8])])  # no family attribute
-    assert family_choice(one_family, "maximize", "lightgbm") is None

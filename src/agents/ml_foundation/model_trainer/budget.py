@@ -436,23 +436,11 @@ class PostStudyReserve:
         _, _, cost, params, attrs = ranked[0]
         return self._padded(cost, self._family(params), attrs.get(SOURCE_ATTR) == "defaults")
 
-    def seconds_for(self, number: int) -> float | None:
-        """The padded seconds the final fits of COMPLETE trial ``number`` need (``None``: not observed)."""
-        found = next((c for c in self._completed if c[1] == number), None)
-        if found is None:
-            return None
-        _, _, cost, params, attrs = found
-        return self._padded(cost, self._family(params), attrs.get(SOURCE_ATTR) == "defaults")
-
-    def _extra_members(self, anchor: int | None = None) -> list[dict[str, Any]]:
-        """The trials an averaged final model would add to the best one (or to trial ``anchor``, the
-        trial deployed instead: the trials ranked above it are left out) -- the members
-        :func:`~src.mlops.ensemble.ensemble_members` admits, while their padded final fits stay
+    def _extra_members(self) -> list[dict[str, Any]]:
+        """The trials an averaged final model would add to the best one (the members
+        :func:`~src.mlops.ensemble.ensemble_members` admits), while their padded final fits stay
         within :attr:`members_cap`."""
         ranked = [c for c in self._ranked() if c[1] not in self._out_of_reach]
-        if anchor is not None:
-            at = next((i for i, c in enumerate(ranked) if c[1] == anchor), None)
-            ranked = [] if at is None else ranked[at:]
         defaults = next((c for c in ranked if c[4].get(SOURCE_ATTR) == "defaults"), None)
         candidates = [{"number": n, "value": v, "params": p, "cost": cost} for v, n, cost, p, _ in ranked]
         members = ensemble_members(candidates, self.members, direction="maximize" if self._maximize else "minimize",
@@ -467,21 +455,14 @@ class PostStudyReserve:
             extras.append(m)
         return extras
 
-    def ensemble(self, seconds_left: float, *, slack: float | None = None, anchor: int | None = None) -> list[int]:
-        """The numbers of the trials the averaged final model may add to the best one (or to trial
-        ``anchor``, deployed instead of the best) with ``seconds_left`` for the final fits (best first;
-        each added only while all the fits, the first one's included, fit in the time left plus ``slack``)."""
+    def ensemble(self, seconds_left: float, *, slack: float | None = None) -> list[int]:
+        """The numbers of the trials the averaged final model may add to the best one with
+        ``seconds_left`` for the final fits (best first; each added only while all the fits, the
+        best one's included, fit in the time left plus ``slack``)."""
         slack = self.slack if slack is None else slack
-        if anchor is None:
-            cost, extras = self._best_alone(padded=False), self._extras  # as in :meth:`affordable`
-        else:
-            found = next((c for c in self._completed if c[1] == anchor), None)
-            if found is None:
-                return []
-            cost = self._padded(found[2], self._family(found[3]), found[4].get(SOURCE_ATTR) == "defaults", padded=False)
-            extras = self._extra_members(anchor)
+        cost = self._best_alone(padded=False)  # as in :meth:`affordable`
         out: list[int] = []
-        for m in extras:
+        for m in self._extras:
             extra_s = self.fit_ratio * m["cost"]
             if cost + extra_s > seconds_left + slack:
                 break

@@ -385,14 +385,6 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
                     "gain": choice.gain, "gain_se": choice.gain_se, "reason": choice.reason}
         if choice.number != result.best_trial_number:
             _use_trial(result, choice.number, choice.params, {**choice.user_attrs, "_value": choice.value})
-    anchor = None
-    if selected is None and result.family_choice is not None:
-        anchor = _prefer_family(result, reserve, None if deadline is None else
-                                deadline - time.time() - (fixed + upload), family_of)
-        if anchor is not None:
-            fam = result.family_choice
-            selected = {"rule": "family", "best_trial": fam.best_number, "used_trial": anchor,
-                        "lead": fam.best_gain, "lead_se": fam.best_gain_se, "reason": fam.reason}
     swapped = None
     if reserve is not None and deadline is not None and (selected is None or selected["used_trial"] ==
                                                          selected["best_trial"]):
@@ -405,10 +397,9 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
                                  "of the time budget remain"}
             _use_trial(result, *choice)
     summary = _summary(result, scheme, timeout)
-    if swapped is None and (selected is None or selected["used_trial"] in (selected["best_trial"], anchor)):
+    if swapped is None and (selected is None or selected["used_trial"] == selected["best_trial"]):
         left = None if deadline is None else deadline - time.time() - (fixed + upload)
-        members = _ensemble(result, setting(state, "ensemble_size"), families, reserve, left, family_of, averaged,
-                            anchor=anchor)
+        members = _ensemble(result, setting(state, "ensemble_size"), families, reserve, left, family_of, averaged)
         if members:
             summary["ensemble"] = jsonable(members)
     if probed is not None:
@@ -451,11 +442,10 @@ def _averaged(families: list[str], spec: ModelSpec, problem_type: str) -> Callab
 
 def _ensemble(result: OptimizationResult, size: int, families: list[str], reserve: PostStudyReserve | None,
               left: float | None, family_of: Callable[[Mapping[str, Any]], str] | None,
-              averaged: Callable[[Mapping[str, Any]], bool], *, anchor: int | None = None) -> list[dict[str, Any]]:
+              averaged: Callable[[Mapping[str, Any]], bool]) -> list[dict[str, Any]]:
     """The trials the final model averages (``ensemble_size`` > 1), best first, with the params the
     final fits use; ``[]`` for the best alone. Under a time budget, only those whose final fits the
-    reserve kept time for and that still fit in the ``left`` seconds. ``anchor``: the trial deployed
-    instead of the best (:func:`_prefer_family`)."""
+    reserve kept time for and that still fit in the ``left`` seconds."""
     if size < 2 or result.objectives or not result.top_trials:
         return []
     members = ensemble_members(result.top_trials, size, direction=result.direction,
@@ -463,7 +453,7 @@ def _ensemble(result: OptimizationResult, size: int, families: list[str], reserv
     if not members or members[0]["number"] != result.best_trial_number:
         return []
     if reserve is not None and left is not None:
-        allowed = set(reserve.ensemble(left, anchor=anchor))
+        allowed = set(reserve.ensemble(left))
         members = [members[0], *(m for m in members[1:] if m["number"] in allowed)]
     if len(members) < 2:
         return []
@@ -471,22 +461,6 @@ def _ensemble(result: OptimizationResult, size: int, families: list[str], reserv
              "params": {**result.default_params, **(split_family_params(m["params"])[1] if families else m["params"])},
              "best_iteration": m["user_attrs"].get("best_iteration"), "fit_rows": m["user_attrs"].get("fit_rows")}
             for m in members]
-
-
-def _prefer_family(result: OptimizationResult, reserve: PostStudyReserve | None, left: float | None,
-                   family_of: Callable[[Mapping[str, Any]], str] | None) -> int | None:
-    """Deploy the preferred family's best trial (``result.family_choice``: the best trial, another
-    family's, leads it by no more than the fold noise) when its final fits fit in the ``left`` seconds
-    of a time budget; returns its number, or ``None`` when the best trial stays."""
-    fam = result.family_choice
-    if left is not None and reserve is not None:
-        need = reserve.seconds_for(fam.number)
-        if need is None or need > left + reserve.slack:
-            return None
-    _use_trial(result, fam.number, fam.params, {**fam.user_attrs, "_value": fam.value})
-    if family_of is not None:  # an averaged final model joins the deployed trial's family
-        result.top_trials = [t for t in result.top_trials if family_of(t["params"]) == family_of(fam.params)]
-    return fam.number
 
 
 def _use_trial(result: OptimizationResult, number: int, params: dict[str, Any], attrs: dict[str, Any]) -> None:
