@@ -78,3 +78,23 @@ def test_drop_columns_leaves_named_columns_out_and_refuses_names_that_are_not_fe
         prepare_features(frame, "passed", drop_columns=["scor"])
     with pytest.raises(DataValidationError, match="drop_columns: 'passed' is the target"):
         prepare_features(frame, "passed", drop_columns=["passed"])
+
+
+def test_a_large_table_is_screened_on_a_subsample_and_still_judged_on_all_rows():
+    """Past SCREEN_ROWS rows a subsample rejects most columns first; what it lets through is judged on
+    every row, so a leak is still named and one row that breaks it clears the column."""
+    from src.mlops.features._leaks import SCREEN_ROWS
+
+    rng = np.random.default_rng(4)
+    n = 4 * SCREEN_ROWS
+    y = rng.integers(0, 3, n)
+    X = pd.DataFrame({"noise": rng.normal(size=n), "level": pd.Categorical(rng.choice(list("abcd"), n)),
+                      "cut": y * 2 + rng.random(n),                         # thresholds at 1 and 3
+                      "group": (np.arange(n) % 40) * 3 + y,                 # 120 groups, one class each
+                      "nearly": y * 2 + rng.random(n)})
+    broken = int(np.flatnonzero(y == 0)[0])
+    X.loc[broken, "nearly"] = 5.5  # one row of class 0 among class 2's values
+    assert leak_suspects(X, pd.Series(y), "multiclass_classification") == {
+        "cut": "2 thresholds on it separate the 3 classes exactly",
+        "group": "each of its 120 values goes with a single class",
+    }
