@@ -64,6 +64,22 @@ _DIRECTIONS = ("maximize", "minimize")
 _WAIT = object()
 
 
+
+async def _settled(fut: asyncio.Future[Any]) -> Any:
+    """The result of ``fut`` once it is done, however many times the caller is cancelled meanwhile
+    (``None`` if it failed or was cancelled itself): for cleanups that must see the end of a thread's
+    work. The cancellations are not lost: the caller re-raises the one it is handling."""
+    while not fut.done():
+        try:
+            await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            continue
+        except Exception:  # noqa: BLE001 - its failure is reported where it is awaited normally
+            break
+    if fut.cancelled() or fut.exception() is not None:
+        return None
+    return fut.result()
+
 class OptunaOptimizer:
     """Async front of Optuna. Listeners (history DB, MLflow, progress) observe every finished trial.
 
@@ -348,7 +364,8 @@ class OptunaOptimizer:
             except BaseException:
                 for w in workers:
                     w.cancel()
-                await asyncio.gather(*workers, return_exceptions=True)
+                # a second cancellation (a second Ctrl-C) must not cut the cleanup short
+                await _settled(asyncio.gather(*workers, return_exceptions=True))
                 self._fail_inflight(run, "cancelled")
                 raise
             finally:
@@ -423,9 +440,10 @@ class OptunaOptimizer:
         try:
             reservation = await asyncio.shield(task)
         except asyncio.CancelledError:
-            # the reservation runs on in its thread; a trial it took must not stay RUNNING.
-            late = await task
-            if late.trial is not None:
+            # the reservation runs on in its thread; a trial it took must not stay RUNNING, even when
+            # another cancellation comes while it is awaited (it would cancel the wait, not the thread)
+            late = await _settled(task)
+            if late is not None and late.trial is not None:
                 self._tell(run, late.trial, TrialState.FAIL, None, "cancelled")
             raise
         if reservation.trial is None:

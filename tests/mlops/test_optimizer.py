@@ -225,6 +225,38 @@ async def test_trial_timeout_for_a_plain_callable_fails_the_trial():
     assert r.n_failed == 1 and study.trials[0].user_attrs["fail_reason"] == "timeout"
 
 
+async def test_cancelling_optimize_while_a_trial_is_being_reserved_leaves_it_failed_not_running():
+    """A cancellation that lands while a worker's reservation (count, reserve, ask) runs in its thread:
+    the worker waits for it and fails the trial it took, even when a second cancellation comes. Before,
+    a second cancel interrupted that wait (and the optimizer's cleanup), and the trial stayed RUNNING
+    (seen once in the suite under load, in test_cancelling_optimize_leaves_no_trial_running)."""
+    import threading
+
+    asking = threading.Event()
+
+    class SlowAsk(optuna.storages.InMemoryStorage):
+        """A real storage whose trial creation takes 0.5 s (a slow database)."""
+
+        def create_new_trial(self, study_id, template_trial=None):
+            if template_trial is None:
+                asking.set()
+                time.sleep(0.5)
+            return super().create_new_trial(study_id, template_trial)
+
+    opt = OptunaOptimizer()
+    study = await opt.create_study(storage=SlowAsk())
+    task = asyncio.create_task(opt.optimize(study, lambda t: t.suggest_float("x", 0, 1), n_trials=10))
+    assert await asyncio.to_thread(asking.wait, 30)
+    task.cancel()
+    await asyncio.sleep(0.1)  # the worker now waits for its reservation to come back
+    task.cancel()  # a second cancellation (a second Ctrl-C) must not cut that wait, nor the cleanup
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    trials = study.get_trials()
+    assert trials and [t.state for t in trials] == [optuna.trial.TrialState.FAIL]
+    assert trials[0].user_attrs.get("fail_reason") == "cancelled"
+
+
 async def test_cancelling_optimize_leaves_no_trial_running():
     opt = OptunaOptimizer()
     study = await opt.create_study()
