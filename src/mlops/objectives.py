@@ -100,6 +100,9 @@ class _Fold:
     by_steps: dict[tuple[Any, ...], Any] = field(default_factory=dict)
 
 
+#: CPU threads of a final fit (:meth:`ModelObjective.fit_final`, :meth:`ModelObjective.fit_rows`; see
+#: ``_fit_scaled``): trials keep :func:`~.models.threads_per_trial`
+FINAL_FIT_THREADS = 1
 #: fitted preprocessors a fold keeps for pipeline-search step configurations (oldest dropped first)
 _MAX_STEP_PREPROCESSORS = 16
 
@@ -409,7 +412,7 @@ class ModelObjective:
         if refit == "train" and self.X_val is not None:
             fitted = fit_model(self.spec, self.problem_type, params, self.X_train, self.y_train, self.X_val,
                                self.y_val, metric=self.metric, early_stopping_rounds=self.early_stopping_rounds,
-                               n_threads=threads_per_trial(1, len(self.X_train)), codec=self.codec)
+                               n_threads=FINAL_FIT_THREADS, codec=self.codec)
             fitted.n_rounds = fitted.best_iteration
             return fitted
         X, y = self.all_rows
@@ -437,8 +440,11 @@ class ModelObjective:
                 best_iteration, rounds_rows = ev.user_attrs["best_iteration"], ev.user_attrs["fit_rows"]
             found_on = rounds_rows or len(self.X_train)
             params["n_estimators"] = scaled_rounds(int(best_iteration), int(found_on), len(X), self.problem_type)
-        fitted = fit_model(self.spec, self.problem_type, params, X, y, n_threads=threads_per_trial(1, len(X)),
-                           codec=self.codec)
+        # One thread: a final fit runs in a fresh pool thread after the trials' OpenMP teams, and there
+        # two threads were measured 3-5x slower than one (carData::GSSvocab, 28.8k rows, 5 classes, 2
+        # unpinned cores: the deployed refit took 8.2-14.2 s with two threads and 2.5-2.6 s with one,
+        # and a 30 s run ended at 33-41 s instead of 28.6-28.8 s).
+        fitted = fit_model(self.spec, self.problem_type, params, X, y, n_threads=FINAL_FIT_THREADS, codec=self.codec)
         rounds = int(fitted.model.estimator.get_params()["n_estimators"]) if self.spec.is_boosting else None
         return FitResult(fitted.model, best_iteration if boosting else None, time.perf_counter() - t0,
                          n_rounds=rounds, fit_rows=len(X))

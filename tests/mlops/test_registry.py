@@ -368,3 +368,27 @@ def test_threads_follow_the_cpus_this_process_may_use_not_the_machines(monkeypat
     assert models.threads_per_trial(1, 5_000) == 1  # small data: one thread whatever the cores
     monkeypatch.delattr(models.os, "sched_getaffinity", raising=False)  # no affinity API: the machine's count
     assert models.usable_cpus() == 8
+
+
+def test_final_fits_run_one_thread_where_a_trial_would_run_several(monkeypatch):
+    """A final fit (train+val, all rows) is single-threaded even on a large table with cores to spare:
+    after the trials' threads, two OpenMP threads made carData::GSSvocab's deployed refit 3-5x slower
+    than one on 2 unpinned cores (8.2-14.2 s against 2.5-2.6 s), and 30 s runs ended at 33-41 s."""
+    import numpy as np
+    import pandas as pd
+
+    from src.mlops import models
+    from src.mlops.objectives import FINAL_FIT_THREADS, ModelObjective
+
+    assert FINAL_FIT_THREADS == 1
+    monkeypatch.setattr(models.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    n = models.SMALL_DATA_ROWS + 2_000
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n)})
+    y = (X["a"] + rng.normal(size=n) > 0).astype(int).to_numpy()
+    assert models.threads_per_trial(1, n) == 4  # what a trial on these rows gets
+    objective = ModelObjective("lightgbm", "binary", X.iloc[:-500], y[:-500], X.iloc[-500:], y[-500:])
+    params = {"n_estimators": 20}
+    for fitted in (objective.fit_final(params, n_rounds=20, rounds_rows=n - 500),
+                   objective.fit_rows(params, X, y, n_rounds=20, rounds_rows=n - 500, label="all")):
+        assert fitted.model.estimator.get_params()["n_jobs"] == 1
