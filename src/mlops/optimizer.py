@@ -65,20 +65,35 @@ _WAIT = object()
 
 
 
-async def _settled(fut: asyncio.Future[Any]) -> Any:
-    """The result of ``fut`` once it is done, however many times the caller is cancelled meanwhile
-    (``None`` if it failed or was cancelled itself): for cleanups that must see the end of a thread's
-    work. The cancellations are not lost: the caller re-raises the one it is handling."""
+#: how long a cleanup still waits for a thread's work once it is cancelled again (a second Ctrl-C)
+SETTLE_PATIENCE_S = 5.0
+
+
+async def _settled(fut: asyncio.Future[Any], *, patience: float | None = None) -> Any:
+    """The result of ``fut`` once it is done (``None`` if it failed or was cancelled itself): for a
+    cleanup that must see the end of a thread's work (a reservation that may have asked a trial).
+    A further cancellation of the caller does not cut the wait (it would abandon the thread's result,
+    leaving its trial RUNNING), but it bounds it: ``patience`` more seconds at most, so a second Ctrl-C
+    still stops a run whose database hangs (a trial left RUNNING then is failed as "stale" once its
+    lease lapses). The caller re-raises the cancellation it is handling."""
+    patience = SETTLE_PATIENCE_S if patience is None else patience
+    give_up = None
     while not fut.done():
         try:
-            await asyncio.shield(fut)
+            if give_up is None:
+                await asyncio.shield(fut)
+            else:
+                await asyncio.wait_for(asyncio.shield(fut), max(0.0, give_up - time.monotonic()))
         except asyncio.CancelledError:
-            continue
+            give_up = time.monotonic() + patience if give_up is None else give_up
+        except (TimeoutError, asyncio.TimeoutError):
+            return None
         except Exception:  # noqa: BLE001 - its failure is reported where it is awaited normally
             break
     if fut.cancelled() or fut.exception() is not None:
         return None
     return fut.result()
+
 
 class OptunaOptimizer:
     """Async front of Optuna. Listeners (history DB, MLflow, progress) observe every finished trial.

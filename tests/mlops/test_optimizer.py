@@ -257,6 +257,37 @@ async def test_cancelling_optimize_while_a_trial_is_being_reserved_leaves_it_fai
     assert trials[0].user_attrs.get("fail_reason") == "cancelled"
 
 
+async def test_a_second_cancellation_waits_for_a_hung_reservation_only_so_long(monkeypatch):
+    """A second Ctrl-C cuts the cleanup short: a reservation stuck in its thread (a database that
+    hangs) is waited for SETTLE_PATIENCE_S more seconds at most, then the run stops anyway."""
+    import threading
+
+    from src.mlops import optimizer as optimizer_module
+
+    monkeypatch.setattr(optimizer_module, "SETTLE_PATIENCE_S", 0.3)
+    asking, release = threading.Event(), threading.Event()
+
+    class HungAsk(optuna.storages.InMemoryStorage):
+        def create_new_trial(self, study_id, template_trial=None):
+            if template_trial is None:
+                asking.set()
+                release.wait(30)
+            return super().create_new_trial(study_id, template_trial)
+
+    opt = OptunaOptimizer()
+    study = await opt.create_study(storage=HungAsk())
+    task = asyncio.create_task(opt.optimize(study, lambda t: t.suggest_float("x", 0, 1), n_trials=10))
+    assert await asyncio.to_thread(asking.wait, 30)
+    task.cancel()
+    await asyncio.sleep(0.1)
+    started = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert time.monotonic() - started < 3.0  # not the 30 s the reservation hangs
+    release.set()
+
+
 async def test_cancelling_optimize_leaves_no_trial_running():
     opt = OptunaOptimizer()
     study = await opt.create_study()
