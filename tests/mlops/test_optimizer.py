@@ -225,33 +225,45 @@ async def test_trial_timeout_for_a_plain_callable_fails_the_trial():
     assert r.n_failed == 1 and study.trials[0].user_attrs["fail_reason"] == "timeout"
 
 
+class _SlowAsk(optuna.storages.InMemoryStorage):
+    """A real storage whose trial creation waits until ``release`` is set or ``seconds`` pass (a slow
+    or hung database); ``asking`` is set when a reservation starts creating a trial."""
+
+    def __init__(self, seconds: float) -> None:
+        import threading
+
+        super().__init__()
+        self.seconds, self.asking, self.release = seconds, threading.Event(), threading.Event()
+
+    def create_new_trial(self, study_id, template_trial=None):
+        if template_trial is None:
+            self.asking.set()
+            self.release.wait(self.seconds)
+        return super().create_new_trial(study_id, template_trial)
+
+
+async def _cancel_twice_while_reserving(storage: _SlowAsk) -> tuple[optuna.Study, float]:
+    """Start a study on ``storage``, cancel it while its first trial is being created, and again 0.1 s
+    later (a second Ctrl-C); returns the study and the seconds from the second cancel to the end."""
+    opt = OptunaOptimizer()
+    study = await opt.create_study(storage=storage)
+    task = asyncio.create_task(opt.optimize(study, lambda t: t.suggest_float("x", 0, 1), n_trials=10))
+    assert await asyncio.to_thread(storage.asking.wait, 30)
+    task.cancel()
+    await asyncio.sleep(0.1)  # the worker now waits for its reservation to come back
+    started = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    return study, time.monotonic() - started
+
+
 async def test_cancelling_optimize_while_a_trial_is_being_reserved_leaves_it_failed_not_running():
     """A cancellation that lands while a worker's reservation (count, reserve, ask) runs in its thread:
     the worker waits for it and fails the trial it took, even when a second cancellation comes. Before,
     a second cancel interrupted that wait (and the optimizer's cleanup), and the trial stayed RUNNING
     (seen once in the suite under load, in test_cancelling_optimize_leaves_no_trial_running)."""
-    import threading
-
-    asking = threading.Event()
-
-    class SlowAsk(optuna.storages.InMemoryStorage):
-        """A real storage whose trial creation takes 0.5 s (a slow database)."""
-
-        def create_new_trial(self, study_id, template_trial=None):
-            if template_trial is None:
-                asking.set()
-                time.sleep(0.5)
-            return super().create_new_trial(study_id, template_trial)
-
-    opt = OptunaOptimizer()
-    study = await opt.create_study(storage=SlowAsk())
-    task = asyncio.create_task(opt.optimize(study, lambda t: t.suggest_float("x", 0, 1), n_trials=10))
-    assert await asyncio.to_thread(asking.wait, 30)
-    task.cancel()
-    await asyncio.sleep(0.1)  # the worker now waits for its reservation to come back
-    task.cancel()  # a second cancellation (a second Ctrl-C) must not cut that wait, nor the cleanup
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    study, _ = await _cancel_twice_while_reserving(_SlowAsk(0.5))
     trials = study.get_trials()
     assert trials and [t.state for t in trials] == [optuna.trial.TrialState.FAIL]
     assert trials[0].user_attrs.get("fail_reason") == "cancelled"
@@ -260,32 +272,15 @@ async def test_cancelling_optimize_while_a_trial_is_being_reserved_leaves_it_fai
 async def test_a_second_cancellation_waits_for_a_hung_reservation_only_so_long(monkeypatch):
     """A second Ctrl-C cuts the cleanup short: a reservation stuck in its thread (a database that
     hangs) is waited for SETTLE_PATIENCE_S more seconds at most, then the run stops anyway."""
-    import threading
-
     from src.mlops import optimizer as optimizer_module
 
     monkeypatch.setattr(optimizer_module, "SETTLE_PATIENCE_S", 0.3)
-    asking, release = threading.Event(), threading.Event()
-
-    class HungAsk(optuna.storages.InMemoryStorage):
-        def create_new_trial(self, study_id, template_trial=None):
-            if template_trial is None:
-                asking.set()
-                release.wait(30)
-            return super().create_new_trial(study_id, template_trial)
-
-    opt = OptunaOptimizer()
-    study = await opt.create_study(storage=HungAsk())
-    task = asyncio.create_task(opt.optimize(study, lambda t: t.suggest_float("x", 0, 1), n_trials=10))
-    assert await asyncio.to_thread(asking.wait, 30)
-    task.cancel()
-    await asyncio.sleep(0.1)
-    started = time.monotonic()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert time.monotonic() - started < 3.0  # not the 30 s the reservation hangs
-    release.set()
+    storage = _SlowAsk(30.0)
+    try:
+        _, seconds = await _cancel_twice_while_reserving(storage)
+        assert seconds < 3.0  # not the 30 s the reservation hangs
+    finally:
+        storage.release.set()
 
 
 async def test_cancelling_optimize_leaves_no_trial_running():
