@@ -64,7 +64,6 @@ _DIRECTIONS = ("maximize", "minimize")
 _WAIT = object()
 
 
-
 #: how long a cleanup still waits for a thread's work once it is cancelled again (a second Ctrl-C)
 SETTLE_PATIENCE_S = 5.0
 
