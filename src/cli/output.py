@@ -72,9 +72,16 @@ def _study_lines(hpo: dict[str, Any], *, named: bool) -> list[str]:
     lines += _pareto_lines(hpo)
     members = hpo.get("ensemble") or []
     if members:
-        lines.append(f"  final model: the average of the {len(members)} best configurations, trials "
-                     + ", ".join(str(m.get("number")) for m in members)
-                     + f" (validation {hpo.get('metric')} " + ", ".join(fmt(m.get("value")) for m in members) + ")")
+        blend = hpo.get("blend")
+        if blend:
+            lines.append(f"  final model: a blend of {len(members)} trials, validation {hpo.get('metric')} "
+                         f"{fmt(blend.get('value'))} against {fmt(blend.get('single_value'))} for the best alone:")
+            lines += [f"    trial {m.get('number'):<5} {m.get('algorithm') or '':22s} weight {m.get('weight', 0):.2f}  "
+                      f"(alone {fmt(m.get('value'))})" for m in members]
+        else:
+            lines.append(f"  final model: the average of the {len(members)} best configurations, trials "
+                         + ", ".join(str(m.get("number")) for m in members)
+                         + f" (validation {hpo.get('metric')} " + ", ".join(fmt(m.get("value")) for m in members) + ")")
     swap = hpo.get("trial_for_time")
     if swap:
         lines.append(f"  final model: trial {swap.get('used_trial')} instead of the best, {swap.get('best_trial')}: "

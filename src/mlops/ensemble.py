@@ -17,12 +17,12 @@ fitting, predicting and saving three forests after its study and ended 18 s past
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import optuna
 
+from .blend import params_key
 from .model_spec import ModelSpec
 from .types import SOURCE_ATTR
 
@@ -32,10 +32,6 @@ __all__ = ["TOP_TRIALS", "ENSEMBLE_ATTRS", "top_trials", "ensemble_members", "av
 TOP_TRIALS = 10
 #: the user attributes a candidate keeps (its final fit's round count and cost).
 ENSEMBLE_ATTRS = ("best_iteration", "fit_rows", "fit_seconds", "fold_scores", SOURCE_ATTR)
-
-
-def _key(params: Mapping[str, Any]) -> str:
-    return json.dumps(dict(params), sort_keys=True, default=str)
 
 
 def top_trials(trials: Sequence[optuna.trial.FrozenTrial], direction: str, *,
@@ -49,7 +45,7 @@ def top_trials(trials: Sequence[optuna.trial.FrozenTrial], direction: str, *,
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
     for t in done:
-        key = _key(t.params)
+        key = params_key(t.params)
         if key in seen:
             continue
         seen.add(key)
@@ -78,14 +74,14 @@ def ensemble_members(candidates: Sequence[Mapping[str, Any]], size: int, *, dire
     best = candidates[0]
     if averaged is not None and not averaged(best["params"]):
         return [best]
-    chosen, seen = [best], {_key(best["params"])}
+    chosen, seen = [best], {params_key(best["params"])}
     for c in candidates[1:]:
         if len(chosen) >= size:
             break
         if defaults_value is not None and (c["value"] < defaults_value if direction == "maximize"
                                            else c["value"] > defaults_value):
             break
-        key = _key(c["params"])
+        key = params_key(c["params"])
         if key in seen or (same_family is not None and same_family(c["params"]) != same_family(best["params"])):
             continue
         seen.add(key)

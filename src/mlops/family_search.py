@@ -62,6 +62,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from .blend import Blend, PredictionStore, greedy_blend
 from .errors import ConfigurationError, IncompatibleMetricError, SearchSpaceError, UnknownModelError
 from .metrics import default_metric, get_metric
 from .models import get_model_spec
@@ -298,6 +299,10 @@ class FamilySearchObjective:
                 d["when"] = {MODEL_PARAM: [f], **{f"{f}{SEP}{k}": v for k, v in (d.get("when") or {}).items()}}
                 joint[f"{f}{SEP}{p.name}"] = d
         self.search_space = parse_search_space(joint)
+        #: the best evaluations' predictions, the candidates of :meth:`blend`
+        self.predictions = PredictionStore(self.direction)
+        for sub in self.objectives.values():
+            sub.keep_predictions = sub.blends_predictions
 
     # -- what the optimizer, the study recipe and the graph read -------------------------------
     @property
@@ -352,7 +357,19 @@ class FamilySearchObjective:
         family, params = split_family_params(sampled)
         ev = self._objective(family).evaluate(params, reporter)
         ev.user_attrs["family"] = family
+        if ev.predictions is not None:
+            self.predictions.add(sampled, ev.value, ev.predictions)
+            ev.predictions = None
         return ev
+
+    def blend(self, candidates: Sequence[Mapping[str, Any]], max_members: int) -> Blend | None:
+        """The greedy blend of ``candidates`` (the study's best trials, best first; :mod:`.blend`)
+        across families, by their predictions on the rows that scored them (the same rows for every
+        family); ``None`` when no blend of at most ``max_members`` scores above the best alone."""
+        if not self.primary.blends_predictions:
+            return None
+        return greedy_blend(candidates, self.predictions, self.primary.fold_targets(), self.metric,
+                            labels=self.primary.labels, max_members=max_members)
 
     def __call__(self, trial: optuna.Trial) -> float:
         from .reporters import TrialReporter

@@ -131,15 +131,25 @@ class AveragedModel(TunedModel):
     """
 
     def __init__(self, members: list[TunedModel], problem_type: str, classes: Any = None,
-                 algorithm: str | None = None, feature_names: list[str] | None = None) -> None:
+                 algorithm: str | None = None, feature_names: list[str] | None = None,
+                 weights: list[float] | None = None) -> None:
         super().__init__(None, None, problem_type, classes=classes, algorithm=algorithm, feature_names=feature_names)
         self.members = members
+        #: the members' weights (summing to 1; ``None``: equal), e.g. a family search's blend (:mod:`.blend`)
+        self.weights = weights
 
     @classmethod
-    def of(cls, members: list[TunedModel]) -> AveragedModel:
-        """The average of ``members``, which must share problem type, classes and features."""
+    def of(cls, members: list[TunedModel], weights: list[float] | None = None) -> AveragedModel:
+        """The average of ``members`` (weighted by ``weights``, normalized to sum to 1; ``None``:
+        equally), which must share problem type, classes and features (members of different
+        families each hold their own preprocessing)."""
         if not members:
             raise ValueError("an averaged model needs at least one member")
+        if weights is not None:
+            w = np.asarray(weights, dtype=float)
+            if w.shape != (len(members),) or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+                raise ValueError(f"weights must be one non-negative number per member, not all zero; got {weights!r}")
+            weights = (w / w.sum()).tolist()
         first = members[0]
         if first.problem_type == ANOMALY:
             raise ValueError("anomaly detection models are not averaged")
@@ -147,18 +157,22 @@ class AveragedModel(TunedModel):
             if m.problem_type != first.problem_type or list(m.classes or []) != list(first.classes or []):
                 raise ValueError("averaged members must share the problem type and the classes")
         return cls(list(members), first.problem_type, classes=first.classes, algorithm=first.algorithm,
-                   feature_names=first.feature_names)
+                   feature_names=first.feature_names, weights=weights)
+
+    def _mean(self, predictions: list[Any]) -> np.ndarray:
+        # getattr: a model saved before members had weights has none (equal weights)
+        return np.average(np.asarray(predictions, dtype=float), axis=0, weights=getattr(self, "weights", None))
 
     @property
     def has_proba(self) -> bool:
         return all(m.has_proba for m in self.members)
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        return np.mean([m.predict_proba(X) for m in self.members], axis=0)
+        return self._mean([m.predict_proba(X) for m in self.members])
 
     def predict(self, X: Any) -> np.ndarray:
         if self.classes is None:
-            return np.mean([np.asarray(m.predict(X), dtype=float) for m in self.members], axis=0)
+            return self._mean([np.asarray(m.predict(X), dtype=float) for m in self.members])
         return np.asarray(self.classes, dtype=object)[np.argmax(self.predict_proba(X), axis=1)]
 
     def score_samples(self, X: Any) -> np.ndarray:
@@ -168,7 +182,7 @@ class AveragedModel(TunedModel):
     def predict_for_metric(self, X: Any, metric: MetricSpec) -> Any:
         if self.classes is not None and metric.needs == "label":
             return np.argmax(self.predict_proba(X), axis=1)  # encoded labels of the mean probabilities
-        return np.mean([np.asarray(m.predict_for_metric(X, metric), dtype=float) for m in self.members], axis=0)
+        return self._mean([np.asarray(m.predict_for_metric(X, metric), dtype=float) for m in self.members])
 
 
 def _softmax(d: np.ndarray) -> np.ndarray:

@@ -83,12 +83,12 @@ class FitResult:
     fit_rows: int = 0
 
 
-def average_fits(fits: list[FitResult]) -> FitResult:
+def average_fits(fits: list[FitResult], weights: list[float] | None = None) -> FitResult:
     """One :class:`FitResult` whose model averages the models of ``fits`` (fitted on the same rows;
-    :class:`~src.mlops.fitted.AveragedModel`). Round count and rows are the first (best) one's, the
-    seconds the sum of all."""
+    :class:`~src.mlops.fitted.AveragedModel`; ``weights``: one per fit, ``None`` equal). Round count
+    and rows are the first (best) one's, the seconds the sum of all."""
     first = fits[0]
-    return FitResult(model=AveragedModel.of([f.model for f in fits]), best_iteration=first.best_iteration,
+    return FitResult(model=AveragedModel.of([f.model for f in fits], weights), best_iteration=first.best_iteration,
                      fit_seconds=sum(f.fit_seconds for f in fits), n_rounds=first.n_rounds, refit=first.refit,
                      fit_rows=first.fit_rows)
 

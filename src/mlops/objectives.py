@@ -58,7 +58,7 @@ from .pipeline_steps import (
 )
 from .multi_objective import measure_costs, parse_objectives
 from .preprocessing import build_preprocessor
-from .problems import ANOMALY, CLASSIFICATION, normalize_problem_type
+from .problems import ANOMALY, CLASSIFICATION, REGRESSION, normalize_problem_type
 from .reporters import Evaluation, NullReporter, Reporter, TrialCancelled, TrialReporter
 from .search_space import SearchSpace, parse_search_space
 from .types import SOURCE_ATTR
@@ -207,6 +207,9 @@ class ModelObjective:
         self._check_metric_supported()
         self._folds: list[_Fold] | None = None
         self._lock = threading.Lock()
+        #: whether :meth:`evaluate` returns the predictions that scored it (a family search's blend,
+        #: :mod:`.blend`); set by :class:`~src.mlops.family_search.FamilySearchObjective`
+        self.keep_predictions = False
 
     # -- pickling for worker processes: the data goes, caches and locks are rebuilt -------------
     def __getstate__(self) -> dict[str, Any]:
@@ -309,6 +312,18 @@ class ModelObjective:
             folds.append(fold(self.X_train.iloc[tr], ytr, self.X_train.iloc[va], y_for_split[va]))
         return folds
 
+    def fold_targets(self) -> list[Any]:
+        """The encoded labels of the rows that score each fold, in fold order (what :meth:`evaluate`'s
+        predictions are scored against)."""
+        return [f.y_val for f in self._get_folds()]
+
+    @property
+    def blends_predictions(self) -> bool:
+        """Whether this objective's predictions can be averaged with another's (:mod:`.blend`): class
+        probabilities or regression values of a single-objective study, never labels or anomaly scores."""
+        return self.objective_set is None and (self.problem_type == REGRESSION or (
+            self.problem_type in CLASSIFICATION and self.metric.needs != "label"))
+
     def _preprocessor(self, fold: _Fold, steps: Mapping[str, Any]) -> Any:
         """The fold's fitted preprocessor for pipeline-search ``steps`` (the plain one without steps;
         fitted once per step configuration, the last few kept)."""
@@ -337,6 +352,8 @@ class ModelObjective:
         scores: list[float] = []
         iterations: list[int] = []
         rows: list[int] = []
+        # probabilities only from an estimator that gives them (a squashed decision function does not average)
+        predictions: list[Any] | None = [] if self.keep_predictions and self.blends_predictions else None
         t0 = time.perf_counter()
         steps = split_step_params(params)[1]
         for i, f in enumerate(folds):
@@ -348,6 +365,8 @@ class ModelObjective:
             )
             pred = fitted.model.predict_for_metric(f.X_val, self.metric)
             scores.append(score_predictions(self.metric, f.y_val, pred, labels=self.labels))
+            if predictions is not None:
+                predictions = predictions + [pred] if self.codec is None or fitted.model.has_proba else None
             if i == 0 and self.objective_set is not None:  # costs of the first fold's model (multi_objective.py)
                 costs = measure_costs(self.objective_set.costs, fitted.model, f.X_val)
             if fitted.best_iteration is not None:
@@ -366,7 +385,7 @@ class ModelObjective:
         if self.objective_set is not None:
             attrs.update(costs)
             return Evaluation([float(np.mean(scores)), *(costs[c] for c in self.objective_set.costs)], attrs)  # type: ignore[arg-type]
-        return Evaluation(float(np.mean(scores)), attrs)
+        return Evaluation(float(np.mean(scores)), attrs, predictions=predictions)
 
     def __call__(self, trial: optuna.Trial) -> float:
         ev = self.evaluate(self.suggest(trial), TrialReporter(trial))

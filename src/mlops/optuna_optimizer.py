@@ -118,6 +118,7 @@ async def run_hyperparameter_optimization(
     objectives: str | Sequence[str] | None = None,
     pick_rule: str | None = None,
     pick_tolerance: float | None = None,
+    blend_members: int | None = None,
 ) -> OptimizationResult:
     """Tune ``algorithm`` on validation data (or CV folds of the training data) and return the result.
 
@@ -159,6 +160,11 @@ async def run_hyperparameter_optimization(
     ``phases > 1`` (:mod:`.narrowing`, one family only) splits the budget into that many phases; after
     each, the numeric ranges narrow around the best trial (to ``narrow_shrink`` of their width) and
     widen where it sits on a bound; ``result.phases`` records each phase's ranges, trials and best.
+
+    ``blend_members=k`` (a family search only): ``result.blend`` is the greedy blend of at most k of
+    the best trials, across families, by their predictions on the rows that scored them
+    (:mod:`.blend`), when it scores above the best trial alone; the caller may deploy it as a weighted
+    average of those trials' final fits.
 
     ``pipeline=True`` searches the preprocessing steps with the model (:mod:`.pipeline_steps`: scaler,
     feature selection, imputation; params ``step__param``); a search space naming ``step__param``
@@ -296,6 +302,9 @@ async def run_hyperparameter_optimization(
         if len(study.directions) == 1:
             result.robust_choice = robust_choice(complete, result.direction)
             result.top_trials = top_trials(complete, result.direction)
+            if families and blend_members is not None and blend_members > 1:
+                blend = await asyncio.to_thread(objective.blend, result.top_trials, blend_members)
+                result.blend = None if blend is None else blend.to_dict()
         if families:  # the optimizer recorded the families (annotate); the best trial's family is the chosen one
             select_family(result, result.best_params)
         else:

@@ -67,5 +67,8 @@ class Evaluation:
 
     value: float
     user_attrs: dict[str, Any] = field(default_factory=dict)
+    #: the predictions that scored it, one array per fold (kept only when the objective asks:
+    #: :attr:`~src.mlops.objectives.ModelObjective.keep_predictions`; never stored on the trial)
+    predictions: list[Any] | None = field(default=None, repr=False)
 
 

@@ -105,6 +105,9 @@ class OptimizationResult:
     #: (:func:`src.mlops.ensemble.top_trials`): ``{"number", "value", "params", "user_attrs"}``, the
     #: candidates of an averaged final model
     top_trials: list[dict[str, Any]] = field(default_factory=list)
+    #: a family search asked for a blend (``blend_members``, :mod:`src.mlops.blend`): its members'
+    #: trial numbers and weights (``{"members": [{"number", "weight"}], "value", "single_value"}``)
+    blend: dict[str, Any] | None = None
 
     @property
     def direction(self) -> str:

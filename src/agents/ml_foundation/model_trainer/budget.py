@@ -34,7 +34,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -469,6 +469,23 @@ class PostStudyReserve:
             cost += extra_s
             out.append(m["number"])
         return out
+
+    def blend_fits(self, numbers: Sequence[int], seconds_left: float, *, slack: float | None = None) -> bool:
+        """Whether the final fits of a blend's extra members (trial ``numbers``; :mod:`src.mlops.blend`)
+        fit, with the best trial's, in ``seconds_left`` plus ``slack`` and within :attr:`members_cap`
+        (a member of another family than the best one's adds that family's overhead: a forest takes
+        longer to save and upload). All or none: a blend without one of its members is not the blend
+        that was scored."""
+        slack = self.slack if slack is None else slack
+        by_number = {c[1]: c for c in self._completed}
+        if any(n not in by_number for n in numbers):
+            return False
+        extra = sum(by_number[n][2] for n in numbers)
+        if self.members_cap is not None and SAFETY * self.fit_ratio * extra > self.members_cap:
+            return False
+        overheads = sum(self.overheads.get(f, 0.0) for f in {self._family(by_number[n][3]) for n in numbers}
+                        if f != self._best_family)
+        return self._best_alone(padded=False) + self.fit_ratio * extra + overheads <= seconds_left + slack
 
     def affordable(self, seconds_left: float, *, slack: float | None = None
                    ) -> tuple[int, dict[str, Any], dict[str, Any]] | None:

@@ -123,8 +123,12 @@ class HPOSummary(TypedDict, total=False):
     #: "reason"}`` (the best trial whose fits fit in the time left is used instead).
     trial_for_time: dict[str, Any]
     #: the final model averages these trials (``ensemble_size`` > 1; absent: the best alone), best
-    #: first: ``{"number", "value", "params"`` (merged with the defaults), ``"best_iteration", "fit_rows"}``.
+    #: first: ``{"number", "value", "algorithm", "weight", "params"`` (merged with their family's
+    #: defaults), ``"best_iteration", "fit_rows"}``.
     ensemble: list[dict[str, Any]]
+    #: the ensemble is a family search's blend (:mod:`src.mlops.blend`): ``{"value", "single_value"}``,
+    #: its validation score and the best trial's alone.
+    blend: dict[str, Any]
     #: epoch seconds at which the study ended (the time budget measures what follows).
     finished_at: float
     #: seconds the study was given (``time_budget`` minus what the rest of the run needs), if bounded by time.
@@ -214,7 +218,10 @@ class ModelTrainerInput(TypedDict, total=False):
     #: the final model averages the study's best ``ensemble_size`` configurations (default 3; 1: the
     #: best alone; measured on bench_real at 60 s: 13 better, 5 tied, 8 worse than the best alone).
     #: The others must be at least as good as the defaults trial and of the best one's family, and
-    #: under a time budget their final fits must fit in it (:mod:`src.mlops.ensemble`).
+    #: under a time budget their final fits must fit in it (:mod:`src.mlops.ensemble`). A family search
+    #: (``algorithm="auto"`` or a list) deploys instead its greedy blend of at most this many of its
+    #: best trials, of any family, weighted (:mod:`src.mlops.blend`), when it scores above the best
+    #: alone on the validation rows and its fits fit in the time left.
     ensemble_size: int
     #: search space replacing the family's default (dict format of SPEC F2; JSON only).
     search_space: dict[str, Any] | None

@@ -19,14 +19,14 @@ from typing import Any
 import pandas as pd
 from langgraph.runtime import Runtime
 
-from src.mlops.objectives import average_fits, concat_rows
+from src.mlops.objectives import concat_rows
 from src.mlops.splits import load_frame_ref
 
 from ..artifacts import save_model_artifact
 from ..context import ModelTrainerContext, get_context, run_directory
 from ..settings import setting
 from ..state import ModelTrainerState, RefitUpdate, run_blocking
-from .training_executor import artifact_metadata, final_objective
+from .training_executor import artifact_metadata, final_objective, with_members
 
 __all__ = ["final_refit", "NODE", "TEST_METRICS_NOTE"]
 
@@ -57,11 +57,9 @@ def _refit(state: Mapping[str, Any], ctx: ModelTrainerContext) -> RefitUpdate:
     n_rounds, rows = ((hpo.get("best_iteration"), hpo.get("best_fit_rows")) if hpo.get("enabled")
                       else (training.get("best_iteration"), None))
     deployed = objective.fit_rows(merged, X, y, n_rounds=n_rounds, rounds_rows=rows, label="train+val+test")
-    members = hpo.get("ensemble") or []
-    if len(members) > 1:  # the same average as the evaluated model, refit on every row
-        deployed = average_fits([deployed, *(objective.fit_rows(m["params"], X, y, n_rounds=m.get("best_iteration"),
-                                                                rounds_rows=m.get("fit_rows"), label="train+val+test")
-                                             for m in members[1:])])
+    # the same average as the evaluated model, refit on every row
+    deployed = with_members(state, ctx, objective, deployed, lambda o, m: o.fit_rows(
+        m["params"], X, y, n_rounds=m.get("best_iteration"), rounds_rows=m.get("fit_rows"), label="train+val+test"))
     metadata = artifact_metadata(state, "deployed", merged, deployed)
     metadata.update({
         "validation_metrics": state.get("validation_metrics"),

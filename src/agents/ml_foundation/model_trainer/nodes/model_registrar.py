@@ -118,7 +118,10 @@ async def register_model(state: ModelTrainerState, runtime: Runtime[ModelTrainer
         model_dir / MODEL_FILE, preparer_file=preparer if preparer.is_file() else None, raw_sample=raw,
         files=[model_dir / METADATA_FILE], metrics=_metrics(state),
         params={"final.algorithm": model_family(state),
-                **({"final.ensemble_trials": ",".join(str(m["number"]) for m in ensemble)} if ensemble else {}),
+                **({"final.ensemble_trials": ",".join(str(m["number"]) for m in ensemble),
+                    "final.ensemble_families": ",".join(str(m.get("algorithm")) for m in ensemble),
+                    "final.ensemble_weights": ",".join(f"{float(m.get('weight', 0)):.4f}" for m in ensemble)}
+                   if ensemble else {}),
                 **{f"final.{k}": v for k, v in (state.get("merged_params") or {}).items()}},
         registered_model_name=ctx.registered_model_name,
     )

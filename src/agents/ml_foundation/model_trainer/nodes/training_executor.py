@@ -17,7 +17,7 @@ defaults model goes to ``.../defaults_model``. Fits run in a worker thread, neve
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -43,9 +43,9 @@ async def training_executor(state: ModelTrainerState, runtime: Runtime[ModelTrai
     return await run_blocking(NODE, _train, state, ctx)  # type: ignore[no-any-return]
 
 
-def final_objective(state: Mapping[str, Any], ctx: ModelTrainerContext) -> ModelObjective:
+def final_objective(state: Mapping[str, Any], ctx: ModelTrainerContext, family: str | None = None) -> ModelObjective:
     """The objective the final fits go through: the study's family (with ``algorithm="auto"`` or a list,
-    the family it chose), metric, seed and scheme (its
+    the family it chose; ``family``: another one, an averaged model's member), metric, seed and scheme (its
     rows: train+validation), so a final fit is built exactly like a trial. ``refit="train"`` keeps
     the holdout (train, early stopping on validation) whatever the study's scheme."""
     hpo = state.get("hpo") or {}
@@ -56,10 +56,28 @@ def final_objective(state: Mapping[str, Any], ctx: ModelTrainerContext) -> Model
     X_tr, y_tr, X_va, y_va = tuning_frames(load_frame_ref(splits["train_X"]), load_frame_ref(splits["train_y"]),
                                            load_frame_ref(splits["val_X"]), load_frame_ref(splits["val_y"]), scheme)
     return ModelObjective(
-        model_family(state), state["problem_type"], X_tr, y_tr, X_va, y_va,
+        family or model_family(state), state["problem_type"], X_tr, y_tr, X_va, y_va,
         metric=setting(state, "metric"), seed=setting(state, "seed"),
         early_stopping_rounds=ctx.early_stopping_rounds, **scheme.objective_options(),
     )
+
+
+def with_members(state: Mapping[str, Any], ctx: ModelTrainerContext, objective: ModelObjective, best: FitResult,
+                 fit: Callable[[ModelObjective, Mapping[str, Any]], FitResult]) -> FitResult:
+    """``best`` (the best trial's final fit) averaged with the final fits of the other members of the
+    study's ensemble (``hpo.ensemble``; ``fit(objective, member)``, each through its family's objective),
+    weighted as the ensemble says; ``best`` alone without one."""
+    members = (state.get("hpo") or {}).get("ensemble") or []
+    if len(members) < 2:
+        return best
+    objectives = {model_family(state): objective}
+    fits = [best]
+    for m in members[1:]:
+        family = m.get("algorithm") or model_family(state)
+        if family not in objectives:
+            objectives[family] = final_objective(state, ctx, family)
+        fits.append(fit(objectives[family], m))
+    return average_fits(fits, [float(m.get("weight", 1.0)) for m in members])
 
 
 def artifact_metadata(state: Mapping[str, Any], kind: str, params: Mapping[str, Any], fit: FitResult) -> dict[str, Any]:
@@ -117,9 +135,8 @@ def _train(state: Mapping[str, Any], ctx: ModelTrainerContext) -> TrainingUpdate
     tuned = objective.fit_final(merged, refit=refit, n_rounds=tuned_rounds[0], rounds_rows=tuned_rounds[1])
     _record_fit_ratio(ctx, hpo, tuned, objective.problem_type)
     members = hpo.get("ensemble") or []
-    if len(members) > 1:  # the best one's fit, then the others', averaged
-        tuned = average_fits([tuned, *(objective.fit_final(m["params"], refit=refit, n_rounds=m.get("best_iteration"),
-                                                             rounds_rows=m.get("fit_rows")) for m in members[1:])])
+    tuned = with_members(state, ctx, objective, tuned, lambda o, m: o.fit_final(
+        m["params"], refit=refit, n_rounds=m.get("best_iteration"), rounds_rows=m.get("fit_rows")))
     evaluated_dir = run_dir / ("evaluated_model" if refit == "all" else "model")
     saved = save_model_artifact(tuned.model, evaluated_dir, artifact_metadata(state, "tuned", merged, tuned),
                                 preparer=state.get("preparer_path"))
