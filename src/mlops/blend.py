@@ -23,15 +23,16 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.stats import rankdata
 
 from .metrics import MetricSpec, score_predictions
 
-__all__ = ["BLEND_STEPS", "Blend", "PredictionStore", "greedy_blend", "params_key"]
+__all__ = ["BLEND_STEPS", "Blend", "PredictionStore", "blend_trials", "greedy_blend", "params_key"]
 
 #: the most evaluations whose predictions a store keeps (the best ones: the blend's candidates are
 #: the study's best 10 trials, :data:`~src.mlops.ensemble.TOP_TRIALS`)
@@ -96,8 +97,31 @@ class Blend:
                 "value": self.value, "single_value": self.single_value}
 
 
-def _score(metric: MetricSpec, y_folds: Sequence[Any], pred_folds: Sequence[np.ndarray], labels: Any) -> float:
-    return float(np.mean([score_predictions(metric, y, p, labels=labels) for y, p in zip(y_folds, pred_folds)]))
+def _scorer(metric: MetricSpec, labels: Any) -> Callable[[Any, np.ndarray], float]:
+    """``score(y, prediction)`` equal to :func:`score_predictions`, in numpy for the default metrics
+    (the greedy search scores a few thousand mixes: scikit-learn's input checks would cost seconds)."""
+    if metric.name == "rmse":
+        return lambda y, p: float(np.sqrt(np.mean((np.asarray(y, dtype=float) - p) ** 2)))
+    if metric.name == "log_loss":
+        def log_loss(y: Any, p: np.ndarray) -> float:
+            eps = np.finfo(p.dtype).eps
+            p = p if p.ndim == 2 else np.column_stack([1 - p, p])
+            return float(-np.mean(np.log(np.clip(p[np.arange(len(p)), np.asarray(y, dtype=np.int64)], eps, 1 - eps))))
+        return log_loss
+
+    def auc_or_exact(y: Any, p: np.ndarray) -> float:
+        if metric.name == "roc_auc" and p.ndim == 1:  # Mann-Whitney: average ranks, as ties count half
+            y = np.asarray(y) == 1
+            n_pos = int(y.sum())
+            n_neg = len(y) - n_pos
+            if n_pos and n_neg:
+                return float((rankdata(p)[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+        return score_predictions(metric, y, p, labels=labels)
+    return auc_or_exact
+
+
+def _score(score: Callable[[Any, np.ndarray], float], y_folds: Sequence[Any], pred_folds: Sequence[np.ndarray]) -> float:
+    return float(np.mean([score(y, p) for y, p in zip(y_folds, pred_folds)]))
 
 
 def greedy_blend(candidates: Sequence[Mapping[str, Any]], store: PredictionStore, y_folds: Sequence[Any],
@@ -115,15 +139,16 @@ def greedy_blend(candidates: Sequence[Mapping[str, Any]], store: PredictionStore
     if len(pool) < 2:
         return None
     sign = 1.0 if metric.direction == "maximize" else -1.0
+    score = _scorer(metric, labels)
     counts = [1] + [0] * (len(pool) - 1)
     total = [np.array(p, copy=True) for p in pool[0][1]]  # the running sum of the picked predictions
-    single = best = _score(metric, y_folds, total, labels)
+    best = _score(score, y_folds, total)
     for step in range(2, steps + 1):
         chosen, chosen_value = None, best
         for i, (_, preds) in enumerate(pool):
             if counts[i] == 0 and sum(1 for c in counts if c) >= max_members:
                 continue
-            value = _score(metric, y_folds, [(t + p) / step for t, p in zip(total, preds)], labels)
+            value = _score(score, y_folds, [(t + p) / step for t, p in zip(total, preds)])
             if sign * value > sign * chosen_value:
                 chosen, chosen_value = i, value
         if chosen is None:
@@ -136,4 +161,16 @@ def greedy_blend(candidates: Sequence[Mapping[str, Any]], store: PredictionStore
         return None
     n = sum(counts)
     return Blend(members=[pool[i][0] for i in picked], weights=[counts[i] / n for i in picked],
-                 value=best, single_value=single)
+                 value=best, single_value=float(pool[0][0]["value"]))
+
+
+def blend_trials(objective: Any, store: PredictionStore | None, candidates: Sequence[Mapping[str, Any]],
+                 max_members: int) -> Blend | None:
+    """:func:`greedy_blend` of ``candidates`` by the predictions ``store`` kept, scored against the
+    fold targets and with the metric of ``objective`` (a :class:`~src.mlops.objectives.ModelObjective`;
+    a family search's first family's: every family is scored on the same rows); ``None`` without a store
+    or where predictions do not average."""
+    if store is None or not objective.blends_predictions:
+        return None
+    return greedy_blend(candidates, store, objective.fold_targets(), objective.metric, labels=objective.labels,
+                        max_members=max_members)

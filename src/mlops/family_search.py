@@ -62,7 +62,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from .blend import Blend, PredictionStore, greedy_blend
+from .blend import Blend, PredictionStore, blend_trials
 from .errors import ConfigurationError, IncompatibleMetricError, SearchSpaceError, UnknownModelError
 from .metrics import default_metric, get_metric
 from .models import get_model_spec
@@ -299,10 +299,8 @@ class FamilySearchObjective:
                 d["when"] = {MODEL_PARAM: [f], **{f"{f}{SEP}{k}": v for k, v in (d.get("when") or {}).items()}}
                 joint[f"{f}{SEP}{p.name}"] = d
         self.search_space = parse_search_space(joint)
-        #: the best evaluations' predictions, the candidates of :meth:`blend`
-        self.predictions = PredictionStore(self.direction)
-        for sub in self.objectives.values():
-            sub.keep_predictions = sub.blends_predictions
+        #: the best evaluations' predictions, the candidates of :meth:`blend` (:meth:`remember_predictions`)
+        self.predictions: PredictionStore | None = None
 
     # -- what the optimizer, the study recipe and the graph read -------------------------------
     @property
@@ -357,19 +355,22 @@ class FamilySearchObjective:
         family, params = split_family_params(sampled)
         ev = self._objective(family).evaluate(params, reporter)
         ev.user_attrs["family"] = family
-        if ev.predictions is not None:
+        if ev.predictions is not None and self.predictions is not None:
             self.predictions.add(sampled, ev.value, ev.predictions)
-            ev.predictions = None
+        ev.predictions = None
         return ev
 
+    def remember_predictions(self) -> None:
+        """Keep the predictions of the best evaluations, of any family, from now on (for :meth:`blend`)."""
+        self.predictions = PredictionStore(self.direction)
+        for sub in self.objectives.values():
+            sub.keep_predictions = sub.blends_predictions
+
     def blend(self, candidates: Sequence[Mapping[str, Any]], max_members: int) -> Blend | None:
-        """The greedy blend of ``candidates`` (the study's best trials, best first; :mod:`.blend`)
-        across families, by their predictions on the rows that scored them (the same rows for every
-        family); ``None`` when no blend of at most ``max_members`` scores above the best alone."""
-        if not self.primary.blends_predictions:
-            return None
-        return greedy_blend(candidates, self.predictions, self.primary.fold_targets(), self.metric,
-                            labels=self.primary.labels, max_members=max_members)
+        """The greedy blend of ``candidates`` (the study's best trials, best first) across families, by
+        their predictions on the rows that scored them (the same rows for every family;
+        :func:`~src.mlops.blend.blend_trials`)."""
+        return blend_trials(self.primary, self.predictions, candidates, max_members)
 
     def __call__(self, trial: optuna.Trial) -> float:
         from .reporters import TrialReporter

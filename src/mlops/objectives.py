@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,7 @@ from sklearn.model_selection import (
 
 from .data_checks import check_metric_supported, validate_training_data
 from .errors import ConfigurationError, DataValidationError
+from .blend import Blend, PredictionStore, blend_trials
 from .fitted import AveragedModel, LabelCodec, TunedModel, anomaly_labels
 from .fitting import (
     REFIT_MODES,
@@ -207,9 +208,11 @@ class ModelObjective:
         self._check_metric_supported()
         self._folds: list[_Fold] | None = None
         self._lock = threading.Lock()
-        #: whether :meth:`evaluate` returns the predictions that scored it (a family search's blend,
-        #: :mod:`.blend`); set by :class:`~src.mlops.family_search.FamilySearchObjective`
+        #: whether :meth:`evaluate` returns the predictions that scored it (:mod:`.blend`; a family
+        #: search's objectives return them to :class:`~src.mlops.family_search.FamilySearchObjective`)
         self.keep_predictions = False
+        #: the best evaluations' predictions, kept for :meth:`blend` (:meth:`remember_predictions`)
+        self.predictions: PredictionStore | None = None
 
     # -- pickling for worker processes: the data goes, caches and locks are rebuilt -------------
     def __getstate__(self) -> dict[str, Any]:
@@ -317,6 +320,17 @@ class ModelObjective:
         predictions are scored against)."""
         return [f.y_val for f in self._get_folds()]
 
+    def remember_predictions(self) -> None:
+        """Keep the predictions of the best evaluations from now on, for :meth:`blend` (nothing is kept
+        where they do not average: :attr:`blends_predictions`)."""
+        self.predictions = PredictionStore(self.direction)
+        self.keep_predictions = self.blends_predictions
+
+    def blend(self, candidates: Sequence[Mapping[str, Any]], max_members: int) -> Blend | None:
+        """The greedy blend of ``candidates`` (the study's best trials, best first) by their kept
+        predictions (:func:`~src.mlops.blend.blend_trials`)."""
+        return blend_trials(self, self.predictions, candidates, max_members)
+
     @property
     def blends_predictions(self) -> bool:
         """Whether this objective's predictions can be averaged with another's (:mod:`.blend`): class
@@ -385,6 +399,9 @@ class ModelObjective:
         if self.objective_set is not None:
             attrs.update(costs)
             return Evaluation([float(np.mean(scores)), *(costs[c] for c in self.objective_set.costs)], attrs)  # type: ignore[arg-type]
+        if self.predictions is not None and predictions is not None:
+            self.predictions.add(sampled, float(np.mean(scores)), predictions)
+            predictions = None
         return Evaluation(float(np.mean(scores)), attrs, predictions=predictions)
 
     def __call__(self, trial: optuna.Trial) -> float:

@@ -161,10 +161,10 @@ async def run_hyperparameter_optimization(
     each, the numeric ranges narrow around the best trial (to ``narrow_shrink`` of their width) and
     widen where it sits on a bound; ``result.phases`` records each phase's ranges, trials and best.
 
-    ``blend_members=k`` (a family search only): ``result.blend`` is the greedy blend of at most k of
-    the best trials, across families, by their predictions on the rows that scored them
-    (:mod:`.blend`), when it scores above the best trial alone; the caller may deploy it as a weighted
-    average of those trials' final fits.
+    ``blend_members=k``: ``result.blend`` is the greedy blend of at most k of the best trials (of any
+    family in a family search) by their predictions on the rows that scored them (:mod:`.blend`), when
+    it scores above the best trial alone; the caller may deploy it as a weighted average of those
+    trials' final fits.
 
     ``pipeline=True`` searches the preprocessing steps with the model (:mod:`.pipeline_steps`: scaler,
     feature selection, imputation; params ``step__param``); a search space naming ``step__param``
@@ -222,6 +222,8 @@ async def run_hyperparameter_optimization(
 
     try:
         objective, fingerprint, schema, data_fp = await asyncio.to_thread(build)
+        if blend_members is not None and blend_members > 1 and not multi:
+            objective.remember_predictions()  # the candidates of result.blend (blend.py)
         name = study_name or f"{name_label}-{pt}-{'+'.join(metric_names)}-{fingerprint}"
         context = StudyContext(
             study_name=name, directions=tuple(directions), algorithm=label, problem_type=pt,
@@ -302,7 +304,7 @@ async def run_hyperparameter_optimization(
         if len(study.directions) == 1:
             result.robust_choice = robust_choice(complete, result.direction)
             result.top_trials = top_trials(complete, result.direction)
-            if families and blend_members is not None and blend_members > 1:
+            if blend_members is not None and blend_members > 1:
                 blend = await asyncio.to_thread(objective.blend, result.top_trials, blend_members)
                 result.blend = None if blend is None else blend.to_dict()
         if families:  # the optimizer recorded the families (annotate); the best trial's family is the chosen one

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
-from sklearn.datasets import load_breast_cancer
+import pytest
+from sklearn.datasets import load_breast_cancer, load_diabetes
 
 from src.agents.ml_foundation.model_trainer import (
     ModelTrainerContext,
@@ -17,6 +18,7 @@ from src.agents.ml_foundation.model_trainer import (
     load_run_artifact,
 )
 from src.mlops.family_search import MODEL_PARAM
+from src.mlops.fitted import AveragedModel
 from src.mlops.models import get_model_spec
 from src.mlops.tracking import MLflowTracker
 
@@ -88,3 +90,44 @@ async def test_a_bad_family_list_fails_before_any_study(tmp_path: Path, context:
         {"data_path": str(csv), "target": "target", "n_trials": 2, "algorithm": "auto",
          "search_space": {"num_leaves": ("int", 8, 64)}}, context=context)
     assert final["status"] == "failed" and "lightgbm__" in final["error"]["message"]
+
+
+async def test_a_blend_across_families_is_deployed_weighted_and_named(tmp_path: Path,
+                                                                       context: ModelTrainerContext) -> None:
+    """LightGBM and Ridge on diabetes: the study's blend of both families beats either alone on the
+    validation rows; both final models (evaluated and deployed) are that weighted average, and the
+    state, the artifact's metadata and MLflow name its members, families and weights."""
+    frame = load_diabetes(as_frame=True).frame
+    csv = tmp_path / "diabetes.csv"
+    frame.to_csv(csv, index=False)
+    uri = f"sqlite:///{(tmp_path / 'mlflow.db').as_posix()}"
+    context.tracker = tracker = MLflowTracker(tracking_uri=uri, experiment_name="blend")
+    try:
+        final = await build_model_trainer_graph().ainvoke(
+            {"data_path": str(csv), "target": "target", "algorithm": "lightgbm,ridge", "n_trials": 10, "seed": 0},
+            context=context)
+    finally:
+        await tracker.aclose()
+    assert final["status"] == "completed", final.get("error")
+    hpo = final["hpo"]
+    members = hpo["ensemble"]
+    assert hpo["blend"]["value"] < hpo["blend"]["single_value"] == hpo["best_value"], hpo.get("blend")
+    assert members[0]["number"] == hpo["best_trial_number"] and members[0]["algorithm"] == hpo["chosen_family"]
+    assert {m["algorithm"] for m in members} == {"lightgbm", "ridge"}
+    assert abs(sum(m["weight"] for m in members) - 1) < 1e-3
+    for m in members:  # each member's params: its own family's, merged with that family's defaults
+        assert set(m["params"]) <= set(get_model_spec(m["algorithm"]).accepted_params("regression"))
+    raw = pd.read_csv(csv).drop(columns=["target"]).head(20)
+    for path in (final["model_path"], final["evaluated_model_path"]):
+        model, meta = load_run_artifact(final, path)
+        averaged = model.model  # behind the raw-rows wrapper (the saved preparer)
+        assert isinstance(averaged, AveragedModel)
+        assert [m.algorithm for m in averaged.members] == [m["algorithm"] for m in members]
+        assert averaged.weights == pytest.approx([m["weight"] for m in members], abs=1e-6)
+        prepared = model.preparer.transform(raw)
+        expected = sum(w * m.predict(prepared) for m, w in zip(averaged.members, averaged.weights))
+        assert np.allclose(model.predict(raw), expected)
+        assert [m["number"] for m in meta["hpo"]["ensemble"]] == [m["number"] for m in members]
+    params = MlflowClient(tracking_uri=uri).get_run(final["mlflow_run_id"]).data.params
+    assert params["final.ensemble_families"] == ",".join(m["algorithm"] for m in members)
+    assert params["final.ensemble_trials"] == ",".join(str(m["number"]) for m in members)

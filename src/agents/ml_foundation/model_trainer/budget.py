@@ -470,13 +470,15 @@ class PostStudyReserve:
             out.append(m["number"])
         return out
 
-    def blend_fits(self, numbers: Sequence[int], seconds_left: float, *, slack: float | None = None) -> bool:
+    def blend_fits(self, numbers: Sequence[int], seconds_left: float) -> bool:
         """Whether the final fits of a blend's extra members (trial ``numbers``; :mod:`src.mlops.blend`)
-        fit, with the best trial's, in ``seconds_left`` plus ``slack`` and within :attr:`members_cap`
-        (a member of another family than the best one's adds that family's overhead: a forest takes
-        longer to save and upload). All or none: a blend without one of its members is not the blend
-        that was scored."""
-        slack = self.slack if slack is None else slack
+        fit, with the best trial's, in ``seconds_left`` and within :attr:`members_cap`, without the
+        slack :meth:`affordable` grants the best trial (the members are optional: measured, a blend of
+        extra trees and two boosters on a 900-row table admitted with the slack ended 7.5 s past a
+        60 s budget); a member
+        of another family than the best one's adds that family's overhead (a forest takes longer to
+        save and upload). All or none: a blend without one of its members is not the blend that was
+        scored."""
         by_number = {c[1]: c for c in self._completed}
         if any(n not in by_number for n in numbers):
             return False
@@ -485,7 +487,7 @@ class PostStudyReserve:
             return False
         overheads = sum(self.overheads.get(f, 0.0) for f in {self._family(by_number[n][3]) for n in numbers}
                         if f != self._best_family)
-        return self._best_alone(padded=False) + self.fit_ratio * extra + overheads <= seconds_left + slack
+        return self._best_alone(padded=False) + self.fit_ratio * extra + overheads <= seconds_left
 
     def affordable(self, seconds_left: float, *, slack: float | None = None
                    ) -> tuple[int, dict[str, Any], dict[str, Any]] | None:

@@ -371,7 +371,8 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
             objectives=objectives,
             pick_rule=setting(state, "pick_rule"),
             pick_tolerance=setting(state, "pick_tolerance"),
-            blend_members=setting(state, "ensemble_size") if families else None,
+            # the trials' predictions blend the final model (boosters or several families: see _ensemble)
+            blend_members=setting(state, "ensemble_size") if families or averages_well(spec) else None,
         )
     except Exception as e:
         if is_bad_input(e):
