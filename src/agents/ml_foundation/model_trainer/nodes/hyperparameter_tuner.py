@@ -371,8 +371,9 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
             objectives=objectives,
             pick_rule=setting(state, "pick_rule"),
             pick_tolerance=setting(state, "pick_tolerance"),
-            # the trials' predictions blend the final model (boosters or several families: see _ensemble)
-            blend_members=setting(state, "ensemble_size") if families or averages_well(spec) else None,
+            # a family search's final model may blend its best trials across families (see _ensemble);
+            # one family keeps the average of its best configurations (a blend of them is not measured)
+            blend_members=setting(state, "ensemble_size") if families else None,
         )
     except Exception as e:
         if is_bad_input(e):
