@@ -73,7 +73,7 @@ def _study_lines(hpo: dict[str, Any], *, named: bool) -> list[str]:
     members = hpo.get("ensemble") or []
     if members:
         blend = hpo.get("blend")
-        if blend:
+        if blend and blend.get("deployed"):
             lines.append(f"  final model: a blend of {len(members)} trials, validation {hpo.get('metric')} "
                          f"{fmt(blend.get('value'))} against {fmt(blend.get('single_value'))} for the best alone:")
             lines += [f"    trial {m.get('number'):<5} {m.get('algorithm') or '':22s} weight {m.get('weight', 0):.2f}  "
@@ -82,6 +82,10 @@ def _study_lines(hpo: dict[str, Any], *, named: bool) -> list[str]:
             lines.append(f"  final model: the average of the {len(members)} best configurations, trials "
                          + ", ".join(str(m.get("number")) for m in members)
                          + f" (validation {hpo.get('metric')} " + ", ".join(fmt(m.get("value")) for m in members) + ")")
+    blend = hpo.get("blend")
+    if blend and not blend.get("deployed"):
+        lines.append(f"  a blend of the best trials scored {fmt(blend.get('value'))} (best alone "
+                     f"{fmt(blend.get('single_value'))}) but its final fits did not fit in the time left")
     swap = hpo.get("trial_for_time")
     if swap:
         lines.append(f"  final model: trial {swap.get('used_trial')} instead of the best, {swap.get('best_trial')}: "

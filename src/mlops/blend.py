@@ -1,9 +1,10 @@
-"""Blending the best trials of a family search by their validation predictions (greedy ensemble
-selection, Caruana et al. 2004, as auto-sklearn and AutoGluon do).
+"""Blending a study's best trials by their validation predictions (greedy ensemble selection,
+Caruana et al. 2004, as auto-sklearn and AutoGluon do).
 
-A family search (``algorithm="auto"`` or a list) keeps, for its best evaluations, the predictions
+A study asked for a blend (``run_hyperparameter_optimization(blend_members=k)``; the graph asks for it
+in family searches, ``algorithm="auto"`` or a list) keeps, for its best evaluations, the predictions
 each made on the rows that scored it (every CV fold's validation rows, or the validation split):
-:class:`PredictionStore`, filled by :meth:`~src.mlops.family_search.FamilySearchObjective.evaluate`.
+:class:`PredictionStore`, filled by the objective's ``evaluate`` once ``remember_predictions`` is called.
 After the study, :func:`greedy_blend` starts from the best trial and adds, one step at a time and
 with replacement, the candidate whose addition most improves the score of the weighted mean of the
 predictions on those same rows, scored exactly as a trial is (the metric per fold, then the mean);
@@ -170,7 +171,7 @@ def blend_trials(objective: Any, store: PredictionStore | None, candidates: Sequ
     fold targets and with the metric of ``objective`` (a :class:`~src.mlops.objectives.ModelObjective`;
     a family search's first family's: every family is scored on the same rows); ``None`` without a store
     or where predictions do not average."""
-    if store is None or not objective.blends_predictions:
+    if store is None or len(store) < 2 or not objective.blends_predictions:
         return None
     return greedy_blend(candidates, store, objective.fold_targets(), objective.metric, labels=objective.labels,
                         max_members=max_members)

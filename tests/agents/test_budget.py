@@ -329,3 +329,18 @@ def test_a_blend_is_kept_only_when_all_its_members_fits_and_overheads_fit_withou
     assert not r.blend_fits([3, 99], 100.0)  # a trial the reserve never saw complete
     capped = _family_reserve("extra_trees", 1.5, members_cap=SAFETY * 0.9)
     assert not capped.blend_fits([0], 100.0)  # over the cap, whatever the time left
+
+
+def test_a_family_search_keeps_time_for_the_next_best_trials_of_any_family() -> None:
+    """blend=True (a family search, whose final model may blend families): the study keeps time for the
+    final fits of the next best trials whatever their family, and for the steps after the study a
+    family other than the best one's takes; the fallback average still takes the best one's family
+    (here none: LightGBM's only other trial has the same params as the best, so it is no other member)."""
+    r = _family_reserve("extra_trees", 1.5, overheads={"extra_trees": 2.0}, members=3, blend=True)
+    asyncio.run(r.on_trial_finished(None, _family_trial(3, 0.85, "extra_trees", fit_seconds=1.5)))  # type: ignore[arg-type]
+    # the LightGBM trial (2 s) leads; the next best: extra trees (0.85, 1.5 s) and LightGBM's defaults (0.80, 1 s)
+    assert r() == pytest.approx(SAFETY * (2.0 + 1.5 + 1.0 + 1.0) + 2.0)
+    assert r.ensemble(100.0) == []  # the fallback average: LightGBM's other configurations (none here)
+    same = _family_reserve("extra_trees", 1.5, overheads={"extra_trees": 2.0}, members=3)
+    asyncio.run(same.on_trial_finished(None, _family_trial(3, 0.85, "extra_trees", fit_seconds=1.5)))  # type: ignore[arg-type]
+    assert same() == pytest.approx(SAFETY * (2.0 + 1.0))  # without a blend: the best and its defaults model

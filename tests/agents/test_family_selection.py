@@ -111,7 +111,7 @@ async def test_a_blend_across_families_is_deployed_weighted_and_named(tmp_path: 
     assert final["status"] == "completed", final.get("error")
     hpo = final["hpo"]
     members = hpo["ensemble"]
-    assert hpo["blend"]["value"] < hpo["blend"]["single_value"] == hpo["best_value"], hpo.get("blend")
+    assert hpo["blend"]["deployed"] and hpo["blend"]["value"] < hpo["blend"]["single_value"] == hpo["best_value"], hpo.get("blend")
     assert members[0]["number"] == hpo["best_trial_number"] and members[0]["algorithm"] == hpo["chosen_family"]
     assert {m["algorithm"] for m in members} == {"lightgbm", "ridge"}
     assert abs(sum(m["weight"] for m in members) - 1) < 1e-3

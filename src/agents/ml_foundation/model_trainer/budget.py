@@ -315,7 +315,7 @@ class PostStudyReserve:
                  members_cap: float | None = None, family_of: Callable[[Mapping[str, Any]], Any] | None = None,
                  averaged: Callable[[Mapping[str, Any]], bool] | None = None,
                  overheads: Mapping[Any, float] | None = None, study_end: float | None = None,
-                 slack: float = SWAP_SLACK_S, problem_type: str | None = None) -> None:
+                 slack: float = SWAP_SLACK_S, problem_type: str | None = None, blend: bool = False) -> None:
         self.patience = patience
         #: the run's problem type: how the final fits' rounds grow with the rows (:func:`final_fit_estimate`)
         self.problem_type = problem_type
@@ -327,6 +327,9 @@ class PostStudyReserve:
         self._out_of_reach: set[int] = set()
         #: ``ensemble_size``: the final model averages the best trial and up to ``members - 1`` more
         self.members = members
+        #: the final model may blend trials of any family (a family search, :mod:`src.mlops.blend`): the
+        #: time kept for the extra members is that of the next best trials, whatever their family
+        self.blend = blend
         #: padded seconds the extra members' final fits may reserve at most (``None``: no limit)
         self.members_cap = members_cap
         #: the family of a trial's params (a family search averages the best one's family only)
@@ -367,7 +370,12 @@ class PostStudyReserve:
     def __call__(self) -> float:
         defaults = 0.0 if self._best_is_defaults and not self._extras else self._defaults_cost
         return (SAFETY * self.fit_ratio * (self._best_cost + sum(m["cost"] for m in self._extras) + defaults)
-                + self.overheads.get(self._best_family, 0.0))
+                + self.overheads.get(self._best_family, 0.0) + self._other_overheads(self._extras))
+
+    def _other_overheads(self, members: Sequence[Mapping[str, Any]]) -> float:
+        """What the steps after the study take for the families of ``members`` other than the best one's."""
+        families = {self._family(m["params"]) for m in members} - {self._best_family}
+        return sum(self.overheads.get(f, 0.0) for f in families)
 
     def _best_alone(self, *, padded: bool = True) -> float:
         """The estimate without the ensemble's extra members (:meth:`_padded` of the best trial)."""
@@ -437,15 +445,29 @@ class PostStudyReserve:
         return self._padded(cost, self._family(params), attrs.get(SOURCE_ATTR) == "defaults")
 
     def _extra_members(self) -> list[dict[str, Any]]:
-        """The trials an averaged final model would add to the best one (the members
+        """The trials the final model would add to the best one, while their padded final fits stay
+        within :attr:`members_cap`: with :attr:`blend`, the next best trials of any family (a blend's
+        likely members), else :meth:`_family_members`."""
+        if not self.blend:
+            return self._family_members()
+        ranked = [c for c in self._ranked() if c[1] not in self._out_of_reach]
+        return self._capped([{"number": n, "value": v, "params": p, "cost": cost}
+                             for v, n, cost, p, _ in ranked[:self.members]])
+
+    def _family_members(self) -> list[dict[str, Any]]:
+        """The trials an average of the best one's family would add to it (the members
         :func:`~src.mlops.ensemble.ensemble_members` admits), while their padded final fits stay
         within :attr:`members_cap`."""
         ranked = [c for c in self._ranked() if c[1] not in self._out_of_reach]
         defaults = next((c for c in ranked if c[4].get(SOURCE_ATTR) == "defaults"), None)
         candidates = [{"number": n, "value": v, "params": p, "cost": cost} for v, n, cost, p, _ in ranked]
-        members = ensemble_members(candidates, self.members, direction="maximize" if self._maximize else "minimize",
-                                   defaults_value=None if defaults is None else defaults[0], same_family=self.family_of,
-                                   averaged=self.averaged)
+        return self._capped(ensemble_members(
+            candidates, self.members, direction="maximize" if self._maximize else "minimize",
+            defaults_value=None if defaults is None else defaults[0], same_family=self.family_of,
+            averaged=self.averaged))
+
+    def _capped(self, members: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``members`` after the first (the best), while their padded fits stay within :attr:`members_cap`."""
         extras: list[dict[str, Any]] = []
         total = 0.0
         for m in members[1:]:
@@ -458,11 +480,12 @@ class PostStudyReserve:
     def ensemble(self, seconds_left: float, *, slack: float | None = None) -> list[int]:
         """The numbers of the trials the averaged final model may add to the best one with
         ``seconds_left`` for the final fits (best first; each added only while all the fits, the
-        best one's included, fit in the time left plus ``slack``)."""
+        best one's included, fit in the time left plus ``slack``; the members of the best one's family
+        even when the study kept time for a blend's)."""
         slack = self.slack if slack is None else slack
         cost = self._best_alone(padded=False)  # as in :meth:`affordable`
         out: list[int] = []
-        for m in self._extras:
+        for m in (self._family_members() if self.blend else self._extras):
             extra_s = self.fit_ratio * m["cost"]
             if cost + extra_s > seconds_left + slack:
                 break
@@ -475,18 +498,16 @@ class PostStudyReserve:
         fit, with the best trial's, in ``seconds_left`` and within :attr:`members_cap`, without the
         slack :meth:`affordable` grants the best trial (the members are optional: measured, a blend of
         extra trees and two boosters on a 900-row table admitted with the slack ended 7.5 s past a
-        60 s budget); a member
-        of another family than the best one's adds that family's overhead (a forest takes longer to
-        save and upload). All or none: a blend without one of its members is not the blend that was
-        scored."""
+        60 s budget); a member of another family than the best one's adds that family's overhead (a
+        forest takes longer to save and upload). All or none: a blend without one of its members is
+        not the blend that was scored."""
         by_number = {c[1]: c for c in self._completed}
         if any(n not in by_number for n in numbers):
             return False
         extra = sum(by_number[n][2] for n in numbers)
         if self.members_cap is not None and SAFETY * self.fit_ratio * extra > self.members_cap:
             return False
-        overheads = sum(self.overheads.get(f, 0.0) for f in {self._family(by_number[n][3]) for n in numbers}
-                        if f != self._best_family)
+        overheads = self._other_overheads([{"params": by_number[n][3]} for n in numbers])
         return self._best_alone(padded=False) + self.fit_ratio * extra + overheads <= seconds_left
 
     def affordable(self, seconds_left: float, *, slack: float | None = None

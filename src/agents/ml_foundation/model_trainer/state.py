@@ -126,8 +126,9 @@ class HPOSummary(TypedDict, total=False):
     #: first: ``{"number", "value", "algorithm", "weight", "params"`` (merged with their family's
     #: defaults), ``"best_iteration", "fit_rows"}``.
     ensemble: list[dict[str, Any]]
-    #: the ensemble is a family search's blend (:mod:`src.mlops.blend`): ``{"value", "single_value"}``,
-    #: its validation score and the best trial's alone.
+    #: a family search's blend (:mod:`src.mlops.blend`): ``{"value", "single_value", "deployed"}``, its
+    #: validation score, the best trial's alone, and whether ``ensemble`` is the blend (else its
+    #: members' final fits did not fit in the time left).
     blend: dict[str, Any]
     #: epoch seconds at which the study ended (the time budget measures what follows).
     finished_at: float

@@ -324,7 +324,7 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
                 default_fit_rows=len(y_tr) * (1.0 - 1.0 / scheme.folds) if scheme.folds else len(y_tr),
                 fit_ratio=measured_fit_ratio(ctx.hpo_home), patience=ctx.early_stopping_rounds,
                 study_end=deadline - held, slack=swap_slack(state.get("time_budget")), problem_type=problem_type,
-                members=setting(state, "ensemble_size"), family_of=family_of, averaged=averaged,
+                members=setting(state, "ensemble_size"), family_of=family_of, averaged=averaged, blend=bool(families),
                 overheads={f: max(0.0, sum(_after_study_seconds(ctx, rows, f)) - fixed - upload) for f in families},
                 # the extra members may take a tenth of the study's time at most (slow fits: the best alone)
                 members_cap=None if timeout is None else ENSEMBLE_SHARE * timeout)
@@ -406,8 +406,9 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
                                      averaged)
         if members:
             summary["ensemble"] = jsonable(members)
-        if blended:
-            summary["blend"] = jsonable({k: result.blend[k] for k in ("value", "single_value")})
+        if result.blend:  # deployed, or not: its members' fits did not fit in the time left
+            summary["blend"] = jsonable({**{k: result.blend[k] for k in ("value", "single_value")},
+                                         "deployed": blended})
     if probed is not None:
         summary["scheme_probe"] = jsonable(probed)
     if swapped is not None:
