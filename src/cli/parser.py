@@ -183,7 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "the model is refit on every row)")
     train.add_argument("--ensemble", type=int_at_least(1, 10), metavar="K",
                        help="the saved model averages the study's K best configurations (default 3; 1: the best "
-                            "alone); under --time-budget only those whose final fits fit in it")
+                            "alone; with several families, a weighted blend of at most K of the best trials, of any "
+                            "family); under --time-budget only those whose final fits fit in it")
     train.add_argument("--test-size", type=fraction, help="share of the rows held out for the test split (default 0.2)")
     train.add_argument("--val-size", type=fraction,
                        help="share of the rows held out for the validation split (default 0.2)")
