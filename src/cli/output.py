@@ -84,8 +84,10 @@ def _study_lines(hpo: dict[str, Any], *, named: bool) -> list[str]:
                          + f" (validation {hpo.get('metric')} " + ", ".join(fmt(m.get("value")) for m in members) + ")")
     blend = hpo.get("blend")
     if blend and not blend.get("deployed"):
+        need = "" if blend.get("needed_s") is None else f" (about {blend['needed_s']:.1f} s"
+        need += "" if not need or blend.get("left_s") is None else f", {max(0.0, blend['left_s']):.1f} s left)"
         lines.append(f"  a blend of the best trials scored {fmt(blend.get('value'))} (best alone "
-                     f"{fmt(blend.get('single_value'))}) but its final fits did not fit in the time left")
+                     f"{fmt(blend.get('single_value'))}), but its final fits did not fit in the time left{need}")
     swap = hpo.get("trial_for_time")
     if swap:
         lines.append(f"  final model: trial {swap.get('used_trial')} instead of the best, {swap.get('best_trial')}: "

@@ -315,20 +315,18 @@ def test_what_a_family_takes_after_the_study_is_measured_apart_and_reserved_when
     assert r.affordable(4.6, slack=0.5) is None  # with time for the extra trees' 4.5 s, they stay
 
 
-def test_a_blend_is_kept_only_when_all_its_members_fits_and_overheads_fit_without_slack() -> None:
-    """A blend's extra members (any family) join the final fits all or none: their fits, plus the
-    overhead of a family other than the best one's, must fit in the time left with the best trial's
-    and the defaults', without the slack the best trial alone gets; and within the members' cap."""
+def test_a_blends_final_fits_count_every_member_and_the_overhead_of_another_family() -> None:
+    """A blend's extra members (any family) need their final fits with the best trial's and the
+    defaults', plus the overhead of a family other than the best one's; over the members' cap (or an
+    unknown trial) there is no estimate: the blend is not deployed."""
     r = _family_reserve("extra_trees", 1.5, overheads={"extra_trees": 2.0})
     asyncio.run(r.on_trial_finished(None, _family_trial(3, 0.85, "extra_trees", fit_seconds=1.5)))  # type: ignore[arg-type]
     best_alone = 2.0 + 1.0  # the LightGBM trial's fit and its family's defaults (unpadded)
-    assert r.blend_fits([0], best_alone + 1.0)  # LightGBM's defaults as a member: no overhead
-    assert not r.blend_fits([0], best_alone + 0.9)
-    assert r.blend_fits([3, 0], best_alone + 1.5 + 1.0 + 2.0)  # extra trees bring their overhead
-    assert not r.blend_fits([3, 0], best_alone + 1.5 + 1.0 + 1.9)
-    assert not r.blend_fits([3, 99], 100.0)  # a trial the reserve never saw complete
+    assert r.blend_seconds([0]) == pytest.approx(best_alone + 1.0)  # LightGBM's defaults as a member: no overhead
+    assert r.blend_seconds([3, 0]) == pytest.approx(best_alone + 1.5 + 1.0 + 2.0)  # extra trees bring their overhead
+    assert r.blend_seconds([3, 99]) is None  # a trial the reserve never saw complete
     capped = _family_reserve("extra_trees", 1.5, members_cap=SAFETY * 0.9)
-    assert not capped.blend_fits([0], 100.0)  # over the cap, whatever the time left
+    assert capped.blend_seconds([0]) is None  # over the cap, whatever the time left
 
 
 def test_a_family_search_keeps_time_for_the_next_best_trials_of_any_family() -> None:

@@ -493,22 +493,21 @@ class PostStudyReserve:
             out.append(m["number"])
         return out
 
-    def blend_fits(self, numbers: Sequence[int], seconds_left: float) -> bool:
-        """Whether the final fits of a blend's extra members (trial ``numbers``; :mod:`src.mlops.blend`)
-        fit, with the best trial's, in ``seconds_left`` and within :attr:`members_cap`, without the
-        slack :meth:`affordable` grants the best trial (the members are optional: measured, a blend of
-        extra trees and two boosters on a 900-row table admitted with the slack ended 7.5 s past a
-        60 s budget); a member of another family than the best one's adds that family's overhead (a
-        forest takes longer to save and upload). All or none: a blend without one of its members is
-        not the blend that was scored."""
+    def blend_seconds(self, numbers: Sequence[int]) -> float | None:
+        """Seconds (unpadded, as :meth:`affordable` counts them) the final fits need, with the best
+        trial's, when a blend adds trials ``numbers`` (:mod:`src.mlops.blend`); a member of another family
+        than the best one's adds that family's overhead (a forest takes longer to save and upload).
+        ``None`` when their padded fits exceed :attr:`members_cap` or a trial is unknown. The caller
+        keeps the blend only when all of them fit: a blend without one of its members is not the blend
+        that was scored."""
         by_number = {c[1]: c for c in self._completed}
         if any(n not in by_number for n in numbers):
-            return False
+            return None
         extra = sum(by_number[n][2] for n in numbers)
         if self.members_cap is not None and SAFETY * self.fit_ratio * extra > self.members_cap:
-            return False
+            return None
         overheads = self._other_overheads([{"params": by_number[n][3]} for n in numbers])
-        return self._best_alone(padded=False) + self.fit_ratio * extra + overheads <= seconds_left
+        return self._best_alone(padded=False) + self.fit_ratio * extra + overheads
 
     def affordable(self, seconds_left: float, *, slack: float | None = None
                    ) -> tuple[int, dict[str, Any], dict[str, Any]] | None:

@@ -402,13 +402,12 @@ async def hyperparameter_tuner(state: ModelTrainerState, runtime: Runtime[ModelT
     summary = _summary(result, scheme, timeout)
     if swapped is None and (selected is None or selected["used_trial"] == selected["best_trial"]):
         left = None if deadline is None else deadline - time.time() - (fixed + upload)
-        members, blended = _ensemble(result, setting(state, "ensemble_size"), families, reserve, left, family_of,
-                                     averaged)
+        members, blend = _ensemble(result, setting(state, "ensemble_size"), families, reserve, left, family_of,
+                                   averaged)
         if members:
             summary["ensemble"] = jsonable(members)
-        if result.blend:  # deployed, or not: its members' fits did not fit in the time left
-            summary["blend"] = jsonable({**{k: result.blend[k] for k in ("value", "single_value")},
-                                         "deployed": blended})
+        if blend is not None:  # deployed, or not: its members' fits did not fit in the time left
+            summary["blend"] = jsonable(blend)
     if probed is not None:
         summary["scheme_probe"] = jsonable(probed)
     if swapped is not None:
@@ -449,29 +448,28 @@ def _averaged(families: list[str], spec: ModelSpec, problem_type: str) -> Callab
 
 def _ensemble(result: OptimizationResult, size: int, families: list[str], reserve: PostStudyReserve | None,
               left: float | None, family_of: Callable[[Mapping[str, Any]], str] | None,
-              averaged: Callable[[Mapping[str, Any]], bool]) -> tuple[list[dict[str, Any]], bool]:
+              averaged: Callable[[Mapping[str, Any]], bool]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """The trials the final model averages (``ensemble_size`` > 1), best first, with the params the
-    final fits use, their family and weight (``[]`` for the best alone), and whether they are the
-    study's blend. A family search's blend
-    (:mod:`src.mlops.blend`) when it has one and its fits fit in the time left, else the best
-    configurations of the best trial's family, equally weighted (:func:`ensemble_members`). Under a
-    time budget, only those whose final fits the reserve kept time for and that still fit in the
-    ``left`` seconds."""
+    final fits use, their family and weight (``[]`` for the best alone), and the study's blend, if any
+    (``{"value", "single_value", "deployed"}``, with the seconds its fits needed and had under a time
+    budget). The blend (:mod:`src.mlops.blend`) is deployed when its fits fit in the time left, else
+    the best configurations of the best trial's family are averaged, equally weighted
+    (:func:`ensemble_members`). Under a time budget, only those whose final fits the reserve kept
+    time for and that still fit in the ``left`` seconds."""
     if size < 2 or result.objectives or not result.top_trials:
-        return [], False
-    members = _blend_members(result, reserve, left)
-    blended = members is not None
+        return [], None
+    members, blend = _blend_members(result, reserve, left)
     if members is None:
         members = ensemble_members(result.top_trials, size, direction=result.direction,
                                    defaults_value=result.defaults_value, same_family=family_of, averaged=averaged)
         if not members or members[0]["number"] != result.best_trial_number:
-            return [], False
+            return [], blend
         if reserve is not None and left is not None:
             allowed = set(reserve.ensemble(left))
             members = [members[0], *(m for m in members[1:] if m["number"] in allowed)]
         members = [{**m, "weight": 1.0 / len(members)} for m in members]
     if len(members) < 2:
-        return [], False
+        return [], blend
     out = []
     for m in members:
         family, params = split_family_params(m["params"]) if families else (result.algorithm, m["params"])
@@ -479,25 +477,31 @@ def _ensemble(result: OptimizationResult, size: int, families: list[str], reserv
         out.append({"number": m["number"], "value": m["value"], "algorithm": family, "weight": round(m["weight"], 6),
                     "params": {**result.default_params, **params} if family == result.algorithm else {**defaults, **params},
                     "best_iteration": m["user_attrs"].get("best_iteration"), "fit_rows": m["user_attrs"].get("fit_rows")})
-    return out, blended
+    return out, blend
 
 
 def _blend_members(result: OptimizationResult, reserve: PostStudyReserve | None,
-                   left: float | None) -> list[dict[str, Any]] | None:
+                   left: float | None) -> tuple[list[dict[str, Any]] | None, dict[str, Any] | None]:
     """The members of the study's blend (top trials with a ``weight``, the best trial first, then by
-    weight), or ``None`` when it has none, it does not start with the trial the final fits use, or
-    the extra members' final fits do not fit in the time left."""
+    weight; ``None`` when it has none, it does not start with the trial the final fits use, or the
+    members' final fits do not fit in the time left, with the slack the best trial gets), and what
+    the summary records of it."""
     blend = result.blend
     if not blend:
-        return None
+        return None, None
     by_number = {t["number"]: t for t in result.top_trials}
     weights = {m["number"]: float(m["weight"]) for m in blend["members"]}
+    info: dict[str, Any] = {"value": blend["value"], "single_value": blend["single_value"], "deployed": False}
     if result.best_trial_number not in weights or any(n not in by_number for n in weights):
-        return None
+        return None, info
     extras = sorted((n for n in weights if n != result.best_trial_number), key=lambda n: (-weights[n], n))
-    if reserve is not None and left is not None and not reserve.blend_fits(extras, left):
-        return None
-    return [{**by_number[n], "weight": weights[n]} for n in [result.best_trial_number, *extras]]
+    if reserve is not None and left is not None:
+        needed = reserve.blend_seconds(extras)
+        info.update(needed_s=None if needed is None else round(needed, 2), left_s=round(left, 2))
+        if needed is None or needed > left + reserve.slack:
+            return None, info
+    info["deployed"] = True
+    return [{**by_number[n], "weight": weights[n]} for n in [result.best_trial_number, *extras]], info
 
 
 def _use_trial(result: OptimizationResult, number: int, params: dict[str, Any], attrs: dict[str, Any]) -> None:
