@@ -23,20 +23,27 @@ from src.mlops.models import get_model_spec
 from src.mlops.tracking import MLflowTracker
 
 
-async def test_auto_on_breast_cancer_picks_names_and_deploys_a_family(tmp_path: Path,
-                                                                       context: ModelTrainerContext) -> None:
-    frame = load_breast_cancer(as_frame=True).frame
-    csv = tmp_path / "bc.csv"
+async def _run_tracked(tmp_path: Path, context: ModelTrainerContext, frame: pd.DataFrame,
+                       inputs: dict) -> tuple[Path, str, dict]:
+    """The graph on ``frame`` (written as a CSV, target column ``target``) with an MLflow tracker:
+    (the CSV, the tracking URI, the final state, completed)."""
+    csv = tmp_path / "data.csv"
     frame.to_csv(csv, index=False)
     uri = f"sqlite:///{(tmp_path / 'mlflow.db').as_posix()}"
     context.tracker = tracker = MLflowTracker(tracking_uri=uri, experiment_name="families")
     try:
-        final = await build_model_trainer_graph().ainvoke(
-            {"data_path": str(csv), "target": "target", "algorithm": "AUTO", "n_trials": 8, "scheme": "holdout"},
-            context=context)
+        final = await build_model_trainer_graph().ainvoke({"data_path": str(csv), "target": "target", **inputs},
+                                                          context=context)
     finally:
         await tracker.aclose()
     assert final["status"] == "completed", final.get("error")
+    return csv, uri, final
+
+
+async def test_auto_on_breast_cancer_picks_names_and_deploys_a_family(tmp_path: Path,
+                                                                       context: ModelTrainerContext) -> None:
+    csv, uri, final = await _run_tracked(tmp_path, context, load_breast_cancer(as_frame=True).frame,
+                                         {"algorithm": "AUTO", "n_trials": 8, "scheme": "holdout"})
     assert final["algorithm"] == "auto"  # the setting, canonical
     hpo = final["hpo"]
     chosen = hpo["chosen_family"]
@@ -97,18 +104,8 @@ async def test_a_blend_across_families_is_deployed_weighted_and_named(tmp_path: 
     """LightGBM and Ridge on diabetes: the study's blend of both families beats either alone on the
     validation rows; both final models (evaluated and deployed) are that weighted average, and the
     state, the artifact's metadata and MLflow name its members, families and weights."""
-    frame = load_diabetes(as_frame=True).frame
-    csv = tmp_path / "diabetes.csv"
-    frame.to_csv(csv, index=False)
-    uri = f"sqlite:///{(tmp_path / 'mlflow.db').as_posix()}"
-    context.tracker = tracker = MLflowTracker(tracking_uri=uri, experiment_name="blend")
-    try:
-        final = await build_model_trainer_graph().ainvoke(
-            {"data_path": str(csv), "target": "target", "algorithm": "lightgbm,ridge", "n_trials": 10, "seed": 0},
-            context=context)
-    finally:
-        await tracker.aclose()
-    assert final["status"] == "completed", final.get("error")
+    csv, uri, final = await _run_tracked(tmp_path, context, load_diabetes(as_frame=True).frame,
+                                         {"algorithm": "lightgbm,ridge", "n_trials": 10, "seed": 0})
     hpo = final["hpo"]
     members = hpo["ensemble"]
     assert hpo["blend"]["deployed"] and hpo["blend"]["value"] < hpo["blend"]["single_value"] == hpo["best_value"], hpo.get("blend")
