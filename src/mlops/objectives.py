@@ -367,7 +367,7 @@ class ModelObjective:
         iterations: list[int] = []
         rows: list[int] = []
         # probabilities only from an estimator that gives them (a squashed decision function does not average)
-        predictions: list[Any] | None = [] if self.keep_predictions and self.blends_predictions else None
+        predictions: list[Any] | None = [] if self.keep_predictions else None
         t0 = time.perf_counter()
         steps = split_step_params(params)[1]
         for i, f in enumerate(folds):
@@ -379,8 +379,10 @@ class ModelObjective:
             )
             pred = fitted.model.predict_for_metric(f.X_val, self.metric)
             scores.append(score_predictions(self.metric, f.y_val, pred, labels=self.labels))
+            if predictions is not None and self.codec is not None and not fitted.model.has_proba:
+                predictions = None
             if predictions is not None:
-                predictions = predictions + [pred] if self.codec is None or fitted.model.has_proba else None
+                predictions.append(pred)
             if i == 0 and self.objective_set is not None:  # costs of the first fold's model (multi_objective.py)
                 costs = measure_costs(self.objective_set.costs, fitted.model, f.X_val)
             if fitted.best_iteration is not None:

@@ -222,7 +222,8 @@ async def run_hyperparameter_optimization(
 
     try:
         objective, fingerprint, schema, data_fp = await asyncio.to_thread(build)
-        if blend_members is not None and blend_members > 1 and not multi:
+        blending = blend_members is not None and blend_members > 1 and not multi
+        if blending:
             objective.remember_predictions()  # the candidates of result.blend (blend.py)
         name = study_name or f"{name_label}-{pt}-{'+'.join(metric_names)}-{fingerprint}"
         context = StudyContext(
@@ -304,7 +305,7 @@ async def run_hyperparameter_optimization(
         if len(study.directions) == 1:
             result.robust_choice = robust_choice(complete, result.direction)
             result.top_trials = top_trials(complete, result.direction)
-            if blend_members is not None and blend_members > 1:
+            if blending:
                 blend = await asyncio.to_thread(objective.blend, result.top_trials, blend_members)
                 result.blend = None if blend is None else blend.to_dict()
         if families:  # the optimizer recorded the families (annotate); the best trial's family is the chosen one
